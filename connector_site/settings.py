@@ -1,0 +1,179 @@
+"""ml-connector settings, read from the environment (django-environ).
+
+Every variable is documented in `.env.example` and the README's configuration table.
+The embedded default needs nothing installed: a SQLite file under var/ and django-q2's ORM broker.
+`DATABASE_URL` switches to PostgreSQL; `REDIS_URL` switches django-q2 to its Redis broker.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("ML_CONNECTOR_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env(
+    DEBUG=(bool, False),
+    ALLOWED_HOSTS=(list, ["localhost", "127.0.0.1", "[::1]", "testserver"]),
+    FERNET_KEYS=(list, []),
+)
+env_file = BASE_DIR / ".env"
+if env_file.exists():
+    environ.Env.read_env(str(env_file))
+
+DEBUG = env("DEBUG")
+
+# Development-only fallbacks: refused outside DEBUG so a production install cannot run on them.
+_DEV_SECRET_KEY = "dev-only-insecure-secret-key-ml-connector"  # noqa: S105
+_DEV_FERNET_KEY = "ZGV2LW9ubHktaW5zZWN1cmUtZmVybmV0LWtleS0wMDA="  # noqa: S105
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+FERNET_KEYS = [k for k in env("FERNET_KEYS") if k]
+_missing = [name for name, value in (("SECRET_KEY", SECRET_KEY), ("FERNET_KEYS", FERNET_KEYS)) if not value]
+if _missing:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "ml-connector refuses to start without "
+            + " and ".join(_missing)
+            + ". Set SECRET_KEY to a long random string and FERNET_KEYS to a comma-separated list of "
+            "Fernet keys (first encrypts, all decrypt); generate one with: python -c "
+            '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())". '
+            "For local development only, DEBUG=true allows built-in insecure defaults."
+        )
+    SECRET_KEY = SECRET_KEY or _DEV_SECRET_KEY
+    FERNET_KEYS = FERNET_KEYS or [_DEV_FERNET_KEY]
+# django-fernet-fields reads FERNET_KEYS (first key encrypts, every key decrypts).
+FERNET_USE_HKDF = env.bool("FERNET_USE_HKDF", default=True)
+
+ALLOWED_HOSTS = env("ALLOWED_HOSTS")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The public base URL Asana and Acumatica deliver webhooks to (no trailing slash).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "integrations",
+    "mappings",
+    "audit",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "connector_site.urls"
+WSGI_APPLICATION = "connector_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db(
+        "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ml-connector.sqlite3'}"
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, qcluster) share the file: wait for locks instead of failing at once,
+    # and take the write lock at BEGIN so two writers never deadlock on an upgrade.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+
+Q_CLUSTER = {
+    "name": env.str("Q_CLUSTER_NAME", default="ml-connector"),
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=300),
+    "retry": env.int("Q_RETRY", default=360),
+    "max_attempts": 1,  # our tasks reschedule themselves with backoff; the broker never blind-retries
+    "queue_limit": 50,
+    "bulk": 10,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Task queue (django-q2)",
+    "sync": env.bool("Q_SYNC", default=False),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "ml_connector_cache"}
+    )
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ml-connector@localhost")
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+
+# Largest webhook / push body accepted; larger deliveries get 413 and are not stored.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_048_576)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(WEBHOOK_MAX_BODY_BYTES * 2, 2_621_440)
+
+# Outbound HTTP defaults (seconds). Acumatica may queue requests silently: its read timeout is generous.
+HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=10.0)
+HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", default=60.0)
+# A wait up to this long sleeps in the worker; a longer one reschedules the task.
+HTTP_MAX_INLINE_WAIT = env.float("HTTP_MAX_INLINE_WAIT", default=5.0)
+HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=4)
+# http:// is accepted for loopback URLs (the sandboxes) only; false refuses even those.
+ALLOW_LOOPBACK_HTTP = env.bool("ALLOW_LOOPBACK_HTTP", default=True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "integrations.base.redaction.RedactingFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django_q": {"level": "WARNING"}},
+}
+
+ADMIN_SITE_HEADER = env.str("ADMIN_SITE_HEADER", default="ml-connector console")
