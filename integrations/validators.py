@@ -1,0 +1,98 @@
+"""Validation rules shared by the console forms, `connector config apply` and the clients.
+
+Each validator raises django.core.exceptions.ValidationError with an operator-readable message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+ENDPOINT_VERSION_RE = re.compile(r"^\d{2}\.\d{3}\.\d{3}$")
+GID_RE = re.compile(r"^\d{1,32}$")
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def validate_endpoint_version(value: str) -> None:
+    """Acumatica endpoint versions look like 24.200.001 (major.release.build)."""
+    if not ENDPOINT_VERSION_RE.match(value or ""):
+        raise ValidationError(
+            "%(value)r is not an Acumatica endpoint version; it must look like 24.200.001.",
+            params={"value": value},
+            code="endpoint_version",
+        )
+
+
+def validate_gid(value: str) -> None:
+    """Asana GIDs are numeric strings."""
+    if value in (None, ""):
+        return
+    if not GID_RE.match(str(value)):
+        raise ValidationError(
+            "%(value)r is not an Asana GID; GIDs are digits only (e.g. 1201234567890123).",
+            params={"value": value},
+            code="gid",
+        )
+
+
+def is_loopback_host(host: str) -> bool:
+    host = (host or "").strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_private_host(host: str) -> bool:
+    """True for literal private, link-local or reserved addresses (not for DNS names)."""
+    host = (host or "").strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return (ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast) and not ip.is_loopback
+
+
+def validate_outbound_url(value: str, *, allow_private: bool = False) -> None:
+    """Outbound URLs must be https; http only to loopback (the sandboxes) when allowed.
+
+    Literal private-network addresses are refused for cloud services (Acumatica, Asana) so a
+    misconfigured tenant cannot make the connector probe the internal network; the Sage 100 agent,
+    which lives on the customer's LAN, passes allow_private=True.
+    """
+    if not value:
+        raise ValidationError("A URL is required.", code="url")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValidationError(
+            "%(value)r is not an absolute http(s) URL.", params={"value": value}, code="url"
+        )
+    loopback = is_loopback_host(parts.hostname)
+    if parts.scheme == "http":
+        if not loopback:
+            raise ValidationError(
+                "%(value)r uses http://; only https:// is allowed (plain http is accepted for loopback "
+                "sandbox addresses only).",
+                params={"value": value},
+                code="url_scheme",
+            )
+        if not getattr(settings, "ALLOW_LOOPBACK_HTTP", True):
+            raise ValidationError(
+                "%(value)r is a loopback http:// URL, which ALLOW_LOOPBACK_HTTP=false refuses.",
+                params={"value": value},
+                code="url_scheme",
+            )
+    if not allow_private and is_private_host(parts.hostname):
+        raise ValidationError(
+            "%(value)r points at a private network address; refused for a cloud service.",
+            params={"value": value},
+            code="url_private",
+        )
+    if parts.username or parts.password:
+        raise ValidationError("Put credentials in their own fields, not in the URL.", code="url_userinfo")
