@@ -1,0 +1,68 @@
+"""Writes the audit trail: API calls, audit entries and the context that links them.
+
+Flow steps set the context (`audit_context(run=…, record_link=…)`); every API call made inside it
+is linked to that run and record, so a record's lineage page can show the calls made for it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from integrations.base.redaction import redact_data
+
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("audit_context", default={})
+
+
+@contextmanager
+def audit_context(**values: Any) -> Iterator[dict[str, Any]]:
+    """Attach run / record_link / tenant_id to everything recorded inside the block."""
+    merged = {**_context.get(), **values}
+    token = _context.set(merged)
+    try:
+        yield merged
+    finally:
+        _context.reset(token)
+
+
+def current_context() -> dict[str, Any]:
+    return _context.get()
+
+
+def record_api_call(record) -> None:
+    from .models import ApiCall
+
+    ctx = _context.get()
+    run = ctx.get("run")
+    link = ctx.get("record_link")
+    ApiCall.objects.create(
+        tenant_id=record.tenant_id or ctx.get("tenant_id"),
+        run_id=getattr(run, "pk", run),
+        record_link_id=getattr(link, "pk", link),
+        system=record.system,
+        method=record.method,
+        url=record.url,
+        status_code=record.status_code,
+        duration_ms=record.duration_ms,
+        attempt=record.attempt,
+        error=record.error,
+        request_excerpt=record.request_excerpt,
+        response_excerpt=record.response_excerpt,
+        started_at=record.started_at,
+    )
+
+
+def record_entry(*, tenant, operation: str, status: str, **fields: Any):
+    """Append one AuditEntry; snapshots and payloads are redacted before they are stored."""
+    from .models import AuditEntry
+
+    ctx = _context.get()
+    for name in ("source_snapshot", "payload", "field_diff"):
+        if name in fields and fields[name] is not None:
+            fields[name] = redact_data(fields[name])
+    fields.setdefault("run", ctx.get("run"))
+    fields.setdefault("record_link", ctx.get("record_link"))
+    fields.setdefault("actor", ctx.get("actor", "system"))
+    return AuditEntry.objects.create(tenant=tenant, operation=operation, status=status, **fields)
