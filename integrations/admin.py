@@ -1,0 +1,120 @@
+"""The operator console: tenants with their connections and flows inline."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from .forms import WriteOnlySecretsForm
+from .models import (
+    AcumaticaConnection,
+    AsanaConnection,
+    AsanaWebhook,
+    Cursor,
+    Flow,
+    RecordLink,
+    Sage100Connection,
+    Tenant,
+)
+
+
+class ConnectionInline(admin.StackedInline):
+    form = WriteOnlySecretsForm
+    extra = 0
+    max_num = 1
+    can_delete = True
+    readonly_fields = ("last_checked_at", "last_check_ok", "last_check_message")
+
+
+class AcumaticaInline(ConnectionInline):
+    model = AcumaticaConnection
+    readonly_fields = ConnectionInline.readonly_fields + ("build_version", "push_url", "token_expires_at")
+
+    @admin.display(description="Push notification URL")
+    def push_url(self, obj):
+        from django.conf import settings
+
+        if not obj or not obj.pk:
+            return "—"
+        return f"{settings.PUBLIC_BASE_URL}/hooks/acumatica/{obj.push_uuid}/"
+
+
+class AsanaInline(ConnectionInline):
+    model = AsanaConnection
+    readonly_fields = ConnectionInline.readonly_fields + ("token_expires_at",)
+
+
+class Sage100Inline(ConnectionInline):
+    model = Sage100Connection
+    readonly_fields = ConnectionInline.readonly_fields + ("agent_version",)
+
+
+class FlowInline(admin.TabularInline):
+    model = Flow
+    extra = 0
+    fields = ("name", "kind", "enabled", "asana_project_gid", "asana_section_gid", "poll_interval_minutes",
+              "mapping_status")
+    readonly_fields = ("mapping_status",)
+    show_change_link = True
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "active", "systems", "flow_count", "updated_at")
+    list_filter = ("active",)
+    search_fields = ("slug", "name")
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = [AcumaticaInline, AsanaInline, Sage100Inline, FlowInline]
+
+    @admin.display(description="Connected systems")
+    def systems(self, obj):
+        names = [label for attr, label in (("acumatica", "Acumatica"), ("asana", "Asana"),
+                                           ("sage100", "Sage 100")) if hasattr(obj, attr)]
+        return ", ".join(names) or "—"
+
+    @admin.display(description="Flows")
+    def flow_count(self, obj):
+        return obj.flows.count()
+
+
+@admin.register(Flow)
+class FlowAdmin(admin.ModelAdmin):
+    list_display = ("name", "tenant", "kind", "enabled", "asana_project_gid", "mapping_badge", "updated_at")
+    list_filter = ("tenant", "kind", "enabled", "mapping_status")
+    search_fields = ("name", "tenant__slug", "asana_project_gid")
+    readonly_fields = ("mapping_status", "mapping_status_reason", "created_at", "updated_at")
+
+    @admin.display(description="Mapping")
+    def mapping_badge(self, obj):
+        color = "#1a7f37" if obj.mapping_status == Flow.MappingStatus.OK else "#cf222e"
+        return format_html('<b style="color:{}">{}</b>', color, obj.get_mapping_status_display())
+
+
+@admin.register(Cursor)
+class CursorAdmin(admin.ModelAdmin):
+    list_display = ("tenant", "stream", "value", "updated_at")
+    list_filter = ("tenant",)
+    search_fields = ("stream",)
+
+
+@admin.register(RecordLink)
+class RecordLinkAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "tenant", "flow", "state", "asana_task_gid", "sage_po_number", "updated_at")
+    list_filter = ("tenant", "kind", "state", "flow")
+    search_fields = ("acumatica_ref", "asana_task_gid", "sage_po_number", "acumatica_id")
+    readonly_fields = [f.name for f in RecordLink._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AsanaWebhook)
+class AsanaWebhookAdmin(admin.ModelAdmin):
+    form = WriteOnlySecretsForm
+    list_display = ("resource_gid", "tenant", "state", "webhook_gid", "last_heartbeat_at", "last_event_at",
+                    "failure_deletion_timestamp")
+    list_filter = ("tenant", "state")
+    search_fields = ("resource_gid", "webhook_gid")
+    readonly_fields = ("target_uuid", "webhook_gid", "pending_since", "last_event_at", "last_heartbeat_at",
+                       "last_checked_at", "last_failure_at", "last_failure_content",
+                       "failure_deletion_timestamp", "created_at")

@@ -1,0 +1,45 @@
+"""`python manage.py connector <sub-command>`: one command, sub-commands in integrations/cli/."""
+
+from __future__ import annotations
+
+import importlib
+
+from django.core.management.base import BaseCommand, CommandError
+
+from integrations.cli import SUBCOMMANDS
+
+
+class _Out:
+    def __init__(self, command: BaseCommand):
+        self._cmd = command
+
+    def write(self, text: str = "") -> None:
+        self._cmd.stdout.write(text)
+
+    def success(self, text: str) -> None:
+        self._cmd.stdout.write(self._cmd.style.SUCCESS(text))
+
+    def warning(self, text: str) -> None:
+        self._cmd.stdout.write(self._cmd.style.WARNING(text))
+
+    def error(self, text: str) -> None:
+        self._cmd.stderr.write(self._cmd.style.ERROR(text))
+
+
+class Command(BaseCommand):
+    help = "ml-connector operations: check, config, sync, webhooks, replay, sandbox, rotate-keys."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+        self._modules = {}
+        for path in SUBCOMMANDS:
+            module = importlib.import_module(path)
+            p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+            module.add_arguments(p)
+            self._modules[module.NAME] = module
+
+    def handle(self, *args, **options):
+        module = self._modules[options["subcommand"]]
+        code = module.run(options, _Out(self))
+        if code:
+            raise CommandError(f"connector {module.NAME} failed (exit {code})", returncode=code)
