@@ -57,8 +57,7 @@ class Ledger:
         self.path = path
         self.stale_after = stale_after
         self._local = threading.local()
-        with self._tx() as db:
-            db.executescript(_SCHEMA)
+        self._db().executescript(_SCHEMA)  # executescript commits on its own: keep it outside _tx
 
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

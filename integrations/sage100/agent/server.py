@@ -82,9 +82,12 @@ class RunningAgent:
         else:
             from waitress import wasyncore
 
-            self._server.task_dispatcher.shutdown()
-            self._server.close()
-            wasyncore.close_all(self._server._map)
+            # Close the sockets from inside the event loop (via its trigger), so select() never sees a
+            # descriptor closed under it; the loop exits once its map is empty.
+            server = self._server
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            self._thread.join(timeout=10)
+            server.task_dispatcher.shutdown()
         self._thread.join(timeout=10)
 
     def __enter__(self) -> RunningAgent:

@@ -72,8 +72,8 @@ class SimulatedStore:
         self.tz = tz
         self.clock = clock or (lambda: datetime.now(UTC))
         self._local = threading.local()
+        self._db().executescript(_SCHEMA)  # executescript commits on its own: keep it outside _tx
         with self._tx() as db:
-            db.executescript(_SCHEMA)
             db.execute("INSERT OR IGNORE INTO counters VALUES ('po_number', ?)", (first_po_number,))
 
     # --- plumbing ---------------------------------------------------------------------------------

@@ -1,0 +1,150 @@
+"""HTTPS: a real TLS handshake against a locally started agent with a self-signed certificate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from integrations.sage100.agent.config import ConfigError, from_dict
+from integrations.sage100.agent.ledger import Ledger
+from integrations.sage100.agent.server import create_app, start_in_thread
+
+from .conftest import call, po_body
+
+
+@pytest.fixture
+def cert_files(tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sage-agent.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "agent.crt", tmp_path / "agent.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def tls_agent(config, sim, cert_files):
+    app = create_app(config, backend=sim, ledger=Ledger(config.ledger_path))
+    running = start_in_thread(app, port=0, tls_cert=cert_files[0], tls_key=cert_files[1])
+    yield running
+    running.stop()
+
+
+def test_https_request_with_verified_self_signed_cert(tls_agent, cert_files, sim):
+    assert tls_agent.url.startswith("https://127.0.0.1:")
+    context = ssl.create_default_context(cafile=cert_files[0])  # verify chain and host name (SAN 127.0.0.1)
+    reply = call(tls_agent, "GET", "/v1/ping", ssl_context=context)
+    assert reply.status == 200 and reply.json["company"] == "ABC"
+    created = call(tls_agent, "POST", "/v1/purchase-orders", po_body(), idem="tls-1", ssl_context=context)
+    assert created.status == 201 and sim.count_pos() == 1
+
+
+def test_untrusting_client_fails_the_handshake(tls_agent):
+    with pytest.raises(ssl.SSLCertVerificationError):
+        call(tls_agent, "GET", "/v1/ping", ssl_context=ssl.create_default_context())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_old_tls_versions_are_refused(tls_agent):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    try:
+        context.minimum_version = ssl.TLSVersion.TLSv1
+    except ValueError:
+        pytest.skip("this OpenSSL cannot offer TLS 1.1 at all")
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        call(tls_agent, "GET", "/v1/ping", ssl_context=context)
+
+
+def test_plain_http_is_refused_off_loopback(tmp_path):
+    data = {
+        "agent": {"ledger_path": str(tmp_path / "l")},
+        "server": {"host": "0.0.0.0", "allow_plain_http": True},
+        "auth": {"clients": [{"api_key": "k" * 20, "hmac_secret": "s" * 40}]},
+    }
+    with pytest.raises(ConfigError, match="tls_cert"):
+        from_dict(data, env={})
+
+
+def test_example_config_parses_and_secrets_come_from_env(tmp_path):
+    import integrations.sage100.agent as agent_pkg
+    from integrations.sage100.agent.config import load_config
+
+    example = Path(agent_pkg.__file__).with_name("agent.example.toml")
+    env = {
+        "SAGE_AGENT_API_KEY": "a" * 24,
+        "SAGE_AGENT_HMAC_SECRET": "b" * 40,
+        "SAGE100_USER": "agent",
+        "SAGE100_PASSWORD": "pw",
+    }
+    config = load_config(example, env=env)
+    assert (config.backend, config.boi.user, config.clients[0].api_key) == ("boi", "agent", "a" * 24)
+    with pytest.raises(ConfigError, match="SAGE100_PASSWORD"):
+        load_config(example, env={k: v for k, v in env.items() if k != "SAGE100_PASSWORD"})
+
+
+def test_cli_check_runs_without_django(tmp_path, cert_files):
+    toml = tmp_path / "agent.toml"
+    toml.write_text(f"""
+[agent]
+backend = "simulated"
+[server]
+tls_cert = "{cert_files[0]}"
+tls_key = "{cert_files[1]}"
+[[auth.clients]]
+api_key_env = "K"
+hmac_secret_env = "S"
+""")
+    script = (
+        "import runpy, sys\n"
+        "sys.argv = ['agent', '--config', sys.argv[1], '--check']\n"
+        "try:\n"
+        "    runpy.run_module('integrations.sage100.agent', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "assert 'django' not in sys.modules, 'the agent imported django'\n"
+    )
+    repo_root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(toml)],
+        capture_output=True,
+        text=True,
+        env={"K": "k" * 20, "S": "s" * 40},
+        cwd=repo_root,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK: backend=simulated" in result.stdout
