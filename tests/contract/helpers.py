@@ -36,7 +36,9 @@ ASANA_TASK = {
             "display_value": "100.5",
         }
     ],
-    "memberships": [{"project": {"gid": "123", "name": "AP approvals"}, "section": {"gid": "9", "name": "Inbox"}}],
+    "memberships": [
+        {"project": {"gid": "123", "name": "AP approvals"}, "section": {"gid": "9", "name": "Inbox"}}
+    ],
 }
 
 BILL = {

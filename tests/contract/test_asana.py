@@ -95,7 +95,9 @@ def test_oauth_token_refresh_allowed_by_gap(asana):
 
 def test_create_task_without_envelope_fails(asana):
     with pytest.raises(ContractViolation, match="envelope"):
-        asana.validate_request("POST", f"{ASANA}/tasks", ASANA_HEADERS, dumps({"name": "x", "projects": ["1"]}))
+        asana.validate_request(
+            "POST", f"{ASANA}/tasks", ASANA_HEADERS, dumps({"name": "x", "projects": ["1"]})
+        )
 
 
 @pytest.mark.parametrize(
@@ -161,7 +163,9 @@ def test_body_on_get_and_missing_body_fail(asana):
 
 
 def test_search_unknown_custom_field_operator_fails(asana):
-    assert asana.check_request("GET", f"{ASANA}/workspaces/1/tasks/search?custom_fields.456.bogus=1", ASANA_HEADERS)
+    assert asana.check_request(
+        "GET", f"{ASANA}/workspaces/1/tasks/search?custom_fields.456.bogus=1", ASANA_HEADERS
+    )
 
 
 def test_oauth_token_with_json_body_fails(asana):
@@ -173,17 +177,27 @@ def test_oauth_token_with_json_body_fails(asana):
 
 
 def test_task_responses_validate(asana):
-    asana.validate_response("POST", f"{ASANA}/tasks", ASANA_HEADERS, 201, JSON_UTF8, dumps({"data": ASANA_TASK}))
-    asana.validate_response("GET", f"{ASANA}/tasks/1200", ASANA_HEADERS, 200, JSON, dumps({"data": ASANA_TASK}))
+    asana.validate_response(
+        "POST", f"{ASANA}/tasks", ASANA_HEADERS, 201, JSON_UTF8, dumps({"data": ASANA_TASK})
+    )
+    asana.validate_response(
+        "GET", f"{ASANA}/tasks/1200", ASANA_HEADERS, 200, JSON, dumps({"data": ASANA_TASK})
+    )
     asana.validate_response("DELETE", f"{ASANA}/tasks/1200", ASANA_HEADERS, 200, JSON, dumps({"data": {}}))
 
 
 def test_task_list_response_with_next_page(asana):
     body = {
         "data": [{"gid": "1", "resource_type": "task", "name": "a", "resource_subtype": "default_task"}],
-        "next_page": {"offset": "eyJ0", "path": "/tasks?limit=100&offset=eyJ0", "uri": f"{ASANA}/tasks?offset=eyJ0"},
+        "next_page": {
+            "offset": "eyJ0",
+            "path": "/tasks?limit=100&offset=eyJ0",
+            "uri": f"{ASANA}/tasks?offset=eyJ0",
+        },
     }
-    asana.validate_response("GET", f"{ASANA}/tasks?project=1&limit=100", ASANA_HEADERS, 200, JSON, dumps(body))
+    asana.validate_response(
+        "GET", f"{ASANA}/tasks?project=1&limit=100", ASANA_HEADERS, 200, JSON, dumps(body)
+    )
 
 
 @pytest.mark.parametrize(
@@ -209,7 +223,9 @@ def test_response_without_envelope_fails(asana):
 
 
 def test_error_response_without_errors_list_fails(asana):
-    assert asana.check_response("GET", f"{ASANA}/tasks/1200", ASANA_HEADERS, 404, JSON, dumps({"message": "x"}))
+    assert asana.check_response(
+        "GET", f"{ASANA}/tasks/1200", ASANA_HEADERS, 404, JSON, dumps({"message": "x"})
+    )
 
 
 def test_response_type_mismatch_and_undeclared_status_fail(asana):
