@@ -203,7 +203,8 @@ class HttpClient:
                 attempt -= 1
                 continue
             error = self._error_for(response)
-            if status in self.retry_statuses and attempt <= self.max_retries:
+            # classify_error may turn a 5xx into a permanent error (Acumatica's 500 not-found): no retry
+            if status in self.retry_statuses and error.retryable and attempt <= self.max_retries:
                 if idempotent or status in self.retry_non_idempotent_on:
                     delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt)
                     self._pause(delay, error)
