@@ -1,0 +1,301 @@
+"""Signing in to Acumatica: OAuth 2.0 (password grant or a refresh-token chain) and legacy cookies.
+
+Facts this module is built on (reference/acumatica.md §2):
+- Token endpoint `{instance}/identity/connect/token`, form-encoded, `scope=api offline_access`; the
+  answer carries `access_token`, `expires_in` (typically 3600) and, with offline_access, a
+  `refresh_token`. **Every refresh returns a NEW refresh token and the old one is revoked** (§2.1):
+  the newest is written to the database at once, encrypted, with `filter(pk=…).update(…)` so a
+  concurrent save of the connection cannot overwrite it.
+- Every grant or login holds an "API user" seat (§2.3). An "API Login Limit" answer means the seats
+  are exhausted: that is `SeatsExhausted` (retryable later), never "wrong password".
+- Cookie login: `POST {instance}/entity/auth/login` with name/password/tenant/branch, 204 + cookies;
+  `POST {instance}/entity/auth/logout` in `finally` (§2.2). The requests.Session keeps the cookies.
+
+An authenticator is owned by one AcumaticaClient and uses the client's `request` (so its calls are
+recorded as ApiCall rows with secrets redacted) with `authenticated=False`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from integrations.base import errors
+
+if TYPE_CHECKING:
+    from .client import AcumaticaClient
+
+log = logging.getLogger(__name__)
+
+SCOPE = "api offline_access"
+TOKEN_PATH = "/identity/connect/token"
+LOGIN_PATH = "/entity/auth/login"
+LOGOUT_PATH = "/entity/auth/logout"
+EXPIRY_MARGIN = timedelta(seconds=60)
+# How long to wait before trying again after "API Login Limit": an unclosed session times out after
+# 10 minutes (reference §2.2), so a retry sooner than a minute is pointless.
+SEATS_RETRY_AFTER = 60.0
+SEATS_ADVICE = (
+    "all API user seats of the Acumatica license are in use: sign out other API sessions (or wait up "
+    "to 10 minutes for idle ones to expire), or raise 'Maximum Number of Web Services API Users' on "
+    "the license"
+)
+
+
+def is_login_limit(text: str) -> bool:
+    return "api login limit" in (text or "").lower()
+
+
+def seats_exhausted(body: str, status: int | None) -> errors.SeatsExhausted:
+    return errors.SeatsExhausted(
+        f"API Login Limit: {SEATS_ADVICE}",
+        system="acumatica",
+        status=status,
+        body_excerpt=(body or "")[:500],
+        retry_after=SEATS_RETRY_AFTER,
+    )
+
+
+class Authenticator:
+    """Extension contract: `apply(headers)`, `ensure()`, `reauthenticate() -> bool`, `logout()`."""
+
+    mode = "none"
+
+    def __init__(self, client: AcumaticaClient, connection: Any):
+        self.client = client
+        self.conn = connection
+        self.lock = threading.RLock()
+
+    def apply(self, headers: dict[str, str]) -> None:  # pragma: no cover - overridden
+        pass
+
+    def ensure(self) -> None:
+        """Make sure a credential is ready before a request."""
+
+    def reauthenticate(self) -> bool:
+        return False
+
+    def logout(self) -> None:
+        """Give the API seat back (cookie sessions); a no-op for OAuth tokens."""
+
+    def describe(self) -> str:
+        return self.mode
+
+
+class OAuthAuthenticator(Authenticator):
+    """Bearer tokens; password grant (`oauth_password`) or refresh-token chain (`oauth_code`)."""
+
+    def __init__(self, client: AcumaticaClient, connection: Any):
+        super().__init__(client, connection)
+        self.mode = connection.auth_mode
+        self.access_token: str = connection.access_token or ""
+        self.refresh_token: str = connection.refresh_token or ""
+        self.expires_at = connection.token_expires_at
+        client.register_secrets(connection.client_secret, connection.password, self.access_token,
+                                self.refresh_token)
+
+    def describe(self) -> str:
+        grant = "password grant" if self.mode == "oauth_password" else "authorization code + refresh token"
+        return f"OAuth 2.0 {grant} (client {self.conn.client_id or '?'})"
+
+    def apply(self, headers: dict[str, str]) -> None:
+        self.ensure()
+        headers["Authorization"] = f"Bearer {self.access_token}"
+
+    def _valid(self) -> bool:
+        return bool(self.access_token) and self.expires_at is not None and (
+            timezone.now() + EXPIRY_MARGIN < self.expires_at
+        )
+
+    def ensure(self) -> None:
+        with self.lock:
+            if not self._valid():
+                self.obtain()
+
+    def reauthenticate(self) -> bool:
+        with self.lock:
+            self.access_token = ""
+            self.obtain()
+            return True
+
+    def expire(self) -> None:
+        """Forget the access token (tests, and after a 401)."""
+        self.access_token = ""
+
+    def obtain(self) -> None:
+        """A fresh access token: refresh if we hold a refresh token, else the password grant."""
+        conn = self.conn
+        if not conn.client_id:
+            raise errors.ConfigurationError("Acumatica OAuth needs a client ID (GUID@Tenant)")
+        if self.refresh_token:
+            try:
+                self._token_request({"grant_type": "refresh_token", "refresh_token": self.refresh_token})
+                return
+            except errors.AuthFailed:
+                if self.mode != "oauth_password":
+                    raise
+                log.info("acumatica: refresh token rejected; falling back to the password grant")
+                self.refresh_token = ""
+        if self.mode != "oauth_password":
+            raise errors.AuthFailed(
+                "no usable refresh token: authorize the connector again (authorization code flow)",
+                system="acumatica",
+            )
+        if not conn.username or not conn.password:
+            raise errors.ConfigurationError("Acumatica password grant needs a user name and password")
+        self._token_request({"grant_type": "password", "username": conn.username, "password": conn.password,
+                             "scope": SCOPE})
+
+    def _token_request(self, form: dict[str, str]) -> None:
+        conn = self.conn
+        form = {**form, "client_id": conn.client_id}
+        if conn.client_secret:
+            form["client_secret"] = conn.client_secret
+        grant = form["grant_type"]
+        try:
+            response = self.client.request(
+                "POST", self.client.instance_url + TOKEN_PATH, data=form,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                authenticated=False, idempotent=False,
+            )
+        except errors.ConnectorError as exc:
+            raise self._token_error(exc, grant) from exc
+        data = self.client.json(response) or {}
+        token = data.get("access_token")
+        if not token:
+            raise errors.AuthFailed(
+                "the token endpoint granted no access token: the OAuth client lacks the 'api' scope",
+                system="acumatica", status=response.status_code,
+            )
+        self.access_token = token
+        self.expires_at = timezone.now() + timedelta(seconds=int(data.get("expires_in") or 3600))
+        new_refresh = data.get("refresh_token") or ""
+        self.client.register_secrets(token, new_refresh)
+        update: dict[str, Any] = {"access_token": token, "token_expires_at": self.expires_at}
+        if new_refresh:
+            # The old refresh token is revoked now: persist the new one before anything else.
+            self.refresh_token = new_refresh
+            update["refresh_token"] = new_refresh
+        if conn.pk is not None:
+            type(conn).objects.filter(pk=conn.pk).update(**update)
+        for key, value in update.items():
+            setattr(conn, key, value)
+        log.info("acumatica: obtained an access token by %s grant (expires in %ss)", grant,
+                 data.get("expires_in"))
+
+    def _token_error(self, exc: errors.ConnectorError, grant: str) -> errors.ConnectorError:
+        body = exc.body_excerpt or exc.message or ""
+        if is_login_limit(body) or is_login_limit(exc.message):
+            return seats_exhausted(body, exc.status)
+        if exc.status in (400, 401):
+            code = _oauth_error_code(body)
+            if code == "invalid_client" or exc.status == 401:
+                return errors.AuthFailed(
+                    f"the OAuth client was rejected ({code or exc.status}): check the client ID "
+                    f"({self.conn.client_id}) and client secret on Connected Applications (SM303010)",
+                    system="acumatica", status=exc.status, body_excerpt=body,
+                )
+            if code == "invalid_grant" and grant == "password":
+                return errors.AuthFailed(
+                    f"the user name or password of {self.conn.username!r} was rejected (invalid_grant)",
+                    system="acumatica", status=exc.status, body_excerpt=body,
+                )
+            if code == "invalid_grant":
+                return errors.AuthFailed(
+                    "the refresh token was rejected (revoked, already used or older than its lifetime)",
+                    system="acumatica", status=exc.status, body_excerpt=body,
+                )
+            return errors.AuthFailed(f"token request refused: {code or body}", system="acumatica",
+                                     status=exc.status, body_excerpt=body)
+        return exc
+
+
+def _oauth_error_code(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    return str(data.get("error") or "") if isinstance(data, dict) else ""
+
+
+class CookieAuthenticator(Authenticator):
+    """Legacy `/entity/auth/login`; the caller brackets work with `client.session_scope()`."""
+
+    mode = "cookie"
+
+    def __init__(self, client: AcumaticaClient, connection: Any):
+        super().__init__(client, connection)
+        self.logged_in = False
+        client.register_secrets(connection.password)
+
+    def describe(self) -> str:
+        return f"cookie login as {self.conn.username!r}" + (
+            f" (tenant {self.conn.tenant_login_name})" if self.conn.tenant_login_name else ""
+        )
+
+    def apply(self, headers: dict[str, str]) -> None:
+        self.ensure()
+
+    def ensure(self) -> None:
+        with self.lock:
+            if not self.logged_in:
+                self.login()
+
+    def reauthenticate(self) -> bool:
+        with self.lock:
+            self.client.session.cookies.clear()
+            self.logged_in = False
+            self.login()
+            return True
+
+    def login(self) -> None:
+        conn = self.conn
+        if not conn.username or not conn.password:
+            raise errors.ConfigurationError("Acumatica cookie login needs a user name and password")
+        body = {"name": conn.username, "password": conn.password}
+        if conn.tenant_login_name:
+            body["tenant"] = conn.tenant_login_name
+        if conn.branch:
+            body["branch"] = conn.branch
+        try:
+            self.client.request("POST", self.client.instance_url + LOGIN_PATH, json_body=body,
+                                authenticated=False, idempotent=False)
+        except errors.ConnectorError as exc:
+            text = f"{exc.message} {exc.body_excerpt}"
+            if is_login_limit(text) or exc.status == 429:
+                raise seats_exhausted(exc.body_excerpt, exc.status) from exc
+            if exc.status in (400, 401, 500):
+                raise errors.AuthFailed(
+                    f"cookie login refused for user {conn.username!r}: the user password (or tenant "
+                    f"{conn.tenant_login_name!r}) was rejected — {exc.message}",
+                    system="acumatica", status=exc.status, body_excerpt=exc.body_excerpt,
+                ) from exc
+            raise
+        self.logged_in = True
+        log.info("acumatica: signed in (cookie session) as %s", conn.username)
+
+    def logout(self) -> None:
+        with self.lock:
+            if not self.logged_in:
+                return
+            try:
+                self.client.request("POST", self.client.instance_url + LOGOUT_PATH, authenticated=False,
+                                    idempotent=True)
+            except errors.ConnectorError as exc:
+                log.warning("acumatica: logout failed (the session times out after 10 minutes): %s", exc)
+            finally:
+                self.logged_in = False
+                self.client.session.cookies.clear()
+
+
+def authenticator_for(client: AcumaticaClient, connection: Any) -> Authenticator:
+    if connection.auth_mode == "cookie":
+        return CookieAuthenticator(client, connection)
+    if connection.auth_mode in ("oauth_password", "oauth_code"):
+        return OAuthAuthenticator(client, connection)
+    raise errors.ConfigurationError(f"unknown Acumatica auth mode {connection.auth_mode!r}")

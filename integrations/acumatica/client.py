@@ -1,0 +1,437 @@
+"""Acumatica contract-based REST client (Default endpoint, tested against 24.200.001).
+
+One client per connection and process; `client_for(connection)` builds it. All HTTP behaviour
+(timeouts, retries, ApiCall recording, redaction, the shared concurrency budget) comes from
+`integrations.base.http.HttpClient`; this module adds Acumatica's URLs, auth, error shapes and one
+small method per operation. Facts and their sources: /work/shared/reference/acumatica.md (§n below).
+
+Quirks handled here:
+- Not-found on GET by key is HTTP **500** `NoEntitySatisfiesTheConditionException` (§6.1) → NotFound.
+- 422 echoes the entity with `error` on each offending value, also inside `Details[]` (§6.2).
+- 429 carries no Retry-After (§6.3): our own backoff; a long storm raises RateLimited(retry_after).
+- Lists have no count (§4.2): `$top`/`$skip` pages until a short page.
+- A long-running action answers 202 + Location; nothing else may use the session until the status
+  URL answers 204 (§5.2): a per-client lock serialises every request, actions hold it while polling.
+- Field names differ between Bill and PurchaseOrder (§3, §8.8): `Bill.Vendor` / `PurchaseOrder.VendorID`,
+  `Bill.BranchID` / `PurchaseOrder.Branch`, PO key field `Type` (not OrderType).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from integrations.base import errors
+from integrations.base.http import HttpClient
+
+from . import values
+from .auth import Authenticator, authenticator_for, is_login_limit, seats_exhausted
+from .values import Record
+
+log = logging.getLogger(__name__)
+
+KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "Bill": ("Type", "ReferenceNbr"),
+    "PurchaseOrder": ("Type", "OrderNbr"),
+    "Employee": ("EmployeeID",),
+    "Vendor": ("VendorID",),
+    "Account": ("AccountCD",),
+}
+BILL_LIST_FIELDS = ("Type", "ReferenceNbr", "Status", "Hold", "Vendor", "VendorRef", "Amount", "Balance",
+                    "Date", "DueDate", "Description", "BranchID", "CurrencyID", "LastModifiedDateTime")
+PO_LIST_FIELDS = ("Type", "OrderNbr", "Status", "Hold", "VendorID", "VendorRef", "OrderTotal", "Date",
+                  "PromisedOn", "Description", "Branch", "CurrencyID", "Owner", "LastModifiedDateTime")
+EMPLOYEE_FIELDS = ("EmployeeID", "EmployeeName", "Status", "ContactInfo/Email", "ContactInfo/FirstName",
+                   "ContactInfo/LastName", "LastModifiedDateTime")
+RELEASED_BILL_STATUSES = frozenset({"Open", "Closed"})
+LOCK_MARKERS = ("another process has updated", "locked", "long operation")
+RATE_LIMIT_RETRY_AFTER = 30.0  # no Retry-After from Acumatica: reschedule a long 429 storm this late
+
+
+class EndpointNotListed(errors.ConfigurationError):
+    """The configured endpoint name/version is not served by this instance."""
+
+    def __init__(self, message: str, available: list[str]):
+        super().__init__(message)
+        self.available = available
+
+
+@dataclass
+class EndpointInfo:
+    build_version: str
+    endpoints: list[dict[str, Any]]
+
+    def versions_of(self, name: str) -> list[str]:
+        return sorted({e.get("version", "") for e in self.endpoints if e.get("name") == name})
+
+
+@dataclass
+class AcumaticaClient(HttpClient):
+    connection: Any = None
+    poll_interval: float = 1.0
+    action_deadline: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+    session_lock: Any = field(default_factory=threading.RLock)
+
+    system = "acumatica"
+    sensitive_headers = ("Authorization", "Cookie")
+
+    def __post_init__(self) -> None:
+        if self.read_timeout is None:
+            self.read_timeout = 180.0  # requests may sit silently in Acumatica's API queue (§6.3)
+        super().__post_init__()
+        conn = self.connection
+        self.instance_url = conn.instance_url.rstrip("/")
+        self.session.headers["Accept"] = "application/json"
+        self.auth: Authenticator = authenticator_for(self, conn)
+        self._scope_depth = 0
+        if self.rate_limiter is None and getattr(conn, "pk", None) is not None:
+            from integrations.base.ratelimit import budget_for
+
+            self.rate_limiter = budget_for(f"acumatica:{conn.pk}", max_in_flight=conn.max_concurrency or 2)
+
+    # ---- base hooks ---------------------------------------------------------------------------
+    def apply_auth(self, headers: dict[str, str]) -> None:
+        self.auth.apply(headers)
+
+    def reauthenticate(self) -> bool:
+        log.info("acumatica: 401, signing in again once (%s)", self.auth.describe())
+        return self.auth.reauthenticate()
+
+    def request(self, method: str, path_or_url: str, **kwargs: Any) -> requests.Response:
+        with self.session_lock:
+            try:
+                return super().request(method, path_or_url, **kwargs)
+            except errors.RateLimited as exc:
+                if exc.retry_after is None:
+                    exc.retry_after = RATE_LIMIT_RETRY_AFTER
+                raise
+            except errors.PermanentError as exc:
+                if exc.status == 500 and exc.vendor_code.startswith("PX."):
+                    exc.outcome_unknown = False  # the graph refused and rolled back: nothing happened
+                raise
+
+    def parse_error(self, response: requests.Response) -> tuple[str | None, dict[str, str]]:
+        data = _json_or_none(response)
+        if not isinstance(data, dict):
+            return errors.body_excerpt(response) or response.reason or None, {}
+        if _is_http_error(data):
+            message = data.get("exceptionMessage") or data.get("message") or ""
+            inner = data.get("innerException")
+            if isinstance(inner, dict) and inner.get("exceptionMessage"):
+                message = f"{message} ({inner['exceptionMessage']})"
+            model_state = {k: "; ".join(v) for k, v in (data.get("modelState") or {}).items()
+                           if isinstance(v, list)}
+            return message or None, model_state
+        field_errors = collect_field_errors(data)
+        message = data.get("error") or ("; ".join(f"{k}: {v}" for k, v in field_errors.items())) or None
+        return message, field_errors
+
+    def classify_error(self, response: requests.Response, error: errors.ConnectorError) -> errors.ConnectorError:
+        data = _json_or_none(response)
+        exc_type = str(data.get("exceptionType") or "") if isinstance(data, dict) else ""
+        error.vendor_code = exc_type
+        text = f"{error.message} {error.body_excerpt}".lower()
+        status = response.status_code
+        if "NoEntitySatisfiesTheCondition" in exc_type or "no entity satisfies the condition" in text:
+            return _reclass(error, errors.NotFound)
+        if is_login_limit(text):
+            return seats_exhausted(error.body_excerpt, status)
+        if status == 401:
+            return _reclass(error, errors.AuthFailed, message=(
+                f"Acumatica refused the credentials with 401 ({self.auth.describe()}): {error.message}"))
+        if any(marker in text for marker in LOCK_MARKERS) and status in (400, 422, 500):
+            return _reclass(error, errors.Locked)
+        if status == 500 and exc_type.startswith("PX."):
+            # A PX.* exception is the application refusing the request (transaction rolled back), e.g.
+            # a release from the wrong status or "Optimization cannot be performed": retrying the
+            # same request cannot help. System.* / HTML 500s stay retryable (Unavailable).
+            return _reclass(error, errors.Invalid)
+        return error
+
+    def json(self, response: requests.Response) -> Any:
+        """JSON with numbers as Decimal (amounts are money); a cut-off body is UnexpectedResponse."""
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return json.loads(response.content, parse_float=Decimal)
+        except ValueError as exc:
+            raise errors.UnexpectedResponse(
+                "expected JSON, got something else (truncated or not JSON)", system=self.system,
+                status=response.status_code, body_excerpt=errors.body_excerpt(response),
+            ) from exc
+
+    # ---- sessions -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session_scope(self) -> Iterator[AcumaticaClient]:
+        """One sign-in for a unit of work; cookie sessions are signed out in `finally` (§2.2, §8.1)."""
+        with self.session_lock:
+            self._scope_depth += 1
+        try:
+            yield self
+        finally:
+            with self.session_lock:
+                self._scope_depth -= 1
+                if self._scope_depth == 0:
+                    self.auth.logout()
+
+    # ---- discovery ----------------------------------------------------------------------------
+    def discover(self) -> EndpointInfo:
+        """GET {instance}/entity: the build and the endpoints (works without signing in, §1.2)."""
+        data = self.json(self.request("GET", self.instance_url + "/entity", authenticated=False)) or {}
+        return EndpointInfo(
+            build_version=str((data.get("version") or {}).get("acumaticaBuildVersion") or ""),
+            endpoints=list(data.get("endpoints") or []),
+        )
+
+    def verify_endpoint(self, info: EndpointInfo | None = None) -> EndpointInfo:
+        info = info or self.discover()
+        conn = self.connection
+        listed = info.versions_of(conn.endpoint_name)
+        if conn.endpoint_version not in listed:
+            where = (f"versions listed for {conn.endpoint_name}: {', '.join(listed)}" if listed
+                     else f"no endpoint named {conn.endpoint_name!r} is listed")
+            raise EndpointNotListed(
+                f"endpoint {conn.endpoint_name}/{conn.endpoint_version} is not served by "
+                f"{self.instance_url} (build {info.build_version or '?'}); {where}", listed)
+        return info
+
+    # ---- generic entity operations -------------------------------------------------------------
+    def get(self, entity: str, keys: Iterable[Any], *, expand: Iterable[str] | str | None = None,
+            select: Iterable[str] | str | None = None, custom: Iterable[str] | str | None = None) -> Record:
+        """GET /{Entity}/{key1}/{key2} (§4.2); a key containing '/' is looked up by $filter instead."""
+        keys = [str(k) for k in keys]
+        if any("/" in k for k in keys):
+            names = KEY_FIELDS[entity]
+            flt = values.all_of(*(values.cond(n, "eq", k) for n, k in zip(names, keys, strict=True)))
+            for record in self.iter(entity, filter=flt, expand=expand, select=select, custom=custom,
+                                    page_size=2):
+                return record
+            raise errors.NotFound(f"no {entity} {'/'.join(keys)}", system=self.system)
+        path = f"/{entity}/" + "/".join(values.encode_key(k) for k in keys)
+        query = values.encode_query(values.build_query(expand=expand, select=select, custom=custom))
+        with self.session_scope():
+            return values.unwrap(self.json(self.request("GET", path + (f"?{query}" if query else ""))))
+
+    def iter(self, entity: str, *, filter: str | None = None, select: Iterable[str] | str | None = None,  # noqa: A002
+             expand: Iterable[str] | str | None = None, custom: Iterable[str] | str | None = None,
+             page_size: int = 100) -> Iterator[Record]:
+        """Every record matching, page by page with $top/$skip; one page in memory (§4.2: no count)."""
+        with self.session_scope():
+            skip = 0
+            while True:
+                params = values.build_query(filter=filter, select=select, expand=expand, custom=custom,
+                                            top=page_size, skip=skip)
+                page = self.json(self.request("GET", f"/{entity}?{values.encode_query(params)}")) or []
+                if not isinstance(page, list):
+                    raise errors.UnexpectedResponse(f"{entity} list is not a JSON array", system=self.system)
+                for item in page:
+                    yield values.unwrap(item)
+                if len(page) < page_size:
+                    return
+                skip += len(page)
+
+    def put(self, entity: str, fields: dict[str, Any], *, mode: str | None = None,
+            custom: dict[str, Any] | None = None, expand: Iterable[str] | str | None = None,
+            select: Iterable[str] | str | None = None) -> Record:
+        """PUT /{Entity} upsert (§4.3). mode "create" sends If-None-Match: *, "update" If-Match: *.
+
+        Only an update is retried blindly: a create (auto-numbered) that timed out must be reconciled
+        by the caller's correlation key (e.g. VendorRef) before it is sent again (§8.10).
+        """
+        headers = {}
+        if mode == "create":
+            headers["If-None-Match"] = "*"
+        elif mode == "update":
+            headers["If-Match"] = "*"
+        elif mode is not None:
+            raise ValueError("mode must be None, 'create' or 'update'")
+        query = values.encode_query(values.build_query(expand=expand, select=select))
+        with self.session_scope():
+            response = self.request("PUT", f"/{entity}" + (f"?{query}" if query else ""),
+                                    json_body=values.wrap(fields, custom=custom), headers=headers,
+                                    idempotent=mode == "update")
+            return values.unwrap(self.json(response))
+
+    def invoke_action(self, entity: str, action: str, keys: dict[str, Any], *,
+                      parameters: dict[str, Any] | None = None, deadline: float | None = None) -> None:
+        """POST /{Entity}/{Action} then poll the 202 Location until 204 (§5.1, §5.2).
+
+        The session lock is held throughout, so this client sends nothing else meanwhile. When the
+        deadline passes the outcome is unknown: the caller re-reads the record before trying again.
+        """
+        body: dict[str, Any] = {"entity": values.wrap(keys)}
+        if parameters:
+            body["parameters"] = parameters
+        deadline_at = self.clock() + (self.action_deadline if deadline is None else deadline)
+        with self.session_lock, self.session_scope():
+            response = self.request("POST", f"/{entity}/{action}", json_body=body, idempotent=False)
+            location = response.headers.get("Location")
+            while response.status_code == 202:
+                if not location:
+                    raise errors.UnexpectedResponse(f"{action} answered 202 without a Location",
+                                                    system=self.system, status=202)
+                if self.clock() >= deadline_at:
+                    raise errors.Timeout(
+                        f"{entity} {action} on {keys} still running after "
+                        f"{self.action_deadline if deadline is None else deadline:.0f}s",
+                        system=self.system, status=202, outcome_unknown=True)
+                self.sleep(self.poll_interval)
+                response = self.request("GET", self._absolute(location))
+            log.info("acumatica: %s %s on %s completed", entity, action, keys)
+
+    def _absolute(self, location: str) -> str:
+        if location.startswith(("http://", "https://")):
+            return location
+        parts = urlsplit(self.instance_url)
+        return f"{parts.scheme}://{parts.netloc}{location}" if location.startswith("/") else self.url_for(location)
+
+    # ---- bills --------------------------------------------------------------------------------
+    def get_bill(self, bill_type: str, reference_nbr: str, *, expand: Iterable[str] | str | None = ("Details",),
+                 select: Iterable[str] | str | None = None) -> Record:
+        return self.get("Bill", (bill_type, reference_nbr), expand=expand, select=select)
+
+    def iter_bills(self, *, modified_since: datetime | None = None, status_in: Iterable[str] | None = None,
+                   types: Iterable[str] | None = None, select: Iterable[str] | str | None = BILL_LIST_FIELDS,
+                   page_size: int = 100) -> Iterator[Record]:
+        """Bills changed since a UTC watermark; list queries use top-level $select only (§8.4)."""
+        return self.iter("Bill", filter=_change_filter(modified_since, status_in, types), select=select,
+                         page_size=page_size)
+
+    def put_bill(self, fields: dict[str, Any], *, mode: str | None = None, custom: dict[str, Any] | None = None,
+                 expand: Iterable[str] | str | None = None) -> Record:
+        return self.put("Bill", fields, mode=mode, custom=custom, expand=expand)
+
+    def set_bill_hold(self, bill_type: str, reference_nbr: str, hold: bool) -> Record:
+        return self.put("Bill", {"Type": bill_type, "ReferenceNbr": reference_nbr, "Hold": hold}, mode="update")
+
+    def release_bill(self, bill_type: str, reference_nbr: str, *, deadline: float | None = None) -> Record:
+        """ReleaseBill (Balanced → Open, §5.3), then re-read; already Open/Closed counts as done."""
+        with self.session_scope():
+            current = self.get_bill(bill_type, reference_nbr, expand=None, select=("Status",))
+            if current.get("Status") in RELEASED_BILL_STATUSES:
+                return self.get_bill(bill_type, reference_nbr)
+            self.invoke_action("Bill", "ReleaseBill", {"Type": bill_type, "ReferenceNbr": reference_nbr},
+                               deadline=deadline)
+            return self.get_bill(bill_type, reference_nbr)
+
+    def approve_bill(self, bill_type: str, reference_nbr: str, *, deadline: float | None = None) -> Record:
+        """Workflow action Approve (Pending Approval → Balanced), run by name (§5.4, UNVERIFIED on 24.200)."""
+        with self.session_scope():
+            self.invoke_action("Bill", "Approve", {"Type": bill_type, "ReferenceNbr": reference_nbr},
+                               deadline=deadline)
+            return self.get_bill(bill_type, reference_nbr)
+
+    # ---- purchase orders ------------------------------------------------------------------------
+    def get_purchase_order(self, order_type: str, order_nbr: str, *,
+                           expand: Iterable[str] | str | None = ("Details",)) -> Record:
+        return self.get("PurchaseOrder", (order_type, order_nbr), expand=expand)
+
+    def iter_purchase_orders(self, *, modified_since: datetime | None = None,
+                             status_in: Iterable[str] | None = None, types: Iterable[str] | None = None,
+                             select: Iterable[str] | str | None = PO_LIST_FIELDS,
+                             page_size: int = 100) -> Iterator[Record]:
+        return self.iter("PurchaseOrder", filter=_change_filter(modified_since, status_in, types),
+                         select=select, page_size=page_size)
+
+    # ---- employees, vendors, accounts -----------------------------------------------------------
+    def iter_employees(self, *, modified_since: datetime | None = None, status_in: Iterable[str] | None = None,
+                       select: Iterable[str] | str | None = EMPLOYEE_FIELDS,
+                       page_size: int = 100) -> Iterator[Record]:
+        """Employees with their e-mail: needs $expand=ContactInfo (§3.3)."""
+        return self.iter("Employee", filter=_change_filter(modified_since, status_in, None), select=select,
+                         expand="ContactInfo", page_size=page_size)
+
+    def get_employee(self, employee_id: str) -> Record:
+        return self.get("Employee", (employee_id,), expand="ContactInfo")
+
+    def get_vendor(self, vendor_id: str) -> Record:
+        return self.get("Vendor", (vendor_id,))
+
+    def iter_vendors(self, *, page_size: int = 100) -> Iterator[Record]:
+        return self.iter("Vendor", select=("VendorID", "VendorName", "Status", "LastModifiedDateTime"),
+                         page_size=page_size)
+
+    def iter_accounts(self, *, active_only: bool = False, page_size: int = 200) -> Iterator[Record]:
+        flt = values.cond("Active", "eq", True) if active_only else None
+        return self.iter("Account", filter=flt, select=("AccountCD", "Description", "Type", "Active"),
+                         page_size=page_size)
+
+
+def _change_filter(modified_since: datetime | None, status_in: Iterable[str] | None,
+                   types: Iterable[str] | None) -> str | None:
+    return values.all_of(
+        values.cond("LastModifiedDateTime", "gt", modified_since) if modified_since else None,
+        values.any_of("Status", status_in) if status_in else None,
+        values.any_of("Type", types) if types else None,
+    )
+
+
+def collect_field_errors(entity: Any, prefix: str = "") -> dict[str, str]:
+    """Every `error` in a 422 entity echo: fields, custom fields, linked entities and detail lines.
+
+    Paths look like `Vendor`, `Details[2].Account` (0-based line index), `MainContact.Email`,
+    `custom.Document.UsrX`; a detail line's own `error` is reported under `Details[2]`.
+    """
+    found: dict[str, str] = {}
+    if not isinstance(entity, dict):
+        return found
+    if prefix and entity.get("error") and isinstance(entity["error"], str):
+        found[prefix] = entity["error"]
+    for key, value in entity.items():
+        if key in ("id", "rowNumber", "_links", "error", "files"):
+            continue
+        path = f"{prefix}.{key}" if prefix else key
+        if key == "custom" and isinstance(value, dict):
+            for view, fields in value.items():
+                for name, item in (fields or {}).items():
+                    if isinstance(item, dict) and item.get("error"):
+                        found[f"{path}.{view}.{name}"] = item["error"]
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                found.update(collect_field_errors(item, f"{path}[{i}]"))
+        elif isinstance(value, dict) and set(value) <= {"value", "error"}:
+            if value.get("error"):
+                found[path] = value["error"]
+        elif isinstance(value, dict):
+            found.update(collect_field_errors(value, path))
+    return found
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return json.loads(response.content or b"")
+    except (ValueError, TypeError):
+        return None
+
+
+def _is_http_error(data: dict[str, Any]) -> bool:
+    return any(k in data for k in ("exceptionMessage", "exceptionType", "message", "modelState"))
+
+
+def _reclass(error: errors.ConnectorError, klass: type[errors.ConnectorError], **overrides: Any):
+    if type(error) is klass and not overrides:
+        return error
+    kwargs = dict(system=error.system, status=error.status, body_excerpt=error.body_excerpt,
+                  retry_after=error.retry_after, field_errors=error.field_errors,
+                  outcome_unknown=error.outcome_unknown, vendor_code=error.vendor_code)
+    message = overrides.pop("message", error.message)
+    kwargs.update(overrides)
+    return klass(message, **kwargs)
+
+
+def client_for(connection: Any, **kwargs: Any) -> AcumaticaClient:
+    """The client flows and `connector check` use for one AcumaticaConnection."""
+    return AcumaticaClient(base_url=connection.endpoint_base_url, tenant_id=connection.tenant_id,
+                           connection=connection, **kwargs)
