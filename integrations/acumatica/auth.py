@@ -96,8 +96,9 @@ class OAuthAuthenticator(Authenticator):
         self.access_token: str = connection.access_token or ""
         self.refresh_token: str = connection.refresh_token or ""
         self.expires_at = connection.token_expires_at
-        client.register_secrets(connection.client_secret, connection.password, self.access_token,
-                                self.refresh_token)
+        client.register_secrets(
+            connection.client_secret, connection.password, self.access_token, self.refresh_token
+        )
 
     def describe(self) -> str:
         grant = "password grant" if self.mode == "oauth_password" else "authorization code + refresh token"
@@ -108,8 +109,10 @@ class OAuthAuthenticator(Authenticator):
         headers["Authorization"] = f"Bearer {self.access_token}"
 
     def _valid(self) -> bool:
-        return bool(self.access_token) and self.expires_at is not None and (
-            timezone.now() + EXPIRY_MARGIN < self.expires_at
+        return (
+            bool(self.access_token)
+            and self.expires_at is not None
+            and (timezone.now() + EXPIRY_MARGIN < self.expires_at)
         )
 
     def ensure(self) -> None:
@@ -148,8 +151,9 @@ class OAuthAuthenticator(Authenticator):
             )
         if not conn.username or not conn.password:
             raise errors.ConfigurationError("Acumatica password grant needs a user name and password")
-        self._token_request({"grant_type": "password", "username": conn.username, "password": conn.password,
-                             "scope": SCOPE})
+        self._token_request(
+            {"grant_type": "password", "username": conn.username, "password": conn.password, "scope": SCOPE}
+        )
 
     def _token_request(self, form: dict[str, str]) -> None:
         conn = self.conn
@@ -159,9 +163,12 @@ class OAuthAuthenticator(Authenticator):
         grant = form["grant_type"]
         try:
             response = self.client.request(
-                "POST", self.client.instance_url + TOKEN_PATH, data=form,
+                "POST",
+                self.client.instance_url + TOKEN_PATH,
+                data=form,
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
-                authenticated=False, idempotent=False,
+                authenticated=False,
+                idempotent=False,
             )
         except errors.ConnectorError as exc:
             raise self._token_error(exc, grant) from exc
@@ -170,7 +177,8 @@ class OAuthAuthenticator(Authenticator):
         if not token:
             raise errors.AuthFailed(
                 "the token endpoint granted no access token: the OAuth client lacks the 'api' scope",
-                system="acumatica", status=response.status_code,
+                system="acumatica",
+                status=response.status_code,
             )
         self.access_token = token
         self.expires_at = timezone.now() + timedelta(seconds=int(data.get("expires_in") or 3600))
@@ -185,8 +193,9 @@ class OAuthAuthenticator(Authenticator):
             type(conn).objects.filter(pk=conn.pk).update(**update)
         for key, value in update.items():
             setattr(conn, key, value)
-        log.info("acumatica: obtained an access token by %s grant (expires in %ss)", grant,
-                 data.get("expires_in"))
+        log.info(
+            "acumatica: obtained an access token by %s grant (expires in %ss)", grant, data.get("expires_in")
+        )
 
     def _token_error(self, exc: errors.ConnectorError, grant: str) -> errors.ConnectorError:
         body = exc.body_excerpt or exc.message or ""
@@ -198,20 +207,30 @@ class OAuthAuthenticator(Authenticator):
                 return errors.AuthFailed(
                     f"the OAuth client was rejected ({code or exc.status}): check the client ID "
                     f"({self.conn.client_id}) and client secret on Connected Applications (SM303010)",
-                    system="acumatica", status=exc.status, body_excerpt=body,
+                    system="acumatica",
+                    status=exc.status,
+                    body_excerpt=body,
                 )
             if code == "invalid_grant" and grant == "password":
                 return errors.AuthFailed(
                     f"the user name or password of {self.conn.username!r} was rejected (invalid_grant)",
-                    system="acumatica", status=exc.status, body_excerpt=body,
+                    system="acumatica",
+                    status=exc.status,
+                    body_excerpt=body,
                 )
             if code == "invalid_grant":
                 return errors.AuthFailed(
                     "the refresh token was rejected (revoked, already used or older than its lifetime)",
-                    system="acumatica", status=exc.status, body_excerpt=body,
+                    system="acumatica",
+                    status=exc.status,
+                    body_excerpt=body,
                 )
-            return errors.AuthFailed(f"token request refused: {code or body}", system="acumatica",
-                                     status=exc.status, body_excerpt=body)
+            return errors.AuthFailed(
+                f"token request refused: {code or body}",
+                system="acumatica",
+                status=exc.status,
+                body_excerpt=body,
+            )
         return exc
 
 
@@ -263,8 +282,13 @@ class CookieAuthenticator(Authenticator):
         if conn.branch:
             body["branch"] = conn.branch
         try:
-            self.client.request("POST", self.client.instance_url + LOGIN_PATH, json_body=body,
-                                authenticated=False, idempotent=False)
+            self.client.request(
+                "POST",
+                self.client.instance_url + LOGIN_PATH,
+                json_body=body,
+                authenticated=False,
+                idempotent=False,
+            )
         except errors.ConnectorError as exc:
             text = f"{exc.message} {exc.body_excerpt}"
             if is_login_limit(text) or exc.status == 429:
@@ -273,7 +297,9 @@ class CookieAuthenticator(Authenticator):
                 raise errors.AuthFailed(
                     f"cookie login refused for user {conn.username!r}: the user password (or tenant "
                     f"{conn.tenant_login_name!r}) was rejected — {exc.message}",
-                    system="acumatica", status=exc.status, body_excerpt=exc.body_excerpt,
+                    system="acumatica",
+                    status=exc.status,
+                    body_excerpt=exc.body_excerpt,
                 ) from exc
             raise
         self.logged_in = True
@@ -284,8 +310,9 @@ class CookieAuthenticator(Authenticator):
             if not self.logged_in:
                 return
             try:
-                self.client.request("POST", self.client.instance_url + LOGOUT_PATH, authenticated=False,
-                                    idempotent=True)
+                self.client.request(
+                    "POST", self.client.instance_url + LOGOUT_PATH, authenticated=False, idempotent=True
+                )
             except errors.ConnectorError as exc:
                 log.warning("acumatica: logout failed (the session times out after 10 minutes): %s", exc)
             finally:

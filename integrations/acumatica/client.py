@@ -48,12 +48,47 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "Vendor": ("VendorID",),
     "Account": ("AccountCD",),
 }
-BILL_LIST_FIELDS = ("Type", "ReferenceNbr", "Status", "Hold", "Vendor", "VendorRef", "Amount", "Balance",
-                    "Date", "DueDate", "Description", "BranchID", "CurrencyID", "LastModifiedDateTime")
-PO_LIST_FIELDS = ("Type", "OrderNbr", "Status", "Hold", "VendorID", "VendorRef", "OrderTotal", "Date",
-                  "PromisedOn", "Description", "Branch", "CurrencyID", "Owner", "LastModifiedDateTime")
-EMPLOYEE_FIELDS = ("EmployeeID", "EmployeeName", "Status", "ContactInfo/Email", "ContactInfo/FirstName",
-                   "ContactInfo/LastName", "LastModifiedDateTime")
+BILL_LIST_FIELDS = (
+    "Type",
+    "ReferenceNbr",
+    "Status",
+    "Hold",
+    "Vendor",
+    "VendorRef",
+    "Amount",
+    "Balance",
+    "Date",
+    "DueDate",
+    "Description",
+    "BranchID",
+    "CurrencyID",
+    "LastModifiedDateTime",
+)
+PO_LIST_FIELDS = (
+    "Type",
+    "OrderNbr",
+    "Status",
+    "Hold",
+    "VendorID",
+    "VendorRef",
+    "OrderTotal",
+    "Date",
+    "PromisedOn",
+    "Description",
+    "Branch",
+    "CurrencyID",
+    "Owner",
+    "LastModifiedDateTime",
+)
+EMPLOYEE_FIELDS = (
+    "EmployeeID",
+    "EmployeeName",
+    "Status",
+    "ContactInfo/Email",
+    "ContactInfo/FirstName",
+    "ContactInfo/LastName",
+    "LastModifiedDateTime",
+)
 RELEASED_BILL_STATUSES = frozenset({"Open", "Closed"})
 LOCK_MARKERS = ("another process has updated", "locked", "long operation")
 RATE_LIMIT_RETRY_AFTER = 30.0  # no Retry-After from Acumatica: reschedule a long 429 storm this late
@@ -131,14 +166,17 @@ class AcumaticaClient(HttpClient):
             inner = data.get("innerException")
             if isinstance(inner, dict) and inner.get("exceptionMessage"):
                 message = f"{message} ({inner['exceptionMessage']})"
-            model_state = {k: "; ".join(v) for k, v in (data.get("modelState") or {}).items()
-                           if isinstance(v, list)}
+            model_state = {
+                k: "; ".join(v) for k, v in (data.get("modelState") or {}).items() if isinstance(v, list)
+            }
             return message or None, model_state
         field_errors = collect_field_errors(data)
         message = data.get("error") or ("; ".join(f"{k}: {v}" for k, v in field_errors.items())) or None
         return message, field_errors
 
-    def classify_error(self, response: requests.Response, error: errors.ConnectorError) -> errors.ConnectorError:
+    def classify_error(
+        self, response: requests.Response, error: errors.ConnectorError
+    ) -> errors.ConnectorError:
         data = _json_or_none(response)
         exc_type = str(data.get("exceptionType") or "") if isinstance(data, dict) else ""
         error.vendor_code = exc_type
@@ -149,8 +187,13 @@ class AcumaticaClient(HttpClient):
         if is_login_limit(text):
             return seats_exhausted(error.body_excerpt, status)
         if status == 401:
-            return _reclass(error, errors.AuthFailed, message=(
-                f"Acumatica refused the credentials with 401 ({self.auth.describe()}): {error.message}"))
+            return _reclass(
+                error,
+                errors.AuthFailed,
+                message=(
+                    f"Acumatica refused the credentials with 401 ({self.auth.describe()}): {error.message}"
+                ),
+            )
         if any(marker in text for marker in LOCK_MARKERS) and status in (400, 422, 500):
             return _reclass(error, errors.Locked)
         if status == 500 and exc_type.startswith("PX."):
@@ -168,8 +211,10 @@ class AcumaticaClient(HttpClient):
             return json.loads(response.content, parse_float=Decimal)
         except ValueError as exc:
             raise errors.UnexpectedResponse(
-                "expected JSON, got something else (truncated or not JSON)", system=self.system,
-                status=response.status_code, body_excerpt=errors.body_excerpt(response),
+                "expected JSON, got something else (truncated or not JSON)",
+                system=self.system,
+                status=response.status_code,
+                body_excerpt=errors.body_excerpt(response),
             ) from exc
 
     # ---- sessions -----------------------------------------------------------------------------
@@ -200,23 +245,36 @@ class AcumaticaClient(HttpClient):
         conn = self.connection
         listed = info.versions_of(conn.endpoint_name)
         if conn.endpoint_version not in listed:
-            where = (f"versions listed for {conn.endpoint_name}: {', '.join(listed)}" if listed
-                     else f"no endpoint named {conn.endpoint_name!r} is listed")
+            where = (
+                f"versions listed for {conn.endpoint_name}: {', '.join(listed)}"
+                if listed
+                else f"no endpoint named {conn.endpoint_name!r} is listed"
+            )
             raise EndpointNotListed(
                 f"endpoint {conn.endpoint_name}/{conn.endpoint_version} is not served by "
-                f"{self.instance_url} (build {info.build_version or '?'}); {where}", listed)
+                f"{self.instance_url} (build {info.build_version or '?'}); {where}",
+                listed,
+            )
         return info
 
     # ---- generic entity operations -------------------------------------------------------------
-    def get(self, entity: str, keys: Iterable[Any], *, expand: Iterable[str] | str | None = None,
-            select: Iterable[str] | str | None = None, custom: Iterable[str] | str | None = None) -> Record:
+    def get(
+        self,
+        entity: str,
+        keys: Iterable[Any],
+        *,
+        expand: Iterable[str] | str | None = None,
+        select: Iterable[str] | str | None = None,
+        custom: Iterable[str] | str | None = None,
+    ) -> Record:
         """GET /{Entity}/{key1}/{key2} (§4.2); a key containing '/' is looked up by $filter instead."""
         keys = [str(k) for k in keys]
         if any("/" in k for k in keys):
             names = KEY_FIELDS[entity]
             flt = values.all_of(*(values.cond(n, "eq", k) for n, k in zip(names, keys, strict=True)))
-            for record in self.iter(entity, filter=flt, expand=expand, select=select, custom=custom,
-                                    page_size=2):
+            for record in self.iter(
+                entity, filter=flt, expand=expand, select=select, custom=custom, page_size=2
+            ):
                 return record
             raise errors.NotFound(f"no {entity} {'/'.join(keys)}", system=self.system)
         path = f"/{entity}/" + "/".join(values.encode_key(k) for k in keys)
@@ -224,15 +282,23 @@ class AcumaticaClient(HttpClient):
         with self.session_scope():
             return values.unwrap(self.json(self.request("GET", path + (f"?{query}" if query else ""))))
 
-    def iter(self, entity: str, *, filter: str | None = None, select: Iterable[str] | str | None = None,  # noqa: A002
-             expand: Iterable[str] | str | None = None, custom: Iterable[str] | str | None = None,
-             page_size: int = 100) -> Iterator[Record]:
+    def iter(
+        self,
+        entity: str,
+        *,
+        filter: str | None = None,
+        select: Iterable[str] | str | None = None,  # noqa: A002
+        expand: Iterable[str] | str | None = None,
+        custom: Iterable[str] | str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Record]:
         """Every record matching, page by page with $top/$skip; one page in memory (§4.2: no count)."""
         with self.session_scope():
             skip = 0
             while True:
-                params = values.build_query(filter=filter, select=select, expand=expand, custom=custom,
-                                            top=page_size, skip=skip)
+                params = values.build_query(
+                    filter=filter, select=select, expand=expand, custom=custom, top=page_size, skip=skip
+                )
                 page = self.json(self.request("GET", f"/{entity}?{values.encode_query(params)}")) or []
                 if not isinstance(page, list):
                     raise errors.UnexpectedResponse(f"{entity} list is not a JSON array", system=self.system)
@@ -242,9 +308,16 @@ class AcumaticaClient(HttpClient):
                     return
                 skip += len(page)
 
-    def put(self, entity: str, fields: dict[str, Any], *, mode: str | None = None,
-            custom: dict[str, Any] | None = None, expand: Iterable[str] | str | None = None,
-            select: Iterable[str] | str | None = None) -> Record:
+    def put(
+        self,
+        entity: str,
+        fields: dict[str, Any],
+        *,
+        mode: str | None = None,
+        custom: dict[str, Any] | None = None,
+        expand: Iterable[str] | str | None = None,
+        select: Iterable[str] | str | None = None,
+    ) -> Record:
         """PUT /{Entity} upsert (§4.3). mode "create" sends If-None-Match: *, "update" If-Match: *.
 
         Only an update is retried blindly: a create (auto-numbered) that timed out must be reconciled
@@ -259,13 +332,24 @@ class AcumaticaClient(HttpClient):
             raise ValueError("mode must be None, 'create' or 'update'")
         query = values.encode_query(values.build_query(expand=expand, select=select))
         with self.session_scope():
-            response = self.request("PUT", f"/{entity}" + (f"?{query}" if query else ""),
-                                    json_body=values.wrap(fields, custom=custom), headers=headers,
-                                    idempotent=mode == "update")
+            response = self.request(
+                "PUT",
+                f"/{entity}" + (f"?{query}" if query else ""),
+                json_body=values.wrap(fields, custom=custom),
+                headers=headers,
+                idempotent=mode == "update",
+            )
             return values.unwrap(self.json(response))
 
-    def invoke_action(self, entity: str, action: str, keys: dict[str, Any], *,
-                      parameters: dict[str, Any] | None = None, deadline: float | None = None) -> None:
+    def invoke_action(
+        self,
+        entity: str,
+        action: str,
+        keys: dict[str, Any],
+        *,
+        parameters: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> None:
         """POST /{Entity}/{Action} then poll the 202 Location until 204 (§5.1, §5.2).
 
         The session lock is held throughout, so this client sends nothing else meanwhile. When the
@@ -280,13 +364,17 @@ class AcumaticaClient(HttpClient):
             location = response.headers.get("Location")
             while response.status_code == 202:
                 if not location:
-                    raise errors.UnexpectedResponse(f"{action} answered 202 without a Location",
-                                                    system=self.system, status=202)
+                    raise errors.UnexpectedResponse(
+                        f"{action} answered 202 without a Location", system=self.system, status=202
+                    )
                 if self.clock() >= deadline_at:
                     raise errors.Timeout(
                         f"{entity} {action} on {keys} still running after "
                         f"{self.action_deadline if deadline is None else deadline:.0f}s",
-                        system=self.system, status=202, outcome_unknown=True)
+                        system=self.system,
+                        status=202,
+                        outcome_unknown=True,
+                    )
                 self.sleep(self.poll_interval)
                 response = self.request("GET", self._absolute(location))
             log.info("acumatica: %s %s on %s completed", entity, action, keys)
@@ -295,26 +383,54 @@ class AcumaticaClient(HttpClient):
         if location.startswith(("http://", "https://")):
             return location
         parts = urlsplit(self.instance_url)
-        return f"{parts.scheme}://{parts.netloc}{location}" if location.startswith("/") else self.url_for(location)
+        return (
+            f"{parts.scheme}://{parts.netloc}{location}"
+            if location.startswith("/")
+            else self.url_for(location)
+        )
 
     # ---- bills --------------------------------------------------------------------------------
-    def get_bill(self, bill_type: str, reference_nbr: str, *, expand: Iterable[str] | str | None = ("Details",),
-                 select: Iterable[str] | str | None = None) -> Record:
+    def get_bill(
+        self,
+        bill_type: str,
+        reference_nbr: str,
+        *,
+        expand: Iterable[str] | str | None = ("Details",),
+        select: Iterable[str] | str | None = None,
+    ) -> Record:
         return self.get("Bill", (bill_type, reference_nbr), expand=expand, select=select)
 
-    def iter_bills(self, *, modified_since: datetime | None = None, status_in: Iterable[str] | None = None,
-                   types: Iterable[str] | None = None, select: Iterable[str] | str | None = BILL_LIST_FIELDS,
-                   page_size: int = 100) -> Iterator[Record]:
+    def iter_bills(
+        self,
+        *,
+        modified_since: datetime | None = None,
+        status_in: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        select: Iterable[str] | str | None = BILL_LIST_FIELDS,
+        page_size: int = 100,
+    ) -> Iterator[Record]:
         """Bills changed since a UTC watermark; list queries use top-level $select only (§8.4)."""
-        return self.iter("Bill", filter=_change_filter(modified_since, status_in, types), select=select,
-                         page_size=page_size)
+        return self.iter(
+            "Bill",
+            filter=_change_filter(modified_since, status_in, types),
+            select=select,
+            page_size=page_size,
+        )
 
-    def put_bill(self, fields: dict[str, Any], *, mode: str | None = None, custom: dict[str, Any] | None = None,
-                 expand: Iterable[str] | str | None = None) -> Record:
+    def put_bill(
+        self,
+        fields: dict[str, Any],
+        *,
+        mode: str | None = None,
+        custom: dict[str, Any] | None = None,
+        expand: Iterable[str] | str | None = None,
+    ) -> Record:
         return self.put("Bill", fields, mode=mode, custom=custom, expand=expand)
 
     def set_bill_hold(self, bill_type: str, reference_nbr: str, hold: bool) -> Record:
-        return self.put("Bill", {"Type": bill_type, "ReferenceNbr": reference_nbr, "Hold": hold}, mode="update")
+        return self.put(
+            "Bill", {"Type": bill_type, "ReferenceNbr": reference_nbr, "Hold": hold}, mode="update"
+        )
 
     def release_bill(self, bill_type: str, reference_nbr: str, *, deadline: float | None = None) -> Record:
         """ReleaseBill (Balanced → Open, §5.3), then re-read; already Open/Closed counts as done."""
@@ -322,36 +438,58 @@ class AcumaticaClient(HttpClient):
             current = self.get_bill(bill_type, reference_nbr, expand=None, select=("Status",))
             if current.get("Status") in RELEASED_BILL_STATUSES:
                 return self.get_bill(bill_type, reference_nbr)
-            self.invoke_action("Bill", "ReleaseBill", {"Type": bill_type, "ReferenceNbr": reference_nbr},
-                               deadline=deadline)
+            self.invoke_action(
+                "Bill", "ReleaseBill", {"Type": bill_type, "ReferenceNbr": reference_nbr}, deadline=deadline
+            )
             return self.get_bill(bill_type, reference_nbr)
 
     def approve_bill(self, bill_type: str, reference_nbr: str, *, deadline: float | None = None) -> Record:
         """Workflow action Approve (Pending Approval → Balanced), run by name (§5.4, UNVERIFIED on 24.200)."""
         with self.session_scope():
-            self.invoke_action("Bill", "Approve", {"Type": bill_type, "ReferenceNbr": reference_nbr},
-                               deadline=deadline)
+            self.invoke_action(
+                "Bill", "Approve", {"Type": bill_type, "ReferenceNbr": reference_nbr}, deadline=deadline
+            )
             return self.get_bill(bill_type, reference_nbr)
 
     # ---- purchase orders ------------------------------------------------------------------------
-    def get_purchase_order(self, order_type: str, order_nbr: str, *,
-                           expand: Iterable[str] | str | None = ("Details",)) -> Record:
+    def get_purchase_order(
+        self, order_type: str, order_nbr: str, *, expand: Iterable[str] | str | None = ("Details",)
+    ) -> Record:
         return self.get("PurchaseOrder", (order_type, order_nbr), expand=expand)
 
-    def iter_purchase_orders(self, *, modified_since: datetime | None = None,
-                             status_in: Iterable[str] | None = None, types: Iterable[str] | None = None,
-                             select: Iterable[str] | str | None = PO_LIST_FIELDS,
-                             page_size: int = 100) -> Iterator[Record]:
-        return self.iter("PurchaseOrder", filter=_change_filter(modified_since, status_in, types),
-                         select=select, page_size=page_size)
+    def iter_purchase_orders(
+        self,
+        *,
+        modified_since: datetime | None = None,
+        status_in: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        select: Iterable[str] | str | None = PO_LIST_FIELDS,
+        page_size: int = 100,
+    ) -> Iterator[Record]:
+        return self.iter(
+            "PurchaseOrder",
+            filter=_change_filter(modified_since, status_in, types),
+            select=select,
+            page_size=page_size,
+        )
 
     # ---- employees, vendors, accounts -----------------------------------------------------------
-    def iter_employees(self, *, modified_since: datetime | None = None, status_in: Iterable[str] | None = None,
-                       select: Iterable[str] | str | None = EMPLOYEE_FIELDS,
-                       page_size: int = 100) -> Iterator[Record]:
+    def iter_employees(
+        self,
+        *,
+        modified_since: datetime | None = None,
+        status_in: Iterable[str] | None = None,
+        select: Iterable[str] | str | None = EMPLOYEE_FIELDS,
+        page_size: int = 100,
+    ) -> Iterator[Record]:
         """Employees with their e-mail: needs $expand=ContactInfo (§3.3)."""
-        return self.iter("Employee", filter=_change_filter(modified_since, status_in, None), select=select,
-                         expand="ContactInfo", page_size=page_size)
+        return self.iter(
+            "Employee",
+            filter=_change_filter(modified_since, status_in, None),
+            select=select,
+            expand="ContactInfo",
+            page_size=page_size,
+        )
 
     def get_employee(self, employee_id: str) -> Record:
         return self.get("Employee", (employee_id,), expand="ContactInfo")
@@ -360,17 +498,20 @@ class AcumaticaClient(HttpClient):
         return self.get("Vendor", (vendor_id,))
 
     def iter_vendors(self, *, page_size: int = 100) -> Iterator[Record]:
-        return self.iter("Vendor", select=("VendorID", "VendorName", "Status", "LastModifiedDateTime"),
-                         page_size=page_size)
+        return self.iter(
+            "Vendor", select=("VendorID", "VendorName", "Status", "LastModifiedDateTime"), page_size=page_size
+        )
 
     def iter_accounts(self, *, active_only: bool = False, page_size: int = 200) -> Iterator[Record]:
         flt = values.cond("Active", "eq", True) if active_only else None
-        return self.iter("Account", filter=flt, select=("AccountCD", "Description", "Type", "Active"),
-                         page_size=page_size)
+        return self.iter(
+            "Account", filter=flt, select=("AccountCD", "Description", "Type", "Active"), page_size=page_size
+        )
 
 
-def _change_filter(modified_since: datetime | None, status_in: Iterable[str] | None,
-                   types: Iterable[str] | None) -> str | None:
+def _change_filter(
+    modified_since: datetime | None, status_in: Iterable[str] | None, types: Iterable[str] | None
+) -> str | None:
     return values.all_of(
         values.cond("LastModifiedDateTime", "gt", modified_since) if modified_since else None,
         values.any_of("Status", status_in) if status_in else None,
@@ -423,9 +564,15 @@ def _is_http_error(data: dict[str, Any]) -> bool:
 def _reclass(error: errors.ConnectorError, klass: type[errors.ConnectorError], **overrides: Any):
     if type(error) is klass and not overrides:
         return error
-    kwargs = dict(system=error.system, status=error.status, body_excerpt=error.body_excerpt,
-                  retry_after=error.retry_after, field_errors=error.field_errors,
-                  outcome_unknown=error.outcome_unknown, vendor_code=error.vendor_code)
+    kwargs = dict(
+        system=error.system,
+        status=error.status,
+        body_excerpt=error.body_excerpt,
+        retry_after=error.retry_after,
+        field_errors=error.field_errors,
+        outcome_unknown=error.outcome_unknown,
+        vendor_code=error.vendor_code,
+    )
     message = overrides.pop("message", error.message)
     kwargs.update(overrides)
     return klass(message, **kwargs)
@@ -433,5 +580,6 @@ def _reclass(error: errors.ConnectorError, klass: type[errors.ConnectorError], *
 
 def client_for(connection: Any, **kwargs: Any) -> AcumaticaClient:
     """The client flows and `connector check` use for one AcumaticaConnection."""
-    return AcumaticaClient(base_url=connection.endpoint_base_url, tenant_id=connection.tenant_id,
-                           connection=connection, **kwargs)
+    return AcumaticaClient(
+        base_url=connection.endpoint_base_url, tenant_id=connection.tenant_id, connection=connection, **kwargs
+    )

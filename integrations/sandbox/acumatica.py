@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from .core import SimError, Simulator, SimRequest, SimResponse
+from .core import SimError, SimRequest, SimResponse, Simulator
 
 BUILD_VERSION = "24.208.0012"
 VERSIONS = ("20.200.001", "22.200.001", "23.200.001", "24.200.001")
@@ -42,8 +42,13 @@ ENTITY_KEYS = {
     "Vendor": ("VendorID",),
     "Account": ("AccountCD",),
 }
-DETAIL_FIELDS = {"Bill": ("Details",), "PurchaseOrder": ("Details",), "Employee": (), "Vendor": (),
-                 "Account": ()}
+DETAIL_FIELDS = {
+    "Bill": ("Details",),
+    "PurchaseOrder": ("Details",),
+    "Employee": (),
+    "Vendor": (),
+    "Account": (),
+}
 LINKED_FIELDS = {"Employee": ("ContactInfo",)}
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 LOGIN_LIMIT_TEXT = "API Login Limit"
@@ -51,23 +56,41 @@ PUSH_QUERIES = {"Bill": "ML Connector: AP Bills", "PurchaseOrder": "ML Connector
 
 
 def http_error(message: str, exc_type: str = "PX.Data.PXException", status: int = 500) -> SimError:
-    return SimError(status, {"message": "An error has occurred.", "exceptionMessage": message,
-                             "exceptionType": exc_type, "stackTrace": "   at PX.Api.ContractBased..."})
+    return SimError(
+        status,
+        {
+            "message": "An error has occurred.",
+            "exceptionMessage": message,
+            "exceptionType": exc_type,
+            "stackTrace": "   at PX.Api.ContractBased...",
+        },
+    )
 
 
 def no_entity() -> SimError:
     """GET by key of a missing record: HTTP 500, not 404 (reference §6.1, PC)."""
-    return http_error("No entity satisfies the condition.",
-                      "PX.Api.ContractBased.NoEntitySatisfiesTheConditionException")
+    return http_error(
+        "No entity satisfies the condition.", "PX.Api.ContractBased.NoEntitySatisfiesTheConditionException"
+    )
 
 
 class AcumaticaSimulator(Simulator):
     name = "acumatica"
     contract = "acumatica"
 
-    def __init__(self, base_url: str, *, strict_contract: bool = False, deliver=None, tenant: str = "Company",
-                 seat_limit: int = 2, token_lifetime: int = 3600, release_polls: int = 2,
-                 seed: int = 0, clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        strict_contract: bool = False,
+        deliver=None,
+        tenant: str = "Company",
+        seat_limit: int = 2,
+        token_lifetime: int = 3600,
+        release_polls: int = 2,
+        seed: int = 0,
+        clock: Callable[[], datetime] | None = None,
+    ):
         super().__init__(base_url, strict_contract=strict_contract, deliver=deliver)
         self.tenant = tenant
         self.seat_limit = seat_limit
@@ -103,7 +126,9 @@ class AcumaticaSimulator(Simulator):
         self.add_route("POST", r"/identity/connect/token", self._token)
         self.add_route("POST", r"/entity/auth/login", self._login)
         self.add_route("POST", r"/entity/auth/logout", self._logout)
-        self.add_route("GET", ep + r"/Bill/(?P<action>\w+)/status/(?P<sid>[0-9a-fA-F-]{36})", self._action_status)
+        self.add_route(
+            "GET", ep + r"/Bill/(?P<action>\w+)/status/(?P<sid>[0-9a-fA-F-]{36})", self._action_status
+        )
         self.add_route("POST", ep + r"/Bill/(?P<action>ReleaseBill|Approve)", self._bill_action)
         self.add_route("GET", ep + "/" + ent, self._list)
         self.add_route("PUT", ep + "/" + ent, self._put)
@@ -121,12 +146,18 @@ class AcumaticaSimulator(Simulator):
             # Plain text is what a 3P test observed (reference §6.3); do not assume JSON on 429.
             return "The custom error module does not recognize this error."
         if status in (502, 503, 504):
-            return (f"<html><head><title>{status} Service Unavailable</title></head><body><h1>Service "
-                    "Unavailable</h1><p>The server is temporarily unable to service your request.</p></body></html>")
+            return (
+                f"<html><head><title>{status} Service Unavailable</title></head><body><h1>Service "
+                "Unavailable</h1><p>The server is temporarily unable to service your request.</p>"
+                "</body></html>"
+            )
         if status == 401:
             return {"message": "You are not logged in."}
-        return {"message": "An error has occurred.", "exceptionMessage": f"Injected fault {status}.",
-                "exceptionType": "System.Exception"}
+        return {
+            "message": "An error has occurred.",
+            "exceptionMessage": f"Injected fault {status}.",
+            "exceptionType": "System.Exception",
+        }
 
     def not_found_body(self, req: SimRequest) -> Any:
         return {"message": f"No HTTP resource was found that matches the request URI '{req.url}'."}
@@ -139,52 +170,160 @@ class AcumaticaSimulator(Simulator):
         self.users[name] = password
 
     def add_vendor(self, vendor_id: str, name: str, *, status: str = "Active", **fields: Any) -> dict:
-        return self._store("Vendor", {"VendorID": vendor_id, "VendorName": name, "Status": status,
-                                      "CurrencyID": "USD", **fields}, push=False)
+        return self._store(
+            "Vendor",
+            {"VendorID": vendor_id, "VendorName": name, "Status": status, "CurrencyID": "USD", **fields},
+            push=False,
+        )
 
-    def add_account(self, account_cd: str, description: str, *, type: str = "Expense",  # noqa: A002
-                    active: bool = True, **fields: Any) -> dict:
+    def add_account(
+        self,
+        account_cd: str,
+        description: str,
+        *,
+        type: str = "Expense",  # noqa: A002
+        active: bool = True,
+        **fields: Any,
+    ) -> dict:
         n = self._next("account", 1000)
-        return self._store("Account", {"AccountCD": account_cd, "AccountID": n, "Description": description,
-                                       "Type": type, "Active": active, **fields}, push=False)
+        return self._store(
+            "Account",
+            {
+                "AccountCD": account_cd,
+                "AccountID": n,
+                "Description": description,
+                "Type": type,
+                "Active": active,
+                **fields,
+            },
+            push=False,
+        )
 
-    def add_employee(self, employee_id: str, name: str, email: str | None, *, status: str = "Active",
-                     modified: datetime | None = None) -> dict:
+    def add_employee(
+        self,
+        employee_id: str,
+        name: str,
+        email: str | None,
+        *,
+        status: str = "Active",
+        modified: datetime | None = None,
+    ) -> dict:
         first, _, last = name.partition(" ")
-        return self._store("Employee", {"EmployeeID": employee_id, "EmployeeName": name, "Status": status,
-                                        "ContactInfo": {"FirstName": first, "LastName": last, "Email": email}},
-                           modified=modified, push=False)
+        return self._store(
+            "Employee",
+            {
+                "EmployeeID": employee_id,
+                "EmployeeName": name,
+                "Status": status,
+                "ContactInfo": {"FirstName": first, "LastName": last, "Email": email},
+            },
+            modified=modified,
+            push=False,
+        )
 
-    def add_bill(self, vendor: str, amount: float, *, type: str = "Bill", status: str = "Balanced",  # noqa: A002
-                 reference_nbr: str | None = None, vendor_ref: str | None = None, description: str = "",
-                 date_: date | None = None, due_date: date | None = None, details: list[dict] | None = None,
-                 requires_approval: bool = False, modified: datetime | None = None, branch: str = "MAIN",
-                 **fields: Any) -> dict:
+    def add_bill(
+        self,
+        vendor: str,
+        amount: float,
+        *,
+        type: str = "Bill",
+        status: str = "Balanced",  # noqa: A002
+        reference_nbr: str | None = None,
+        vendor_ref: str | None = None,
+        description: str = "",
+        date_: date | None = None,
+        due_date: date | None = None,
+        details: list[dict] | None = None,
+        requires_approval: bool = False,
+        modified: datetime | None = None,
+        branch: str = "MAIN",
+        **fields: Any,
+    ) -> dict:
         ref = reference_nbr or f"{self._next('Bill', 1):06d}"
         day = date_ or date(2026, 3, 2)
-        lines = details if details is not None else [
-            {"Account": "50100", "Amount": amount, "TransactionDescription": description or "Materials",
-             "Branch": branch, "Qty": 1.0, "UnitCost": amount}]
-        bill = {"Type": type, "ReferenceNbr": ref, "Status": status, "Hold": status == "On Hold",
-                "Vendor": vendor, "VendorRef": vendor_ref, "Amount": amount,
-                "Balance": amount, "Date": _dt(day), "DueDate": _dt(due_date or day + timedelta(days=30)),
-                "Description": description, "BranchID": branch, "CurrencyID": "USD", "ApprovedForPayment": False,
-                "PostPeriod": f"{day.month:02d}{day.year}", "Details": [dict(line) for line in lines], **fields}
+        lines = (
+            details
+            if details is not None
+            else [
+                {
+                    "Account": "50100",
+                    "Amount": amount,
+                    "TransactionDescription": description or "Materials",
+                    "Branch": branch,
+                    "Qty": 1.0,
+                    "UnitCost": amount,
+                }
+            ]
+        )
+        bill = {
+            "Type": type,
+            "ReferenceNbr": ref,
+            "Status": status,
+            "Hold": status == "On Hold",
+            "Vendor": vendor,
+            "VendorRef": vendor_ref,
+            "Amount": amount,
+            "Balance": amount,
+            "Date": _dt(day),
+            "DueDate": _dt(due_date or day + timedelta(days=30)),
+            "Description": description,
+            "BranchID": branch,
+            "CurrencyID": "USD",
+            "ApprovedForPayment": False,
+            "PostPeriod": f"{day.month:02d}{day.year}",
+            "Details": [dict(line) for line in lines],
+            **fields,
+        }
         if requires_approval or status == "Pending Approval":
             self.requires_approval.add((type, ref))
         return self._store("Bill", bill, modified=modified, push=False)
 
-    def add_purchase_order(self, vendor_id: str, total: float, *, type: str = "Normal",  # noqa: A002
-                           status: str = "Open", order_nbr: str | None = None, description: str = "",
-                           details: list[dict] | None = None, modified: datetime | None = None,
-                           branch: str = "MAIN", **fields: Any) -> dict:
+    def add_purchase_order(
+        self,
+        vendor_id: str,
+        total: float,
+        *,
+        type: str = "Normal",  # noqa: A002
+        status: str = "Open",
+        order_nbr: str | None = None,
+        description: str = "",
+        details: list[dict] | None = None,
+        modified: datetime | None = None,
+        branch: str = "MAIN",
+        **fields: Any,
+    ) -> dict:
         nbr = order_nbr or f"PO{self._next('PurchaseOrder', 1):06d}"
-        lines = details if details is not None else [
-            {"LineNbr": 1, "LineType": "Non-Stock", "LineDescription": description or "Materials",
-             "OrderQty": 1.0, "UnitCost": total, "ExtendedCost": total, "Account": "50100", "BranchID": branch}]
-        po = {"Type": type, "OrderNbr": nbr, "Status": status, "Hold": status == "On Hold", "VendorID": vendor_id,
-              "OrderTotal": total, "LineTotal": total, "Date": _dt(date(2026, 3, 1)), "Description": description,
-              "Branch": branch, "CurrencyID": "USD", "Details": [dict(line) for line in lines], **fields}
+        lines = (
+            details
+            if details is not None
+            else [
+                {
+                    "LineNbr": 1,
+                    "LineType": "Non-Stock",
+                    "LineDescription": description or "Materials",
+                    "OrderQty": 1.0,
+                    "UnitCost": total,
+                    "ExtendedCost": total,
+                    "Account": "50100",
+                    "BranchID": branch,
+                }
+            ]
+        )
+        po = {
+            "Type": type,
+            "OrderNbr": nbr,
+            "Status": status,
+            "Hold": status == "On Hold",
+            "VendorID": vendor_id,
+            "OrderTotal": total,
+            "LineTotal": total,
+            "Date": _dt(date(2026, 3, 1)),
+            "Description": description,
+            "Branch": branch,
+            "CurrencyID": "USD",
+            "Details": [dict(line) for line in lines],
+            **fields,
+        }
         return self._store("PurchaseOrder", po, modified=modified, push=False)
 
     def record(self, entity: str, *keys: str) -> dict[str, Any] | None:
@@ -207,6 +346,14 @@ class AcumaticaSimulator(Simulator):
         for info in self.access_tokens.values():
             info["expires_at"] = self.clock() - timedelta(seconds=1)
 
+    def grant_authorization_code(self, username: str) -> str:
+        """What the authorization-code flow leaves the connector with: a refresh token (one seat)."""
+        grant = uuid.uuid4().hex
+        self.grants[grant] = username
+        refresh = "rt_" + uuid.uuid4().hex
+        self.refresh_tokens[refresh] = grant
+        return refresh
+
     def occupy_seats(self, n: int) -> None:
         """Other integrations hold `n` API-user seats."""
         self.foreign_seats = n
@@ -219,21 +366,39 @@ class AcumaticaSimulator(Simulator):
         """The next `times` writes to this record fail with Acumatica's concurrency error."""
         self.locks[(entity, tuple(keys))] = times
 
-    def configure_push(self, url: str, header_name: str, secret: str, *, duplicate_probability: float = 0.0,
-                       auto: bool = True, max_attempts: int = 5) -> None:
-        self.push = {"url": url, "header": header_name, "secret": secret, "dup": duplicate_probability,
-                     "auto": auto, "max_attempts": max_attempts}
+    def configure_push(
+        self,
+        url: str,
+        header_name: str,
+        secret: str,
+        *,
+        duplicate_probability: float = 0.0,
+        auto: bool = True,
+        max_attempts: int = 5,
+    ) -> None:
+        self.push = {
+            "url": url,
+            "header": header_name,
+            "secret": secret,
+            "dup": duplicate_probability,
+            "auto": auto,
+            "max_attempts": max_attempts,
+        }
 
     def force_duplicate_next(self, n: int = 1) -> None:
         self._force_duplicates += n
 
     # ---- instance-level endpoints -------------------------------------------------------------
     def _list_endpoints(self, req: SimRequest) -> SimResponse:
-        return SimResponse.json({
-            "version": {"acumaticaBuildVersion": BUILD_VERSION, "databaseVersion": BUILD_VERSION},
-            "endpoints": [{"name": "Default", "version": v, "href": f"{self.base_path}/entity/Default/{v}/"}
-                          for v in VERSIONS],
-        })
+        return SimResponse.json(
+            {
+                "version": {"acumaticaBuildVersion": BUILD_VERSION, "databaseVersion": BUILD_VERSION},
+                "endpoints": [
+                    {"name": "Default", "version": v, "href": f"{self.base_path}/entity/Default/{v}/"}
+                    for v in VERSIONS
+                ],
+            }
+        )
 
     def _token(self, req: SimRequest) -> SimResponse:
         form = {k: v[0] for k, v in parse_qs(req.body.decode(), keep_blank_values=True).items()}
@@ -262,10 +427,16 @@ class AcumaticaSimulator(Simulator):
         if "api" not in scopes:
             return SimResponse.json({"scope": " ".join(sorted(scopes)), "token_type": "Bearer"})
         access = "at_" + uuid.uuid4().hex
-        self.access_tokens[access] = {"grant": grant,
-                                      "expires_at": self.clock() + timedelta(seconds=self.token_lifetime)}
-        body = {"access_token": access, "expires_in": self.token_lifetime, "token_type": "Bearer",
-                "scope": " ".join(sorted(scopes))}
+        self.access_tokens[access] = {
+            "grant": grant,
+            "expires_at": self.clock() + timedelta(seconds=self.token_lifetime),
+        }
+        body = {
+            "access_token": access,
+            "expires_in": self.token_lifetime,
+            "token_type": "Bearer",
+            "scope": " ".join(sorted(scopes)),
+        }
         if "offline_access" in scopes:
             refresh = "rt_" + uuid.uuid4().hex
             self.refresh_tokens[refresh] = grant
@@ -280,13 +451,18 @@ class AcumaticaSimulator(Simulator):
         if creds.get("tenant") and creds.get("company"):
             raise http_error("Please use tenant", status=400)
         tenant = creds.get("tenant") or creds.get("company")
-        if self.users.get(creds.get("name", "")) != creds.get("password") or (tenant and tenant != self.tenant):
+        if self.users.get(creds.get("name", "")) != creds.get("password") or (
+            tenant and tenant != self.tenant
+        ):
             # UNVERIFIED literal text; Acumatica reports bad credentials as a PXException.
             raise http_error("Invalid credentials. Please try again.", status=500)
         if self.seats_in_use >= self.seat_limit:
             # The login topic lists 429 for license limits; body text per the C# client (§6.3).
-            return SimResponse(429, f"{LOGIN_LIMIT_TEXT}: the maximum number of API users is reached.".encode(),
-                               {"Content-Type": "text/plain"})
+            return SimResponse(
+                429,
+                f"{LOGIN_LIMIT_TEXT}: the maximum number of API users is reached.".encode(),
+                {"Content-Type": "text/plain"},
+            )
         sid = uuid.uuid4().hex[:24]
         self.sessions[sid] = creds["name"]
         return SimResponse.empty(204, {"Set-Cookie": f"ASP.NET_SessionId={sid}; path=/; HttpOnly"})
@@ -316,7 +492,9 @@ class AcumaticaSimulator(Simulator):
             raise SimError(404, self.not_found_body(req))
         for op in self.operations.values():
             if op["principal"] == principal and not op["done"]:
-                raise http_error("A long operation is still running in this session; wait for it to complete.")
+                raise http_error(
+                    "A long operation is still running in this session; wait for it to complete."
+                )
         return principal
 
     # ---- entities ----------------------------------------------------------------------------
@@ -325,7 +503,7 @@ class AcumaticaSimulator(Simulator):
         condition = parse_filter(req.arg("$filter")) if req.arg("$filter") else None
         skip, top = int(req.arg("$skip") or 0), req.arg("$top")
         rows = [r for r in self.records[entity].values() if condition is None or condition(r)]
-        rows = rows[skip:] if top is None else rows[skip: skip + int(top)]
+        rows = rows[skip:] if top is None else rows[skip : skip + int(top)]
         return SimResponse.json([self._render(entity, r, req) for r in rows])
 
     def _get(self, req: SimRequest, ep: str, ver: str, entity: str, keys: str) -> SimResponse:
@@ -360,8 +538,11 @@ class AcumaticaSimulator(Simulator):
         errors = self._validate(entity, body, plain)
         if errors:
             verb = "Updating" if existing else "Inserting"
-            echo = dict(body, error=f"{verb}  '{_dac_title(entity)}' record raised at least one error. "
-                                    "Please review the errors.")
+            echo = dict(
+                body,
+                error=f"{verb}  '{_dac_title(entity)}' record raised at least one error. "
+                "Please review the errors.",
+            )
             return SimResponse.json(echo, 422)
         if existing is None:
             rec = self._create(entity, plain)
@@ -409,8 +590,14 @@ class AcumaticaSimulator(Simulator):
     def _store_new_bill(self, plain: dict, amount: float, status: str) -> dict:
         fields = {k: v for k, v in plain.items() if k not in ("Amount", "Status", "Hold", "Type", "Vendor")}
         details = fields.pop("Details", None)
-        bill = self.add_bill(plain.get("Vendor"), amount, type=plain.get("Type", "Bill"), status=status,
-                             details=details, **fields)
+        bill = self.add_bill(
+            plain.get("Vendor"),
+            amount,
+            type=plain.get("Type", "Bill"),
+            status=status,
+            details=details,
+            **fields,
+        )
         self._touch("Bill", bill, None)
         return bill
 
@@ -426,15 +613,21 @@ class AcumaticaSimulator(Simulator):
             if plain["Hold"]:
                 rec["Status"] = "On Hold"
             elif rec["Status"] == "On Hold":
-                pending = entity == "Bill" and (rec["Type"], rec.get("ReferenceNbr")) in self.requires_approval
-                rec["Status"] = "Pending Approval" if pending else ("Balanced" if entity == "Bill" else "Open")
+                pending = (
+                    entity == "Bill" and (rec["Type"], rec.get("ReferenceNbr")) in self.requires_approval
+                )
+                rec["Status"] = (
+                    "Pending Approval" if pending else ("Balanced" if entity == "Bill" else "Open")
+                )
 
     def _check_lock(self, entity: str, rec: dict) -> None:
         key = (entity, tuple(rec[k] for k in ENTITY_KEYS[entity]))
         if self.locks.get(key, 0) > 0:
             self.locks[key] -= 1
-            raise http_error(f"Another process has updated the '{_dac_title(entity)}' record. "
-                             "Your changes will be lost.", "PX.Data.PXLockViolationException")
+            raise http_error(
+                f"Another process has updated the '{_dac_title(entity)}' record. Your changes will be lost.",
+                "PX.Data.PXLockViolationException",
+            )
 
     # ---- actions -----------------------------------------------------------------------------
     def _bill_action(self, req: SimRequest, ep: str, ver: str, action: str) -> SimResponse:
@@ -453,12 +646,20 @@ class AcumaticaSimulator(Simulator):
             return SimResponse.empty(204, {"Location": self._self_link("Bill", bill)})
         if bill["Status"] not in ("Balanced", "Under Reclassification"):
             # UNVERIFIED body; release is allowed only from Balanced (AIR-UG AP_30_10_00, §3.1).
-            raise http_error(f"The document cannot be released because its status is {bill['Status']}. "
-                             "Only documents with the Balanced status can be released.")
+            raise http_error(
+                f"The document cannot be released because its status is {bill['Status']}. "
+                "Only documents with the Balanced status can be released."
+            )
         sid = str(uuid.uuid4())
-        self.operations[sid] = {"principal": principal, "remaining": self.release_polls, "done": False,
-                                "bill": (bill["Type"], bill["ReferenceNbr"])}
-        return SimResponse.empty(202, {"Location": f"{self.base_url}/entity/{ep}/{ver}/Bill/{action}/status/{sid}"})
+        self.operations[sid] = {
+            "principal": principal,
+            "remaining": self.release_polls,
+            "done": False,
+            "bill": (bill["Type"], bill["ReferenceNbr"]),
+        }
+        return SimResponse.empty(
+            202, {"Location": f"{self.base_url}/entity/{ep}/{ver}/Bill/{action}/status/{sid}"}
+        )
 
     def _action_status(self, req: SimRequest, ep: str, ver: str, action: str, sid: str) -> SimResponse:
         self._principal(req)
@@ -482,7 +683,9 @@ class AcumaticaSimulator(Simulator):
         self._counters[name] = self._counters.get(name, start - 1) + 1
         return self._counters[name]
 
-    def _store(self, entity: str, fields: dict, *, modified: datetime | None = None, push: bool = True) -> dict:
+    def _store(
+        self, entity: str, fields: dict, *, modified: datetime | None = None, push: bool = True
+    ) -> dict:
         rec = {k: v for k, v in fields.items() if v is not None}
         rec["id"] = str(uuid.uuid4())
         for line in rec.get("Details") or []:
@@ -492,8 +695,15 @@ class AcumaticaSimulator(Simulator):
         self._touch(entity, rec, None, modified=modified, push=push)
         return rec
 
-    def _touch(self, entity: str, rec: dict, before: dict | None, *, modified: datetime | None = None,
-               push: bool = True) -> None:
+    def _touch(
+        self,
+        entity: str,
+        rec: dict,
+        before: dict | None,
+        *,
+        modified: datetime | None = None,
+        push: bool = True,
+    ) -> None:
         now = modified or max(self.clock(), self._last_modified + timedelta(milliseconds=1))
         self._last_modified = max(self._last_modified, now)
         rec["LastModifiedDateTime"] = now
@@ -526,11 +736,17 @@ class AcumaticaSimulator(Simulator):
         return path if relative else self.base_url[: len(self.base_url) - len(self.base_path)] + path
 
     def _queue_push(self, entity: str, rec: dict, before: dict | None) -> None:
-        self._outbox.append({
-            "Query": PUSH_QUERIES[entity], "CompanyId": self.tenant,
-            "Inserted": [_gi_row(entity, rec)], "Deleted": [_gi_row(entity, before)] if before else [],
-            "Id": str(uuid.uuid4()), "TimeStamp": _ticks(self.clock()), "AdditionalInfo": {},
-        })
+        self._outbox.append(
+            {
+                "Query": PUSH_QUERIES[entity],
+                "CompanyId": self.tenant,
+                "Inserted": [_gi_row(entity, rec)],
+                "Deleted": [_gi_row(entity, before)] if before else [],
+                "Id": str(uuid.uuid4()),
+                "TimeStamp": _ticks(self.clock()),
+                "AdditionalInfo": {},
+            }
+        )
 
     def flush_pushes(self) -> list[dict[str, Any]]:
         """Deliver queued push notifications (outside the state lock); returns what was sent."""
@@ -568,33 +784,56 @@ def build_demo(base_url: str, **kwargs: Any) -> AcumaticaSimulator:
     sim = AcumaticaSimulator(base_url, tenant="Ridgeline", **kwargs)
     sim.add_oauth_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
     sim.add_user(DEMO_USER, DEMO_PASSWORD)
-    for cd, desc, kind in (("20000", "Accounts Payable", "Liability"), ("50100", "Materials", "Expense"),
-                           ("50200", "Subcontractors", "Expense"), ("51000", "Equipment Rental", "Expense"),
-                           ("60100", "Office Supplies", "Expense")):
+    for cd, desc, kind in (
+        ("20000", "Accounts Payable", "Liability"),
+        ("50100", "Materials", "Expense"),
+        ("50200", "Subcontractors", "Expense"),
+        ("51000", "Equipment Rental", "Expense"),
+        ("60100", "Office Supplies", "Expense"),
+    ):
         sim.add_account(cd, desc, type=kind)
-    for vid, name in (("ABCCONCRETE", "ABC Concrete Supply"), ("STEELWORKS", "Tri-County Steelworks"),
-                      ("RIVERLUMBER", "River Valley Lumber"), ("SUMMITELEC", "Summit Electrical Contractors"),
-                      ("HEAVYRENT", "Heavy Equipment Rentals Inc.")):
+    for vid, name in (
+        ("ABCCONCRETE", "ABC Concrete Supply"),
+        ("STEELWORKS", "Tri-County Steelworks"),
+        ("RIVERLUMBER", "River Valley Lumber"),
+        ("SUMMITELEC", "Summit Electrical Contractors"),
+        ("HEAVYRENT", "Heavy Equipment Rentals Inc."),
+    ):
         sim.add_vendor(vid, name)
     sim.add_bill("ABCCONCRETE", 18450.00, vendor_ref="INV-7781", description="Ready-mix concrete, Lot 14")
     sim.add_bill("STEELWORKS", 42300.50, vendor_ref="SW-2291", status="On Hold", description="Rebar package")
-    sim.add_bill("SUMMITELEC", 12875.00, vendor_ref="SE-1043", status="Pending Approval",
-                 description="Rough-in electrical, Building B",
-                 details=[{"Account": "50200", "Amount": 12875.00, "TransactionDescription": "Rough-in",
-                           "Branch": "MAIN"}])
-    sim.add_bill("HEAVYRENT", 3600.00, vendor_ref="HR-889", description="Excavator rental, March",
-                 details=[{"Account": "51000", "Amount": 3600.00, "TransactionDescription": "Excavator",
-                           "Branch": "MAIN"}])
-    sim.add_bill("RIVERLUMBER", 950.25, type="Credit Adj.", vendor_ref="RVL-CR-12", description="Returned studs")
+    sim.add_bill(
+        "SUMMITELEC",
+        12875.00,
+        vendor_ref="SE-1043",
+        status="Pending Approval",
+        description="Rough-in electrical, Building B",
+        details=[
+            {"Account": "50200", "Amount": 12875.00, "TransactionDescription": "Rough-in", "Branch": "MAIN"}
+        ],
+    )
+    sim.add_bill(
+        "HEAVYRENT",
+        3600.00,
+        vendor_ref="HR-889",
+        description="Excavator rental, March",
+        details=[
+            {"Account": "51000", "Amount": 3600.00, "TransactionDescription": "Excavator", "Branch": "MAIN"}
+        ],
+    )
+    sim.add_bill(
+        "RIVERLUMBER", 950.25, type="Credit Adj.", vendor_ref="RVL-CR-12", description="Returned studs"
+    )
     sim.add_purchase_order("ABCCONCRETE", 25000.00, description="Foundation pour, Phase 2")
     sim.add_purchase_order("RIVERLUMBER", 8800.00, status="Pending Approval", description="Framing lumber")
     sim.add_purchase_order("STEELWORKS", 51000.00, status="On Hold", description="Structural steel")
-    for eid, name, email, status in (("EP00000001", "Maria Lopez", "maria.lopez@ridgeline.example", "Active"),
-                                     ("EP00000002", "Dave Chen", "dave.chen@ridgeline.example", "Active"),
-                                     ("EP00000003", "Priya Natarajan", "Priya.Natarajan@ridgeline.example",
-                                      "Active"),
-                                     ("EP00000004", "Tom Becker", "tom.becker@ridgeline.example", "Inactive"),
-                                     ("EP00000005", "Site Trailer", None, "Active")):
+    for eid, name, email, status in (
+        ("EP00000001", "Maria Lopez", "maria.lopez@ridgeline.example", "Active"),
+        ("EP00000002", "Dave Chen", "dave.chen@ridgeline.example", "Active"),
+        ("EP00000003", "Priya Natarajan", "Priya.Natarajan@ridgeline.example", "Active"),
+        ("EP00000004", "Tom Becker", "tom.becker@ridgeline.example", "Inactive"),
+        ("EP00000005", "Site Trailer", None, "Active"),
+    ):
         sim.add_employee(eid, name, email, status=status)
     return sim
 
@@ -676,19 +915,33 @@ def _gi_row(entity: str, rec: dict) -> dict[str, Any]:
     modified = rec.get("LastModifiedDateTime")
     stamp = modified.isoformat(timespec="milliseconds").replace("+00:00", "") if modified else None
     if entity == "Bill":
-        return {"DocType": rec["Type"], "RefNbr": rec["ReferenceNbr"], "Status": rec.get("Status"),
-                "Hold": rec.get("Hold"), "VendorID": rec.get("Vendor"), "CuryOrigDocAmt": rec.get("Amount"),
-                "DueDate": rec["DueDate"].isoformat() if rec.get("DueDate") else None,
-                "APInvoice_lastModifiedDateTime": stamp}
-    return {"OrderType": rec["Type"], "OrderNbr": rec["OrderNbr"], "Status": rec.get("Status"),
-            "Hold": rec.get("Hold"), "VendorID": rec.get("VendorID"), "CuryOrderTotal": rec.get("OrderTotal"),
-            "POOrder_lastModifiedDateTime": stamp}
+        return {
+            "DocType": rec["Type"],
+            "RefNbr": rec["ReferenceNbr"],
+            "Status": rec.get("Status"),
+            "Hold": rec.get("Hold"),
+            "VendorID": rec.get("Vendor"),
+            "CuryOrigDocAmt": rec.get("Amount"),
+            "DueDate": rec["DueDate"].isoformat() if rec.get("DueDate") else None,
+            "APInvoice_lastModifiedDateTime": stamp,
+        }
+    return {
+        "OrderType": rec["Type"],
+        "OrderNbr": rec["OrderNbr"],
+        "Status": rec.get("Status"),
+        "Hold": rec.get("Hold"),
+        "VendorID": rec.get("VendorID"),
+        "CuryOrderTotal": rec.get("OrderTotal"),
+        "POOrder_lastModifiedDateTime": stamp,
+    }
 
 
 # ---- $filter (OData v3 subset: eq ne gt ge lt le, and/or, parentheses) -----------------------------
 
-_TOKEN_RE = re.compile(r"\s*(?:(?P<lit>(?:datetimeoffset|datetime|date|guid)?'(?:[^']|'')*')|(?P<num>-?\d+(?:\.\d+)?)"
-                       r"|(?P<paren>[()])|(?P<word>[A-Za-z_][\w/.]*))")
+_TOKEN_RE = re.compile(
+    r"\s*(?:(?P<lit>(?:datetimeoffset|datetime|date|guid)?'(?:[^']|'')*')|(?P<num>-?\d+(?:\.\d+)?)"
+    r"|(?P<paren>[()])|(?P<word>[A-Za-z_][\w/.]*))"
+)
 
 
 def parse_filter(text: str) -> Callable[[dict], bool]:
@@ -697,7 +950,7 @@ def parse_filter(text: str) -> Callable[[dict], bool]:
     while pos < len(text.rstrip()):
         m = _TOKEN_RE.match(text, pos)
         if not m or m.end() == pos:
-            raise http_error(f"Invalid $filter near '{text[pos:pos + 20]}'.", "PX.Api.ODataParserException")
+            raise http_error(f"Invalid $filter near '{text[pos : pos + 20]}'.", "PX.Api.ODataParserException")
         tokens.append(m)
         pos = m.end()
     expr, rest = _parse_or(tokens)
@@ -722,9 +975,14 @@ def _parse_and(tokens):
     return left, tokens
 
 
-_OPS = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a is not None and a > b,
-        "ge": lambda a, b: a is not None and a >= b, "lt": lambda a, b: a is not None and a < b,
-        "le": lambda a, b: a is not None and a <= b}
+_OPS = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "gt": lambda a, b: a is not None and a > b,
+    "ge": lambda a, b: a is not None and a >= b,
+    "lt": lambda a, b: a is not None and a < b,
+    "le": lambda a, b: a is not None and a <= b,
+}
 
 
 def _parse_atom(tokens):

@@ -78,9 +78,16 @@ def mounted(sim, rsps) -> AcumaticaSimulator:
 
 def make_connection(tenant: Tenant, **overrides) -> AcumaticaConnection:
     fields = dict(
-        tenant=tenant, instance_url=INSTANCE, endpoint_name="Default", endpoint_version="24.200.001",
-        auth_mode="oauth_password", client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET,
-        username=DEMO_USER, password=DEMO_PASSWORD, tenant_login_name="Ridgeline",
+        tenant=tenant,
+        instance_url=INSTANCE,
+        endpoint_name="Default",
+        endpoint_version="24.200.001",
+        auth_mode="oauth_password",
+        client_id=DEMO_CLIENT_ID,
+        client_secret=DEMO_CLIENT_SECRET,
+        username=DEMO_USER,
+        password=DEMO_PASSWORD,
+        tenant_login_name="Ridgeline",
     )
     fields.update(overrides)
     return AcumaticaConnection.objects.create(**fields)

@@ -1,0 +1,107 @@
+"""`connector check` for Acumatica: say what was verified and how.
+
+Steps, each one a CheckResult line:
+1. the build and endpoint list (GET {instance}/entity, anonymous) — the build is saved on the
+   connection (`build_version`) for diagnostics (reference/acumatica.md §9);
+2. the configured endpoint name/version is listed, else the versions that are;
+3. authentication in the configured mode; on failure which credential was refused, and for "API
+   Login Limit" what the operator can do;
+4. read access to Bill, PurchaseOrder and Employee with `$top=1` each (cheap, §6.3).
+A cookie session is signed out at the end (session_scope), so a check never leaks an API seat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.base import errors
+from integrations.cli.check import CHECKERS, CheckResult
+
+from .auth import SEATS_ADVICE
+from .client import AcumaticaClient, EndpointNotListed, client_for
+
+READ_CHECKS = (
+    ("Bill", ("Type", "ReferenceNbr")),
+    ("PurchaseOrder", ("Type", "OrderNbr")),
+    ("Employee", ("EmployeeID",)),
+)
+
+
+def check_acumatica(connection: Any, *, client: AcumaticaClient | None = None) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    try:
+        client = client or client_for(connection)
+    except errors.ConfigurationError as exc:
+        return [CheckResult(False, "configuration", str(exc))]
+
+    # 1-2. build and endpoint version
+    try:
+        info = client.discover()
+    except errors.ConnectorError as exc:
+        return [CheckResult(False, "instance reachable", f"GET {client.instance_url}/entity failed: {exc}")]
+    if info.build_version:
+        type(connection).objects.filter(pk=connection.pk).update(build_version=info.build_version)
+        connection.build_version = info.build_version
+    results.append(
+        CheckResult(
+            True,
+            "instance reachable",
+            f"GET {client.instance_url}/entity: Acumatica build {info.build_version or '?'}",
+        )
+    )
+    try:
+        client.verify_endpoint(info)
+    except EndpointNotListed as exc:
+        results.append(CheckResult(False, "endpoint version", str(exc)))
+        return results
+    results.append(
+        CheckResult(
+            True,
+            "endpoint version",
+            f"{connection.endpoint_name}/{connection.endpoint_version} is listed ({client.base_url})",
+        )
+    )
+
+    # 3-4. authentication and read access, in one session
+    try:
+        with client.session_scope():
+            try:
+                client.auth.ensure()
+            except errors.ConfigurationError as exc:
+                results.append(CheckResult(False, "authentication", str(exc)))
+                return results
+            except errors.SeatsExhausted:
+                results.append(
+                    CheckResult(
+                        False, "authentication", f"{client.auth.describe()}: API Login Limit — {SEATS_ADVICE}"
+                    )
+                )
+                return results
+            except errors.AuthFailed as exc:
+                results.append(
+                    CheckResult(False, "authentication", f"{client.auth.describe()}: {exc.message}")
+                )
+                return results
+            results.append(CheckResult(True, "authentication", f"signed in by {client.auth.describe()}"))
+            for entity, keys in READ_CHECKS:
+                results.append(_read_check(client, entity, keys))
+    except errors.ConnectorError as exc:
+        results.append(CheckResult(False, "session", str(exc)))
+    return results
+
+
+def _read_check(client: AcumaticaClient, entity: str, keys: tuple[str, ...]) -> CheckResult:
+    what = f"read {entity}"
+    try:
+        first = next(iter(client.iter(entity, select=keys, page_size=1)), None)
+    except errors.Forbidden as exc:
+        return CheckResult(False, what, f"no rights to the {entity} form for this user: {exc.message}")
+    except errors.SeatsExhausted:
+        return CheckResult(False, what, f"API Login Limit — {SEATS_ADVICE}")
+    except errors.ConnectorError as exc:
+        return CheckResult(False, what, str(exc))
+    sample = "no records yet" if first is None else "found " + "/".join(str(first.get(k)) for k in keys)
+    return CheckResult(True, what, f"GET /{entity}?$top=1 answered: {sample}")
+
+
+CHECKERS["acumatica"] = check_acumatica
