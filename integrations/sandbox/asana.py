@@ -164,6 +164,7 @@ class AsanaSimulator(Simulator):
         self.requests: list[SimRequest] = []
         self.rate_limited: list[SimRequest] = []
         self.deliveries: list[tuple[str, int, bytes]] = []  # (webhook gid, status, body)
+        self.change_headers: list[str] = []  # Asana-Change values announced on every answer (§2.5)
         self._windows: dict[str, deque] = {}
         self._writes_in_flight: dict[str, int] = {}
         self._routes()
@@ -225,7 +226,10 @@ class AsanaSimulator(Simulator):
             self.rate_limited.append(req)
             return limited
         try:
-            return super().handle(req)
+            resp = super().handle(req)
+            if self.change_headers and req.path != "/-/oauth_token":
+                resp.headers["Asana-Change"] = ", ".join(self.change_headers)
+            return resp
         finally:
             if key and write:
                 with self.lock:
