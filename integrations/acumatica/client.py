@@ -1,5 +1,9 @@
 """Acumatica contract-based REST client (Default endpoint, tested against 24.200.001).
 
+Module map: client.py (transport, auth hooks, errors, generic get/iter/put/actions), documents.py
+(bills, POs, employees, vendors, accounts), auth.py (OAuth / cookie sign-in), values.py (value
+wrapping, $filter), error_bodies.py (422 echo / HttpError parsing), check.py (`connector check`).
+
 One client per connection and process; `client_for(connection)` builds it. All HTTP behaviour
 (timeouts, retries, ApiCall recording, redaction, the shared concurrency budget) comes from
 `integrations.base.http.HttpClient`; this module adds Acumatica's URLs, auth, error shapes and one
@@ -25,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,7 +40,11 @@ from integrations.base.http import HttpClient
 
 from . import values
 from .auth import Authenticator, authenticator_for, is_login_limit, seats_exhausted
+from .documents import DocumentsMixin
+from .error_bodies import collect_field_errors, is_http_error, json_or_none, reclass
 from .values import Record
+
+__all__ = ["AcumaticaClient", "EndpointInfo", "EndpointNotListed", "client_for", "collect_field_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -48,48 +55,6 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "Vendor": ("VendorID",),
     "Account": ("AccountCD",),
 }
-BILL_LIST_FIELDS = (
-    "Type",
-    "ReferenceNbr",
-    "Status",
-    "Hold",
-    "Vendor",
-    "VendorRef",
-    "Amount",
-    "Balance",
-    "Date",
-    "DueDate",
-    "Description",
-    "BranchID",
-    "CurrencyID",
-    "LastModifiedDateTime",
-)
-PO_LIST_FIELDS = (
-    "Type",
-    "OrderNbr",
-    "Status",
-    "Hold",
-    "VendorID",
-    "VendorRef",
-    "OrderTotal",
-    "Date",
-    "PromisedOn",
-    "Description",
-    "Branch",
-    "CurrencyID",
-    "Owner",
-    "LastModifiedDateTime",
-)
-EMPLOYEE_FIELDS = (
-    "EmployeeID",
-    "EmployeeName",
-    "Status",
-    "ContactInfo/Email",
-    "ContactInfo/FirstName",
-    "ContactInfo/LastName",
-    "LastModifiedDateTime",
-)
-RELEASED_BILL_STATUSES = frozenset({"Open", "Closed"})
 LOCK_MARKERS = ("another process has updated", "locked", "long operation")
 RATE_LIMIT_RETRY_AFTER = 30.0  # no Retry-After from Acumatica: reschedule a long 429 storm this late
 
@@ -112,7 +77,7 @@ class EndpointInfo:
 
 
 @dataclass
-class AcumaticaClient(HttpClient):
+class AcumaticaClient(DocumentsMixin, HttpClient):
     connection: Any = None
     poll_interval: float = 1.0
     action_deadline: float = 300.0
@@ -158,10 +123,10 @@ class AcumaticaClient(HttpClient):
                 raise
 
     def parse_error(self, response: requests.Response) -> tuple[str | None, dict[str, str]]:
-        data = _json_or_none(response)
+        data = json_or_none(response)
         if not isinstance(data, dict):
             return errors.body_excerpt(response) or response.reason or None, {}
-        if _is_http_error(data):
+        if is_http_error(data):
             message = data.get("exceptionMessage") or data.get("message") or ""
             inner = data.get("innerException")
             if isinstance(inner, dict) and inner.get("exceptionMessage"):
@@ -177,17 +142,17 @@ class AcumaticaClient(HttpClient):
     def classify_error(
         self, response: requests.Response, error: errors.ConnectorError
     ) -> errors.ConnectorError:
-        data = _json_or_none(response)
+        data = json_or_none(response)
         exc_type = str(data.get("exceptionType") or "") if isinstance(data, dict) else ""
         error.vendor_code = exc_type
         text = f"{error.message} {error.body_excerpt}".lower()
         status = response.status_code
         if "NoEntitySatisfiesTheCondition" in exc_type or "no entity satisfies the condition" in text:
-            return _reclass(error, errors.NotFound)
+            return reclass(error, errors.NotFound)
         if is_login_limit(text):
             return seats_exhausted(error.body_excerpt, status)
         if status == 401:
-            return _reclass(
+            return reclass(
                 error,
                 errors.AuthFailed,
                 message=(
@@ -195,12 +160,12 @@ class AcumaticaClient(HttpClient):
                 ),
             )
         if any(marker in text for marker in LOCK_MARKERS) and status in (400, 422, 500):
-            return _reclass(error, errors.Locked)
+            return reclass(error, errors.Locked)
         if status == 500 and exc_type.startswith("PX."):
             # A PX.* exception is the application refusing the request (transaction rolled back), e.g.
             # a release from the wrong status or "Optimization cannot be performed": retrying the
             # same request cannot help. System.* / HTML 500s stay retryable (Unavailable).
-            return _reclass(error, errors.Invalid)
+            return reclass(error, errors.Invalid)
         return error
 
     def json(self, response: requests.Response) -> Any:
@@ -388,194 +353,6 @@ class AcumaticaClient(HttpClient):
             if location.startswith("/")
             else self.url_for(location)
         )
-
-    # ---- bills --------------------------------------------------------------------------------
-    def get_bill(
-        self,
-        bill_type: str,
-        reference_nbr: str,
-        *,
-        expand: Iterable[str] | str | None = ("Details",),
-        select: Iterable[str] | str | None = None,
-    ) -> Record:
-        return self.get("Bill", (bill_type, reference_nbr), expand=expand, select=select)
-
-    def iter_bills(
-        self,
-        *,
-        modified_since: datetime | None = None,
-        status_in: Iterable[str] | None = None,
-        types: Iterable[str] | None = None,
-        select: Iterable[str] | str | None = BILL_LIST_FIELDS,
-        page_size: int = 100,
-    ) -> Iterator[Record]:
-        """Bills changed since a UTC watermark; list queries use top-level $select only (§8.4)."""
-        return self.iter(
-            "Bill",
-            filter=_change_filter(modified_since, status_in, types),
-            select=select,
-            page_size=page_size,
-        )
-
-    def put_bill(
-        self,
-        fields: dict[str, Any],
-        *,
-        mode: str | None = None,
-        custom: dict[str, Any] | None = None,
-        expand: Iterable[str] | str | None = None,
-    ) -> Record:
-        return self.put("Bill", fields, mode=mode, custom=custom, expand=expand)
-
-    def set_bill_hold(self, bill_type: str, reference_nbr: str, hold: bool) -> Record:
-        return self.put(
-            "Bill", {"Type": bill_type, "ReferenceNbr": reference_nbr, "Hold": hold}, mode="update"
-        )
-
-    def release_bill(self, bill_type: str, reference_nbr: str, *, deadline: float | None = None) -> Record:
-        """ReleaseBill (Balanced → Open, §5.3), then re-read; already Open/Closed counts as done."""
-        with self.session_scope():
-            current = self.get_bill(bill_type, reference_nbr, expand=None, select=("Status",))
-            if current.get("Status") in RELEASED_BILL_STATUSES:
-                return self.get_bill(bill_type, reference_nbr)
-            self.invoke_action(
-                "Bill", "ReleaseBill", {"Type": bill_type, "ReferenceNbr": reference_nbr}, deadline=deadline
-            )
-            return self.get_bill(bill_type, reference_nbr)
-
-    def approve_bill(self, bill_type: str, reference_nbr: str, *, deadline: float | None = None) -> Record:
-        """Workflow action Approve (Pending Approval → Balanced), run by name (§5.4, UNVERIFIED on 24.200)."""
-        with self.session_scope():
-            self.invoke_action(
-                "Bill", "Approve", {"Type": bill_type, "ReferenceNbr": reference_nbr}, deadline=deadline
-            )
-            return self.get_bill(bill_type, reference_nbr)
-
-    # ---- purchase orders ------------------------------------------------------------------------
-    def get_purchase_order(
-        self, order_type: str, order_nbr: str, *, expand: Iterable[str] | str | None = ("Details",)
-    ) -> Record:
-        return self.get("PurchaseOrder", (order_type, order_nbr), expand=expand)
-
-    def iter_purchase_orders(
-        self,
-        *,
-        modified_since: datetime | None = None,
-        status_in: Iterable[str] | None = None,
-        types: Iterable[str] | None = None,
-        select: Iterable[str] | str | None = PO_LIST_FIELDS,
-        page_size: int = 100,
-    ) -> Iterator[Record]:
-        return self.iter(
-            "PurchaseOrder",
-            filter=_change_filter(modified_since, status_in, types),
-            select=select,
-            page_size=page_size,
-        )
-
-    # ---- employees, vendors, accounts -----------------------------------------------------------
-    def iter_employees(
-        self,
-        *,
-        modified_since: datetime | None = None,
-        status_in: Iterable[str] | None = None,
-        select: Iterable[str] | str | None = EMPLOYEE_FIELDS,
-        page_size: int = 100,
-    ) -> Iterator[Record]:
-        """Employees with their e-mail: needs $expand=ContactInfo (§3.3)."""
-        return self.iter(
-            "Employee",
-            filter=_change_filter(modified_since, status_in, None),
-            select=select,
-            expand="ContactInfo",
-            page_size=page_size,
-        )
-
-    def get_employee(self, employee_id: str) -> Record:
-        return self.get("Employee", (employee_id,), expand="ContactInfo")
-
-    def get_vendor(self, vendor_id: str) -> Record:
-        return self.get("Vendor", (vendor_id,))
-
-    def iter_vendors(self, *, page_size: int = 100) -> Iterator[Record]:
-        return self.iter(
-            "Vendor", select=("VendorID", "VendorName", "Status", "LastModifiedDateTime"), page_size=page_size
-        )
-
-    def iter_accounts(self, *, active_only: bool = False, page_size: int = 200) -> Iterator[Record]:
-        flt = values.cond("Active", "eq", True) if active_only else None
-        return self.iter(
-            "Account", filter=flt, select=("AccountCD", "Description", "Type", "Active"), page_size=page_size
-        )
-
-
-def _change_filter(
-    modified_since: datetime | None, status_in: Iterable[str] | None, types: Iterable[str] | None
-) -> str | None:
-    return values.all_of(
-        values.cond("LastModifiedDateTime", "gt", modified_since) if modified_since else None,
-        values.any_of("Status", status_in) if status_in else None,
-        values.any_of("Type", types) if types else None,
-    )
-
-
-def collect_field_errors(entity: Any, prefix: str = "") -> dict[str, str]:
-    """Every `error` in a 422 entity echo: fields, custom fields, linked entities and detail lines.
-
-    Paths look like `Vendor`, `Details[2].Account` (0-based line index), `MainContact.Email`,
-    `custom.Document.UsrX`; a detail line's own `error` is reported under `Details[2]`.
-    """
-    found: dict[str, str] = {}
-    if not isinstance(entity, dict):
-        return found
-    if prefix and entity.get("error") and isinstance(entity["error"], str):
-        found[prefix] = entity["error"]
-    for key, value in entity.items():
-        if key in ("id", "rowNumber", "_links", "error", "files"):
-            continue
-        path = f"{prefix}.{key}" if prefix else key
-        if key == "custom" and isinstance(value, dict):
-            for view, fields in value.items():
-                for name, item in (fields or {}).items():
-                    if isinstance(item, dict) and item.get("error"):
-                        found[f"{path}.{view}.{name}"] = item["error"]
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                found.update(collect_field_errors(item, f"{path}[{i}]"))
-        elif isinstance(value, dict) and set(value) <= {"value", "error"}:
-            if value.get("error"):
-                found[path] = value["error"]
-        elif isinstance(value, dict):
-            found.update(collect_field_errors(value, path))
-    return found
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return json.loads(response.content or b"")
-    except (ValueError, TypeError):
-        return None
-
-
-def _is_http_error(data: dict[str, Any]) -> bool:
-    return any(k in data for k in ("exceptionMessage", "exceptionType", "message", "modelState"))
-
-
-def _reclass(error: errors.ConnectorError, klass: type[errors.ConnectorError], **overrides: Any):
-    if type(error) is klass and not overrides:
-        return error
-    kwargs = dict(
-        system=error.system,
-        status=error.status,
-        body_excerpt=error.body_excerpt,
-        retry_after=error.retry_after,
-        field_errors=error.field_errors,
-        outcome_unknown=error.outcome_unknown,
-        vendor_code=error.vendor_code,
-    )
-    message = overrides.pop("message", error.message)
-    kwargs.update(overrides)
-    return klass(message, **kwargs)
 
 
 def client_for(connection: Any, **kwargs: Any) -> AcumaticaClient:
