@@ -452,7 +452,9 @@ class AsanaSimulator(Simulator):
                 "resource_type": w["resource_type"],
                 "name": resource.get("name", ""),
             },
-            **{k: w[k] for k in keys},
+            # The spec's own example shows these as null, but its schema says not nullable: a null
+            # is omitted (spec gap, see the report), which clients must read as "never happened".
+            **{k: w[k] for k in keys if w[k] is not None},
         }
 
     def render_user(self, gid: str) -> dict:
