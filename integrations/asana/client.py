@@ -17,10 +17,9 @@ Vendor facts relied on (sources in /work/shared/reference/asana.md):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +30,7 @@ from django.utils import timezone
 
 from integrations.base import errors
 from integrations.base.http import HttpClient
+from integrations.base.ratelimit import budget_for, fingerprint
 
 from . import fields as cf
 
@@ -137,10 +137,6 @@ def token_url_for(api_base_url: str) -> str:
     """The OAuth token endpoint on the API's host: https://app.asana.com/-/oauth_token (§1.2)."""
     parts = urlsplit(api_base_url)
     return f"{parts.scheme}://{parts.netloc}/-/oauth_token"
-
-
-def fingerprint(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 def approval_outcome(task: Mapping[str, Any]) -> str | None:
@@ -667,15 +663,21 @@ def task_changes(desired: Mapping[str, Any], last_known: Mapping[str, Any]) -> d
     return changes
 
 
-def client_for(connection: Any, **overrides: Any) -> AsanaClient:
-    """The client for an AsanaConnection, with the token's rate budget shared by every worker."""
+def client_for(
+    connection: Any, *, budget_clock: Callable[[], float] | None = None, **overrides: Any
+) -> AsanaClient:
+    """The client for an AsanaConnection, with the token's rate budget shared by every worker.
+
+    `budget_clock` (tests) drives the shared budget with a fake clock; pair it with a `sleep` that
+    advances the same clock.
+    """
     auth = (
         OAuthAuth(connection)
         if connection.auth_mode == "oauth"
         else PatAuth(connection.personal_access_token)
     )
     if "rate_limiter" not in overrides:
-        overrides["rate_limiter"] = shared_budget(connection, auth)
+        overrides["rate_limiter"] = shared_budget(connection, auth, clock=budget_clock)
     return AsanaClient(
         base_url=connection.api_base_url,
         tenant_id=connection.tenant_id,
@@ -685,15 +687,14 @@ def client_for(connection: Any, **overrides: Any) -> AsanaClient:
     )
 
 
-def shared_budget(connection: Any, auth: PatAuth | OAuthAuth) -> Any:
-    """The per-token budget (§3) from integrations.base.ratelimit, when that module is available."""
-    try:
-        from integrations.base.ratelimit import budget_for
-    except ImportError:  # pragma: no cover - the shared limiter lands separately
-        log.warning("asana: integrations.base.ratelimit is not available; no shared rate budget")
-        return None
+def shared_budget(
+    connection: Any, auth: PatAuth | OAuthAuth, *, clock: Callable[[], float] | None = None
+) -> Any:
+    """The per-token budget (§3): paced below requests_per_minute, writes capped in flight, shared by
+    every worker process through integrations.base.ratelimit."""
     return budget_for(
         f"asana:{auth.budget_key()}",
         per_minute=connection.requests_per_minute,
         max_in_flight_writes=connection.max_writes_in_flight,
+        clock=clock,
     )

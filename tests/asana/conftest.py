@@ -18,7 +18,7 @@ from integrations.sandbox.asana import DEMO, build_demo
 BASE_URL = "https://app.asana.com/api/1.0"
 
 
-@dataclass
+@dataclass(eq=False)  # hashable: the shared budget keys its instances by clock
 class FakeClock:
     """A clock for the sandbox and the client's sleeps: sleeping advances time, nobody waits."""
 
@@ -30,7 +30,9 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.now += seconds
+        # At least a millisecond: a sub-ulp wait (1e-8 s at epoch ~1.8e9) would not move a float clock,
+        # and the shared budget can answer such residual waits (reported as a float-rounding issue).
+        self.now += max(seconds, 0.001)
 
     def advance(self, seconds: float) -> None:
         self.now += seconds

@@ -60,8 +60,11 @@ def target(mounted):
 
 
 def test_create_performs_the_handshake_and_returns_the_body_secret(client, mounted, target):
-    created = client.create_webhook(AP, TARGET, filters=[{"resource_type": "task", "action": "changed",
-                                                          "fields": ["completed", "custom_fields"]}])
+    created = client.create_webhook(
+        AP,
+        TARGET,
+        filters=[{"resource_type": "task", "action": "changed", "fields": ["completed", "custom_fields"]}],
+    )
     assert len(target.handshakes) == 1 and target.handshakes[0]["url"] == TARGET
     assert created.secret == target.handshakes[0]["secret"] and len(created.secret) == 64
     webhook = created.webhook
@@ -109,13 +112,18 @@ def test_events_are_signed_over_the_raw_body_and_carry_the_reference_shape(clien
     assert added["user"] == {"gid": DEMO["connector_user"], "resource_type": "user"}
     assert added["parent"]["gid"] == AP
     assert cf_change["user"]["gid"] == alice and cf_change["created_at"].endswith("Z")
-    assert cf_change["change"]["new_value"] == {"gid": DEMO["fields"]["vendor"], "resource_type": "custom_field"}
+    assert cf_change["change"]["new_value"] == {
+        "gid": DEMO["fields"]["vendor"],
+        "resource_type": "custom_field",
+    }
     assert completed["user"] is None and completed["resource"]["gid"] == task["gid"]
     assert client.get_webhook(created.webhook["gid"])["active"] is True
 
 
 def test_filters_limit_what_is_delivered(client, mounted, target):
-    client.create_webhook(AP, TARGET, filters=[{"resource_type": "task", "action": "changed", "fields": ["completed"]}])
+    client.create_webhook(
+        AP, TARGET, filters=[{"resource_type": "task", "action": "changed", "fields": ["completed"]}]
+    )
     gid = mounted.add_task(AP, "t")
     mounted.ui_update_task(gid, None, name="renamed")
     mounted.ui_update_task(gid, None, completed=True)
