@@ -129,15 +129,15 @@ def _check_flow(client: AsanaClient, flow: Any) -> list[CheckResult]:
         )
     ]
     if flow.asana_section_gid:
-        sections = {s["gid"]: s.get("name") for s in client.list_sections(flow.asana_project_gid)}
-        ok = flow.asana_section_gid in sections
-        results.append(
-            CheckResult(
-                ok,
-                f"flow {flow.name}: section {flow.asana_section_gid}",
-                repr(sections[flow.asana_section_gid]) if ok else "not a section of the project",
-            )
-        )
+        what = f"flow {flow.name}: section {flow.asana_section_gid}"
+        try:
+            sections = {s["gid"]: s.get("name") for s in client.list_sections(flow.asana_project_gid)}
+        except errors.ConnectorError as exc:
+            sections, results = None, [*results, CheckResult(False, what, _explain(exc))]
+        if sections is not None:
+            ok = flow.asana_section_gid in sections
+            detail = repr(sections[flow.asana_section_gid]) if ok else "not a section of the project"
+            results.append(CheckResult(ok, what, detail))
     wanted = _mapped_field_gids(flow)
     if not wanted:
         return results
