@@ -53,6 +53,9 @@ class ConnectorError(Exception):
         outcome_unknown: bool = False,
         vendor_code: str = "",
     ) -> None:
+        from .redaction import redact_text
+
+        message = redact_text(message or "")
         super().__init__(message)
         self.message = message
         self.system = system

@@ -33,14 +33,17 @@ SAFETY = 0.97
 BURST_FRACTION = 0.02
 LEASE_TTL = 120.0
 IN_FLIGHT_POLL = 0.05
+# Float rounding must never produce a wait too small to advance a clock (or worth a sleep call).
+EPSILON = 1e-6
+MIN_WAIT = 0.001
 
 _instances: dict[tuple, object] = {}
 _instances_lock = threading.Lock()
 
 
 class _Budget:
-    def __init__(self, key: str, per_minute: int | None, max_in_flight: int | None,
-                 max_in_flight_writes: int | None, clock: Callable[[], float] = time.time):
+    def __init__(self, key: str, per_minute: int | None = None, max_in_flight: int | None = None,
+                 max_in_flight_writes: int | None = None, clock: Callable[[], float] = time.time):
         self.key = key
         self.per_minute = per_minute
         self.max_in_flight = max_in_flight
@@ -73,8 +76,8 @@ class _Budget:
             return IN_FLIGHT_POLL, None
         if self.interval:
             tat = max(float(state.get("tat", 0.0)), now)
-            if tat - now > self.tolerance:
-                return tat - now - self.tolerance, None
+            if tat - now > self.tolerance + EPSILON:
+                return max(MIN_WAIT, tat - now - self.tolerance), None
             state["tat"] = tat + self.interval
         lease = uuid.uuid4().hex
         if self.max_in_flight or self.max_in_flight_writes:
@@ -147,7 +150,7 @@ if write == 1 and max_writes > 0 and redis.call('ZCARD', writes_key) >= max_writ
 if interval > 0 then
   local tat = tonumber(redis.call('HGET', state_key, 'tat') or '0')
   if tat < now then tat = now end
-  if tat - now > tolerance then return tostring(tat - now - tolerance) end
+  if tat - now > tolerance + 0.000001 then return tostring(math.max(0.001, tat - now - tolerance)) end
   redis.call('HSET', state_key, 'tat', tostring(tat + interval))
   redis.call('EXPIRE', state_key, 3600)
 end
