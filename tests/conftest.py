@@ -1,0 +1,39 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from integrations.base.redaction import _known_secrets
+
+
+@pytest.fixture
+def tenant(db):
+    from integrations.models import Tenant
+
+    return Tenant.objects.create(slug="acme", name="Acme Construction")
+
+
+@pytest.fixture
+def staff_user(db, django_user_model):
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", "admin-pass-123")
+
+
+@pytest.fixture
+def admin_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _isolated_var_dir(tmp_path, settings):
+    """Each test gets its own var/ (rate-limit files, agent state)."""
+    settings.VAR_DIR = tmp_path / "var"
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets():
+    before = set(_known_secrets)
+    yield
+    _known_secrets.intersection_update(before)
