@@ -1,0 +1,81 @@
+"""/healthz and the connector command's shape."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+
+@pytest.mark.django_db
+def test_healthz_ok_in_sync_mode(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    data = response.json()
+    assert data["status"] == "ok"
+    assert data["checks"]["database"]["ok"] is True
+    assert data["checks"]["broker"]["ok"] is True
+    assert data["checks"]["cluster"]["mode"] == "sync"
+
+
+@pytest.mark.django_db
+def test_healthz_503_without_a_cluster_heartbeat(client, settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    cluster = response.json()["checks"]["cluster"]
+    assert cluster["ok"] is False and "qcluster" in cluster["error"]
+
+
+@pytest.mark.django_db
+def test_healthz_ok_when_a_cluster_reports(client, settings, monkeypatch):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}
+    from django_q.status import Stat
+
+    class FakeStat:
+        status = "Idle"
+        workers = [1, 2]
+        host = "worker-1"
+
+    monkeypatch.setattr(Stat, "get_all", staticmethod(lambda broker=None: [FakeStat()]))
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["cluster"] == {"ok": True, "clusters": 1, "workers": 2, "hosts": ["worker-1"]}
+
+
+def test_every_subcommand_has_help(capsys):
+    from integrations.cli import SUBCOMMANDS
+
+    with pytest.raises(SystemExit) as exc:
+        call_command("connector", "--help")
+    assert exc.value.code == 0
+    top = capsys.readouterr().out
+    import importlib
+
+    for path in SUBCOMMANDS:
+        name = importlib.import_module(path).NAME
+        assert name in top
+        with pytest.raises(SystemExit) as exc:
+            call_command("connector", name, "--help")
+        assert exc.value.code == 0
+        assert "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_check_unknown_tenant_exits_non_zero(capsys):
+    with pytest.raises(CommandError) as exc:
+        call_command("connector", "check", "--tenant", "ghost")
+    assert exc.value.returncode == 2
+    assert "No tenant" in capsys.readouterr().err
+
+
+@pytest.mark.django_db
+def test_check_reports_invalid_configuration(tenant, capsys):
+    from integrations.models import AcumaticaConnection
+
+    AcumaticaConnection.objects.create(tenant=tenant, instance_url="http://erp.acme.example",
+                                       endpoint_version="24.200.001")
+    with pytest.raises(CommandError):
+        call_command("connector", "check", "--tenant", "acme")
+    captured = capsys.readouterr()
+    assert "acumatica: FAILED" in captured.out
+    assert "only https:// is allowed" in captured.err
+    conn = AcumaticaConnection.objects.get()
+    assert conn.last_check_ok is False and "https" in conn.last_check_message
