@@ -11,5 +11,7 @@ Each module listed in SUBCOMMANDS defines:
 SUBCOMMANDS = [
     "integrations.cli.check",
     "integrations.cli.config",
+    "integrations.cli.demo",
     "integrations.cli.rotate_keys",
+    "integrations.cli.sandbox",
 ]

@@ -1,0 +1,73 @@
+"""`connector sandbox`: serve the simulated Acumatica, Asana and Sage 100 agent on loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.conf import settings
+
+from integrations.sandbox import acumatica as acu_sim
+from integrations.sandbox import asana as asana_sim
+from integrations.sandbox import demo
+
+NAME = "sandbox"
+HELP = "Serve the sandbox Acumatica, Asana and Sage 100 agent on loopback (for `make run` and demos)."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--host", default=demo.HOST, help="Loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--acumatica-port", type=int, default=demo.ACUMATICA_PORT)
+    parser.add_argument("--asana-port", type=int, default=demo.ASANA_PORT)
+    parser.add_argument("--sage-port", type=int, default=demo.SAGE_PORT)
+    parser.add_argument("--connector-url", default=settings.PUBLIC_BASE_URL,
+                        help="Where the sandboxes deliver webhooks and push notifications")
+    parser.add_argument("--seconds", type=float, default=0, help="Stop after this long (0 = until interrupted)")
+
+
+def build(options) -> dict:
+    """The three sandboxes, seeded with the demo data and wired to the demo tenant (when it exists)."""
+    from integrations.models import AcumaticaConnection
+
+    acumatica = acu_sim.build_demo(demo.acumatica_url(options["host"], options["acumatica_port"]))
+    conn = AcumaticaConnection.objects.filter(tenant__slug=demo.TENANT_SLUG).first()
+    if conn is not None:
+        acumatica.configure_push(f"{options['connector_url']}/hooks/acumatica/{conn.push_uuid}/",
+                                 conn.push_header_name, conn.push_secret)
+    asana = asana_sim.build_demo(demo.asana_url(options["host"], options["asana_port"]), allow_localhost=True)
+    return {"acumatica": acumatica, "asana": asana}
+
+
+def run(options, out) -> int:
+    from waitress.server import create_server
+
+    from integrations.sage100.agent.config import from_dict
+    from integrations.sage100.agent.server import create_app, start_in_thread
+
+    if options["host"] not in ("127.0.0.1", "localhost", "::1"):
+        out.error("The sandboxes serve loopback only.")
+        return 2
+    sims = build(options)
+    servers = []
+    for name, port in (("acumatica", options["acumatica_port"]), ("asana", options["asana_port"])):
+        server = create_server(sims[name].wsgi_app, host=options["host"], port=port, threads=8)
+        threading.Thread(target=server.run, name=f"sandbox-{name}", daemon=True).start()
+        servers.append(server)
+        out.write(f"{name:10s} sandbox on {sims[name].base_url}")
+    state_dir = settings.VAR_DIR / "sandbox"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    agent = start_in_thread(create_app(from_dict(demo.sage_agent_config(state_dir, options["sage_port"]), env={})),
+                            port=options["sage_port"])
+    out.write(f"{'sage100':10s} agent   on {agent.url} (simulated backend)")
+    out.success("Sandboxes running; Ctrl-C stops them.")
+    try:
+        deadline = time.monotonic() + options["seconds"] if options["seconds"] else None
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.close()
+        agent.stop()
+    return 0
