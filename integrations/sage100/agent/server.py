@@ -77,6 +77,9 @@ class RunningAgent:
         return self.app.backend
 
     def stop(self) -> None:
+        """Stop serving; safe to call twice (a test may stop the agent, then its fixture does too)."""
+        if not self._thread.is_alive():
+            return
         if self._kind == "cheroot":
             self._server.stop()
         else:
@@ -85,7 +88,10 @@ class RunningAgent:
             # Close the sockets from inside the event loop (via its trigger), so select() never sees a
             # descriptor closed under it; the loop exits once its map is empty.
             server = self._server
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            try:
+                server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            except OSError:  # the loop already closed its trigger: it is on its way out
+                pass
             self._thread.join(timeout=10)
             server.task_dispatcher.shutdown()
         self._thread.join(timeout=10)
