@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.urls import path
+from django.utils.module_loading import import_string
+from django.views.decorators.csrf import csrf_exempt
 
 from integrations import views as integration_views
 
@@ -7,7 +9,21 @@ admin.site.site_header = "ml-connector console"
 admin.site.site_title = "ml-connector"
 admin.site.index_title = "Operator console"
 
+
+def vendor_hook(dotted_path: str):
+    """Webhook receivers live with their system (asana/webhooks.py, acumatica/push.py); resolved on use."""
+
+    @csrf_exempt
+    def view(request, *args, **kwargs):
+        return import_string(dotted_path)(request, *args, **kwargs)
+
+    return view
+
+
 urlpatterns = [
     path("healthz", integration_views.healthz, name="healthz"),
+    path("hooks/asana/<uuid:target_uuid>/", vendor_hook("integrations.asana.webhooks.receive"), name="asana-hook"),
+    path("hooks/acumatica/<uuid:push_uuid>/", vendor_hook("integrations.acumatica.push.receive"),
+         name="acumatica-push"),
     path("admin/", admin.site.urls),
 ]

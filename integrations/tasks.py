@@ -1,1 +1,0 @@
-"""django-q2 entry points. Thin: they take ids, load rows and call into flows/."""
