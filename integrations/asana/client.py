@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -267,7 +267,6 @@ class OAuthAuth:
 class AsanaClient(HttpClient):
     auth: PatAuth | OAuthAuth | None = None
     workspace_gid: str = ""
-    _last_payload: dict[str, Any] = field(default_factory=dict, repr=False)
 
     system = "asana"
 
@@ -359,7 +358,9 @@ class AsanaClient(HttpClient):
         fields: Iterable[str] = (),
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
+        whole_body: bool = False,
     ) -> Any:
+        """One request with the {"data": …} envelope both ways; the unwrapped data (or the whole body)."""
         query = dict(params or {})
         if fields:
             query["opt_fields"] = ",".join(fields)
@@ -375,8 +376,7 @@ class AsanaClient(HttpClient):
                 status=response.status_code,
                 body_excerpt=errors.body_excerpt(response),
             )
-        self._last_payload = payload
-        return payload["data"]
+        return payload if whole_body else payload["data"]
 
     def iter_pages(
         self,
@@ -541,8 +541,8 @@ class AsanaClient(HttpClient):
         data: dict[str, Any] = {"resource": resource_gid, "target": target}
         if filters:
             data["filters"] = filters
-        webhook = self._call("POST", "/webhooks", fields=WEBHOOK_FIELDS, data=data)
-        secret = str(self._last_payload.get("X-Hook-Secret") or "")
+        body = self._call("POST", "/webhooks", fields=WEBHOOK_FIELDS, data=data, whole_body=True)
+        webhook, secret = body["data"], str(body.get("X-Hook-Secret") or "")
         self.register_secrets(secret)
         return CreatedWebhook(webhook=webhook, secret=secret)
 
