@@ -236,6 +236,9 @@ class OAuthAuth:
                 authenticated=False,
             )
         except (errors.AuthFailed, errors.Invalid, errors.Forbidden) as exc:
+            # A worker that refreshed a moment ago may have rotated the refresh token under us.
+            if conn.pk and self._adopt_fresh_from_db(conn.access_token):
+                return True
             raise errors.AuthFailed(
                 f"the OAuth refresh token was rejected ({exc.message}); reconnect the Asana app",
                 system="asana",
@@ -322,7 +325,7 @@ class AsanaClient(HttpClient):
         except (ValueError, AttributeError, TypeError):
             pass
         status, text = response.status_code, (error.message or "").lower()
-        if status == 401:
+        if status == 401 and not response.url.startswith(token_url_for(self.base_url)):
             error.message = f"{self.auth.kind} rejected: {error.message}"
         elif status == 403 and "duplicated webhook" in text:
             return DuplicateWebhook(

@@ -226,3 +226,17 @@ def test_revoked_refresh_token_names_the_oauth_refresh_credential(oauth_connecti
         " ".join(map(str, r)) for r in ApiCall.objects.values_list("request_excerpt", "response_excerpt")
     )
     assert oauth_connection.refresh_token not in rows and DEMO["oauth_client_secret"] not in rows
+
+
+def test_second_worker_adopts_the_token_another_worker_refreshed(oauth_connection, mounted, clock):
+    mounted.rotate_refresh_tokens = True
+    mounted.expire_access_tokens()
+    worker_a = client_for(
+        AsanaConnection.objects.get(pk=oauth_connection.pk), rate_limiter=None, sleep=clock.sleep
+    )
+    worker_b = client_for(
+        AsanaConnection.objects.get(pk=oauth_connection.pk), rate_limiter=None, sleep=clock.sleep
+    )
+    worker_a.me()  # refreshes; the refresh token rotates
+    assert worker_b.me()["gid"] == DEMO["connector_user"]  # 401 -> finds A's fresh token in the DB
+    assert len([r for r in mounted.requests if r.path == "/-/oauth_token"]) == 1
