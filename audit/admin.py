@@ -35,7 +35,17 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "started_at", "tenant", "flow", "trigger", "status", "progress", "counts", "finished_at")
+    list_display = (
+        "id",
+        "started_at",
+        "tenant",
+        "flow",
+        "trigger",
+        "status",
+        "progress",
+        "counts",
+        "finished_at",
+    )
     list_filter = ("status", "trigger", "tenant", "flow")
     date_hierarchy = "started_at"
 
@@ -48,8 +58,18 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "tenant", "flow", "operation", "record_key", "status", "attempts", "actor",
-                    "short_error")
+    list_display = (
+        "id",
+        "created_at",
+        "tenant",
+        "flow",
+        "operation",
+        "record_key",
+        "status",
+        "attempts",
+        "actor",
+        "short_error",
+    )
     list_filter = ("status", "operation", "tenant", "flow", "actor")
     search_fields = ("record_key", "idempotency_key", "error")
     date_hierarchy = "created_at"
@@ -61,7 +81,17 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
 @admin.register(ApiCall)
 class ApiCallAdmin(ReadOnlyAdmin):
-    list_display = ("id", "started_at", "system", "method", "url", "status_code", "duration_ms", "attempt", "tenant")
+    list_display = (
+        "id",
+        "started_at",
+        "system",
+        "method",
+        "url",
+        "status_code",
+        "duration_ms",
+        "attempt",
+        "tenant",
+    )
     list_filter = ("system", "method", "status_code", "tenant")
     search_fields = ("url", "error")
     date_hierarchy = "started_at"

@@ -77,7 +77,8 @@ class InboundEvent(models.Model):
         ordering = ["-received_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["source", "dedupe_key"], condition=Q(dedupe_key__isnull=False),
+                fields=["source", "dedupe_key"],
+                condition=Q(dedupe_key__isnull=False),
                 name="inboundevent_unique_dedupe",
             )
         ]
@@ -166,7 +167,9 @@ class AuditEntry(AppendOnlyModel):
 
 class ApiCall(AppendOnlyModel):
     tenant = models.ForeignKey(Tenant, on_delete=models.SET_NULL, null=True, blank=True)
-    run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls")
+    run = models.ForeignKey(
+        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
+    )
     record_link = models.ForeignKey(
         RecordLink, on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
     )

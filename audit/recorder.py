@@ -13,13 +13,15 @@ from typing import Any
 
 from integrations.base.redaction import redact_data
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("audit_context", default={})
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "audit_context", default=None
+)
 
 
 @contextmanager
 def audit_context(**values: Any) -> Iterator[dict[str, Any]]:
     """Attach run / record_link / tenant_id to everything recorded inside the block."""
-    merged = {**_context.get(), **values}
+    merged = {**(_context.get() or {}), **values}
     token = _context.set(merged)
     try:
         yield merged
@@ -28,13 +30,13 @@ def audit_context(**values: Any) -> Iterator[dict[str, Any]]:
 
 
 def current_context() -> dict[str, Any]:
-    return _context.get()
+    return _context.get() or {}
 
 
 def record_api_call(record) -> None:
     from .models import ApiCall
 
-    ctx = _context.get()
+    ctx = current_context()
     run = ctx.get("run")
     link = ctx.get("record_link")
     ApiCall.objects.create(
@@ -58,7 +60,7 @@ def record_entry(*, tenant, operation: str, status: str, **fields: Any):
     """Append one AuditEntry; snapshots and payloads are redacted before they are stored."""
     from .models import AuditEntry
 
-    ctx = _context.get()
+    ctx = current_context()
     for name in ("source_snapshot", "payload", "field_diff"):
         if name in fields and fields[name] is not None:
             fields[name] = redact_data(fields[name])

@@ -92,11 +92,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db(
-        "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ml-connector.sqlite3'}"
-    )
-}
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ml-connector.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, qcluster) share the file: wait for locks instead of failing at once,
     # and take the write lock at BEGIN so two writers never deadlock on an upgrade.
@@ -177,3 +173,6 @@ LOGGING = {
 }
 
 ADMIN_SITE_HEADER = env.str("ADMIN_SITE_HEADER", default="ml-connector console")
+
+# Django 6 will assume https for scheme-less URLs in forms; opt in now (every outbound URL must be https).
+FORMS_URLFIELD_ASSUME_HTTPS = True

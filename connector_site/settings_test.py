@@ -9,7 +9,9 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 20)
 os.environ.setdefault("FERNET_KEYS", "test-fernet-key-one")
 os.environ.setdefault("PUBLIC_BASE_URL", "http://testserver")
-os.environ.setdefault("ML_CONNECTOR_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
+os.environ.setdefault(
+    "ML_CONNECTOR_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test")
+)
 
 from .settings import *  # noqa: E402,F403
 from .settings import Q_CLUSTER  # noqa: E402

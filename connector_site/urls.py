@@ -22,8 +22,15 @@ def vendor_hook(dotted_path: str):
 
 urlpatterns = [
     path("healthz", integration_views.healthz, name="healthz"),
-    path("hooks/asana/<uuid:target_uuid>/", vendor_hook("integrations.asana.webhooks.receive"), name="asana-hook"),
-    path("hooks/acumatica/<uuid:push_uuid>/", vendor_hook("integrations.acumatica.push.receive"),
-         name="acumatica-push"),
+    path(
+        "hooks/asana/<uuid:target_uuid>/",
+        vendor_hook("integrations.asana.webhooks.receive"),
+        name="asana-hook",
+    ),
+    path(
+        "hooks/acumatica/<uuid:push_uuid>/",
+        vendor_hook("integrations.acumatica.push.receive"),
+        name="acumatica-push",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -52,8 +52,15 @@ class Sage100Inline(ConnectionInline):
 class FlowInline(admin.TabularInline):
     model = Flow
     extra = 0
-    fields = ("name", "kind", "enabled", "asana_project_gid", "asana_section_gid", "poll_interval_minutes",
-              "mapping_status")
+    fields = (
+        "name",
+        "kind",
+        "enabled",
+        "asana_project_gid",
+        "asana_section_gid",
+        "poll_interval_minutes",
+        "mapping_status",
+    )
     readonly_fields = ("mapping_status",)
     show_change_link = True
 
@@ -68,8 +75,11 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.display(description="Connected systems")
     def systems(self, obj):
-        names = [label for attr, label in (("acumatica", "Acumatica"), ("asana", "Asana"),
-                                           ("sage100", "Sage 100")) if hasattr(obj, attr)]
+        names = [
+            label
+            for attr, label in (("acumatica", "Acumatica"), ("asana", "Asana"), ("sage100", "Sage 100"))
+            if hasattr(obj, attr)
+        ]
         return ", ".join(names) or "—"
 
     @admin.display(description="Flows")
@@ -111,10 +121,26 @@ class RecordLinkAdmin(admin.ModelAdmin):
 @admin.register(AsanaWebhook)
 class AsanaWebhookAdmin(admin.ModelAdmin):
     form = WriteOnlySecretsForm
-    list_display = ("resource_gid", "tenant", "state", "webhook_gid", "last_heartbeat_at", "last_event_at",
-                    "failure_deletion_timestamp")
+    list_display = (
+        "resource_gid",
+        "tenant",
+        "state",
+        "webhook_gid",
+        "last_heartbeat_at",
+        "last_event_at",
+        "failure_deletion_timestamp",
+    )
     list_filter = ("tenant", "state")
     search_fields = ("resource_gid", "webhook_gid")
-    readonly_fields = ("target_uuid", "webhook_gid", "pending_since", "last_event_at", "last_heartbeat_at",
-                       "last_checked_at", "last_failure_at", "last_failure_content",
-                       "failure_deletion_timestamp", "created_at")
+    readonly_fields = (
+        "target_uuid",
+        "webhook_gid",
+        "pending_since",
+        "last_event_at",
+        "last_heartbeat_at",
+        "last_checked_at",
+        "last_failure_at",
+        "last_failure_content",
+        "failure_deletion_timestamp",
+        "created_at",
+    )

@@ -3,8 +3,9 @@
 Shape (every section but `tenant` optional):
     {"tenant": {"slug", "name", "active"},
      "acumatica": {...AcumaticaConnection fields...}, "asana": {...}, "sage100": {...},
-     "flows": [{...Flow fields..., "field_mappings": [{...FieldMapping fields...,
-                                                       "value_mappings": [{kind, source_value, target_value}]}]}],
+     "flows": [{...Flow fields...,
+                "field_mappings": [{...FieldMapping fields...,
+                                    "value_mappings": [{kind, source_value, target_value}]}]}],
      "value_mappings": [{kind, source_value, target_value, note}],       # tenant-wide (vendors, cost codes)
      "user_mappings": [{email, display_name, asana_user_gid, acumatica_employee_id, sage_user, active}]}
 
@@ -71,7 +72,8 @@ def export_tenant(slug: str) -> dict[str, Any]:
             fdoc["field_mappings"].append(fmdoc)
         doc["flows"].append(fdoc)
     doc["value_mappings"] = [
-        _dump(vm) for vm in tenant.value_mappings.filter(field_mapping__isnull=True).order_by("kind", "source_value")
+        _dump(vm)
+        for vm in tenant.value_mappings.filter(field_mapping__isnull=True).order_by("kind", "source_value")
     ]
     doc["user_mappings"] = [_dump(um) for um in tenant.user_mappings.order_by("email")]
     return doc
@@ -80,7 +82,7 @@ def export_tenant(slug: str) -> dict[str, Any]:
 def _dump(obj: models.Model, secrets_as_env: tuple[str, str] | None = None) -> dict[str, Any]:
     secret_names = set(secret_field_names(type(obj)))
     out: dict[str, Any] = {}
-    for name, field in _editable_fields(type(obj)).items():
+    for name in _editable_fields(type(obj)):
         value = getattr(obj, name)
         if name in secret_names:
             if value and secrets_as_env:
@@ -102,7 +104,9 @@ def load_file(path: str | Path) -> dict[str, Any]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigFileError(source, [f"line {exc.lineno} column {exc.colno}: malformed JSON: {exc.msg}"]) from exc
+        raise ConfigFileError(
+            source, [f"line {exc.lineno} column {exc.colno}: malformed JSON: {exc.msg}"]
+        ) from exc
     if not isinstance(doc, dict):
         raise ConfigFileError(source, ["the top level must be a JSON object"])
     return doc
@@ -121,8 +125,15 @@ class _Applier:
     def problem(self, path: str, reason: str) -> None:
         self.problems.append(f"{path}: {reason}")
 
-    def fill(self, obj: models.Model, data: Any, path: str, *, secrets_env: bool = False,
-             exclude: set[str] = frozenset()) -> bool:
+    def fill(
+        self,
+        obj: models.Model,
+        data: Any,
+        path: str,
+        *,
+        secrets_env: bool = False,
+        exclude: set[str] = frozenset(),
+    ) -> bool:
         """Set fields from `data` on obj; report unknown fields and invalid values. True if valid."""
         if not isinstance(data, dict):
             self.problem(path, "must be a JSON object")
@@ -144,7 +155,10 @@ class _Applier:
                     continue
             field = fields[key]
             if field.choices and value not in {c[0] for c in field.flatchoices}:
-                self.problem(f"{path}.{key}", f"{value!r} is not one of: {', '.join(str(c[0]) for c in field.flatchoices)}")
+                self.problem(
+                    f"{path}.{key}",
+                    f"{value!r} is not one of: {', '.join(str(c[0]) for c in field.flatchoices)}",
+                )
                 ok = False
                 continue
             try:
@@ -198,7 +212,9 @@ def apply_document(doc: dict[str, Any], *, source: str = "<config>", prune: bool
         raise ConfigFileError(source, a.problems + ["tenant.slug: required"])
     with transaction.atomic():
         tenant = Tenant.objects.filter(slug=tdoc["slug"]).first() or Tenant(slug=tdoc["slug"])
-        if a.fill(tenant, tdoc, "tenant") and a.validate(tenant, "tenant", exclude=["slug"] if tenant.pk else None):
+        if a.fill(tenant, tdoc, "tenant") and a.validate(
+            tenant, "tenant", exclude=["slug"] if tenant.pk else None
+        ):
             a.save(tenant, f"tenant {tenant.slug}")
         if tenant.pk is None:
             raise ConfigFileError(source, a.problems)
@@ -235,7 +251,10 @@ def _apply_flows(a: _Applier, tenant: Tenant, flows: Any, prune: bool) -> None:
             continue
         seen.add(fdoc["name"])
         flow = Flow.objects.filter(tenant=tenant, name=fdoc["name"]).first() or Flow(tenant=tenant)
-        if not (a.fill(flow, fdoc, path, exclude={"field_mappings"}) and a.validate(flow, path, exclude=["tenant"])):
+        if not (
+            a.fill(flow, fdoc, path, exclude={"field_mappings"})
+            and a.validate(flow, path, exclude=["tenant"])
+        ):
             continue
         a.save(flow, f"flow {flow.name}")
         keep = []
@@ -245,12 +264,17 @@ def _apply_flows(a: _Applier, tenant: Tenant, flows: Any, prune: bool) -> None:
                 a.problem(fpath, "must be a JSON object")
                 continue
             direction = fmdoc.get("direction", FieldMapping.Direction.TO_ASANA)
-            fm = (FieldMapping.objects.filter(flow=flow, asana_field_gid=str(fmdoc.get("asana_field_gid", "")),
-                                              direction=direction).first() or FieldMapping(flow=flow))
-            if a.fill(fm, fmdoc, fpath, exclude={"value_mappings"}) and a.validate(fm, fpath, exclude=["flow"]):
+            fm = FieldMapping.objects.filter(
+                flow=flow, asana_field_gid=str(fmdoc.get("asana_field_gid", "")), direction=direction
+            ).first() or FieldMapping(flow=flow)
+            if a.fill(fm, fmdoc, fpath, exclude={"value_mappings"}) and a.validate(
+                fm, fpath, exclude=["flow"]
+            ):
                 a.save(fm, f"mapping {flow.name}:{fm.source_path}")
                 keep.append(fm.pk)
-                _apply_value_mappings(a, tenant, fm, fmdoc.get("value_mappings", []), f"{fpath}.value_mappings")
+                _apply_value_mappings(
+                    a, tenant, fm, fmdoc.get("value_mappings", []), f"{fpath}.value_mappings"
+                )
         stale = flow.field_mappings.exclude(pk__in=keep)
         a.summary["deleted"] += [f"mapping {flow.name}:{fm.source_path}" for fm in stale]
         stale.delete()
@@ -260,16 +284,18 @@ def _apply_flows(a: _Applier, tenant: Tenant, flows: Any, prune: bool) -> None:
         gone.delete()
 
 
-def _apply_value_mappings(a: _Applier, tenant: Tenant, fm: FieldMapping | None, items: Any, path: str) -> None:
+def _apply_value_mappings(
+    a: _Applier, tenant: Tenant, fm: FieldMapping | None, items: Any, path: str
+) -> None:
     for k, vdoc in enumerate(_as_list(a, items, path)):
         vpath = f"{path}[{k}]"
         if not isinstance(vdoc, dict):
             a.problem(vpath, "must be a JSON object")
             continue
         kind = vdoc.get("kind", ValueMapping.Kind.ENUM_OPTION)
-        vm = (ValueMapping.objects.filter(tenant=tenant, field_mapping=fm, kind=kind,
-                                          source_value=vdoc.get("source_value")).first()
-              or ValueMapping(tenant=tenant, field_mapping=fm))
+        vm = ValueMapping.objects.filter(
+            tenant=tenant, field_mapping=fm, kind=kind, source_value=vdoc.get("source_value")
+        ).first() or ValueMapping(tenant=tenant, field_mapping=fm)
         if a.fill(vm, vdoc, vpath) and a.validate(vm, vpath, exclude=["tenant", "field_mapping"]):
             a.save(vm, f"value {vm.kind}:{vm.source_value}")
 
@@ -280,7 +306,8 @@ def _apply_user_mappings(a: _Applier, tenant: Tenant, items: Any) -> None:
         if not isinstance(udoc, dict) or not udoc.get("email"):
             a.problem(f"{upath}.email", "required")
             continue
-        um = (UserMapping.objects.filter(tenant=tenant, email=str(udoc["email"]).strip().lower()).first()
-              or UserMapping(tenant=tenant))
+        um = UserMapping.objects.filter(
+            tenant=tenant, email=str(udoc["email"]).strip().lower()
+        ).first() or UserMapping(tenant=tenant)
         if a.fill(um, udoc, upath) and a.validate(um, upath, exclude=["tenant"]):
             a.save(um, f"user {um.email}")

@@ -25,7 +25,9 @@ class WriteOnlySecretsForm(forms.ModelForm):
         for name in self._secret_names:
             is_set = bool(self.instance.pk and getattr(self.instance, name, ""))
             field = self.fields[name]
-            field.widget = SecretWidget(attrs={"autocomplete": "new-password", "placeholder": "••••••" if is_set else ""})
+            field.widget = SecretWidget(
+                attrs={"autocomplete": "new-password", "placeholder": "••••••" if is_set else ""}
+            )
             field.required = False
             field.initial = None
             state = "A value is set; leave blank to keep it." if is_set else "Not set."

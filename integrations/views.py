@@ -57,4 +57,6 @@ def _check_cluster() -> dict:
 def healthz(request):
     checks = {"database": _check_database(), "broker": _check_broker(), "cluster": _check_cluster()}
     ok = all(c["ok"] for c in checks.values())
-    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )

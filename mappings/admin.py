@@ -11,7 +11,15 @@ class ValueMappingInline(admin.TabularInline):
 
 @admin.register(FieldMapping)
 class FieldMappingAdmin(admin.ModelAdmin):
-    list_display = ("source_path", "direction", "cached_name", "asana_field_gid", "cached_type", "flow", "status")
+    list_display = (
+        "source_path",
+        "direction",
+        "cached_name",
+        "asana_field_gid",
+        "cached_type",
+        "flow",
+        "status",
+    )
     list_filter = ("flow__tenant", "flow", "direction", "status", "cached_type")
     search_fields = ("source_path", "cached_name", "asana_field_gid")
     readonly_fields = ("status", "status_reason", "last_checked_at")
@@ -27,7 +35,14 @@ class ValueMappingAdmin(admin.ModelAdmin):
 
 @admin.register(UserMapping)
 class UserMappingAdmin(admin.ModelAdmin):
-    list_display = ("email", "display_name", "tenant", "asana_user_gid", "acumatica_employee_id", "sage_user",
-                    "active")
+    list_display = (
+        "email",
+        "display_name",
+        "tenant",
+        "asana_user_gid",
+        "acumatica_employee_id",
+        "sage_user",
+        "active",
+    )
     list_filter = ("tenant", "active")
     search_fields = ("email", "display_name", "acumatica_employee_id", "sage_user")

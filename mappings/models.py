@@ -105,9 +105,9 @@ class UserMapping(models.Model):
         ordering = ["tenant", "email"]
         constraints = [models.UniqueConstraint(fields=["tenant", "email"], name="usermapping_unique_email")]
 
+    def __str__(self) -> str:
+        return self.email
+
     def save(self, *args, **kwargs):
         self.email = (self.email or "").strip().lower()
         super().save(*args, **kwargs)
-
-    def __str__(self) -> str:
-        return self.email

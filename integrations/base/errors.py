@@ -35,7 +35,9 @@ _WS_RE = re.compile(r"\s+")
 
 
 class ConfigurationError(Exception):
-    """The connector is configured wrongly (missing credential, bad URL…). Not retryable, not a vendor error."""
+    """The connector is configured wrongly (missing credential, bad URL…).
+
+    Not retryable and not a vendor error."""
 
 
 class ConnectorError(Exception):

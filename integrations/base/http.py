@@ -129,7 +129,9 @@ class HttpClient:
         """The vendor's message and field errors from an error response."""
         return errors.default_message(response) or None, {}
 
-    def classify_error(self, response: requests.Response, error: errors.ConnectorError) -> errors.ConnectorError:
+    def classify_error(
+        self, response: requests.Response, error: errors.ConnectorError
+    ) -> errors.ConnectorError:
         return error
 
     def register_secrets(self, *values: str | None) -> None:
@@ -204,11 +206,16 @@ class HttpClient:
                 continue
             error = self._error_for(response)
             # classify_error may turn a 5xx into a permanent error (Acumatica's 500 not-found): no retry
-            if status in self.retry_statuses and error.retryable and attempt <= self.max_retries:
-                if idempotent or status in self.retry_non_idempotent_on:
-                    delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt)
-                    self._pause(delay, error)
-                    continue
+            retry_allowed = idempotent or status in self.retry_non_idempotent_on
+            if (
+                status in self.retry_statuses
+                and error.retryable
+                and attempt <= self.max_retries
+                and retry_allowed
+            ):
+                delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt)
+                self._pause(delay, error)
+                continue
             if not idempotent and status >= 500:
                 error.outcome_unknown = True
             raise error
@@ -253,7 +260,9 @@ class HttpClient:
             return errors.Unavailable(
                 f"connection failed: {exc}", system=self.system, outcome_unknown=not idempotent
             )
-        return errors.Unavailable(f"request failed: {exc}", system=self.system, outcome_unknown=not idempotent)
+        return errors.Unavailable(
+            f"request failed: {exc}", system=self.system, outcome_unknown=not idempotent
+        )
 
     def _error_for(self, response: requests.Response) -> errors.ConnectorError:
         try:

@@ -42,8 +42,14 @@ _instances_lock = threading.Lock()
 
 
 class _Budget:
-    def __init__(self, key: str, per_minute: int | None = None, max_in_flight: int | None = None,
-                 max_in_flight_writes: int | None = None, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        key: str,
+        per_minute: int | None = None,
+        max_in_flight: int | None = None,
+        max_in_flight_writes: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.key = key
         self.per_minute = per_minute
         self.max_in_flight = max_in_flight
@@ -72,7 +78,11 @@ class _Budget:
         state["leases"] = leases
         if self.max_in_flight and len(leases) >= self.max_in_flight:
             return IN_FLIGHT_POLL, None
-        if write and self.max_in_flight_writes and sum(1 for v in leases.values() if v[1]) >= self.max_in_flight_writes:
+        if (
+            write
+            and self.max_in_flight_writes
+            and sum(1 for v in leases.values() if v[1]) >= self.max_in_flight_writes
+        ):
             return IN_FLIGHT_POLL, None
         if self.interval:
             tat = max(float(state.get("tat", 0.0)), now)
@@ -146,7 +156,9 @@ local writes_key = state_key .. ':writes'
 redis.call('ZREMRANGEBYSCORE', leases_key, '-inf', now)
 redis.call('ZREMRANGEBYSCORE', writes_key, '-inf', now)
 if max_in_flight > 0 and redis.call('ZCARD', leases_key) >= max_in_flight then return tostring(ARGV[9]) end
-if write == 1 and max_writes > 0 and redis.call('ZCARD', writes_key) >= max_writes then return tostring(ARGV[9]) end
+if write == 1 and max_writes > 0 and redis.call('ZCARD', writes_key) >= max_writes then
+  return tostring(ARGV[9])
+end
 if interval > 0 then
   local tat = tonumber(redis.call('HGET', state_key, 'tat') or '0')
   if tat < now then tat = now end
@@ -179,10 +191,22 @@ class RedisBudget(_Budget):
 
     def acquire(self, *, write: bool) -> float:
         lease = uuid.uuid4().hex
-        wait = float(self._script(keys=[self.state_key], args=[
-            self.clock(), 1 if write else 0, self.max_in_flight or 0, self.max_in_flight_writes or 0,
-            self.interval, self.tolerance, lease, LEASE_TTL, IN_FLIGHT_POLL,
-        ]))
+        wait = float(
+            self._script(
+                keys=[self.state_key],
+                args=[
+                    self.clock(),
+                    1 if write else 0,
+                    self.max_in_flight or 0,
+                    self.max_in_flight_writes or 0,
+                    self.interval,
+                    self.tolerance,
+                    lease,
+                    LEASE_TTL,
+                    IN_FLIGHT_POLL,
+                ],
+            )
+        )
         if wait <= 0:
             self._push_lease(lease)
         return wait
@@ -196,8 +220,14 @@ class RedisBudget(_Budget):
             pipe.execute()
 
 
-def budget_for(key: str, *, per_minute: int | None = None, max_in_flight: int | None = None,
-               max_in_flight_writes: int | None = None, clock: Callable[[], float] | None = None):
+def budget_for(
+    key: str,
+    *,
+    per_minute: int | None = None,
+    max_in_flight: int | None = None,
+    max_in_flight_writes: int | None = None,
+    clock: Callable[[], float] | None = None,
+):
     """The shared budget for one credential (e.g. "asana:<token fingerprint>", "acumatica:<conn id>")."""
     redis_url = getattr(settings, "REDIS_URL", "")
     ident = (key, per_minute, max_in_flight, max_in_flight_writes, redis_url, clock)
@@ -206,8 +236,9 @@ def budget_for(key: str, *, per_minute: int | None = None, max_in_flight: int | 
         if budget is None:
             kwargs = {"clock": clock} if clock else {}
             if redis_url:
-                budget = RedisBudget(key, per_minute, max_in_flight, max_in_flight_writes,
-                                     redis_url=redis_url, **kwargs)
+                budget = RedisBudget(
+                    key, per_minute, max_in_flight, max_in_flight_writes, redis_url=redis_url, **kwargs
+                )
             else:
                 budget = LocalBudget(key, per_minute, max_in_flight, max_in_flight_writes, **kwargs)
             _instances[ident] = budget

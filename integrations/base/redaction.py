@@ -22,10 +22,17 @@ SENSITIVE_NAME_RE = re.compile(
 )
 _PATTERNS = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
-    (re.compile(r"(?i)((?:password|secret|token|api_key|refresh_token|access_token)\"?\s*[:=]\s*\"?)"
-                r"[^\"&\s,}]+"), r"\1" + REDACTED),
-    (re.compile(r"(?i)(\.ASPXAUTH|ASP\.NET_SessionId|Set-Cookie|Cookie)(\s*[:=]\s*)[^;\s,]+"),
-     r"\1\2" + REDACTED),
+    (
+        re.compile(
+            r"(?i)((?:password|secret|token|api_key|refresh_token|access_token)\"?\s*[:=]\s*\"?)"
+            r"[^\"&\s,}]+"
+        ),
+        r"\1" + REDACTED,
+    ),
+    (
+        re.compile(r"(?i)(\.ASPXAUTH|ASP\.NET_SessionId|Set-Cookie|Cookie)(\s*[:=]\s*)[^;\s,]+"),
+        r"\1\2" + REDACTED,
+    ),
 ]
 
 _known_secrets: set[str] = set()
@@ -59,7 +66,10 @@ def redact_text(text: str) -> str:
 
 def redact_url(url: str) -> str:
     parts = urlsplit(url)
-    query = [(k, REDACTED if is_sensitive_name(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = [
+        (k, REDACTED if is_sensitive_name(k) else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return redact_text(urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="$'(),:/ "), "")))
 
@@ -78,8 +88,10 @@ def redact_headers(headers: Any, extra_sensitive: tuple[str, ...] = ()) -> dict[
 def redact_data(data: Any) -> Any:
     """Deep copy of JSON-like data with sensitive keys and known secret values masked."""
     if isinstance(data, dict):
-        return {k: (REDACTED if is_sensitive_name(str(k)) and v not in (None, "") else redact_data(v))
-                for k, v in data.items()}
+        return {
+            k: (REDACTED if is_sensitive_name(str(k)) and v not in (None, "") else redact_data(v))
+            for k, v in data.items()
+        }
     if isinstance(data, list):
         return [redact_data(v) for v in data]
     if isinstance(data, str):

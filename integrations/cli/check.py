@@ -16,7 +16,9 @@ from django.utils import timezone
 from integrations.models import AcumaticaConnection, AsanaConnection, Sage100Connection, Tenant
 
 NAME = "check"
-HELP = "Check every connection of a tenant (or all tenants): configuration, reachability, credentials, access."
+HELP = (
+    "Check every connection of a tenant (or all tenants): configuration, reachability, credentials, access."
+)
 
 
 @dataclass
@@ -89,7 +91,9 @@ def run(options, out) -> int:
             model.objects.filter(pk=conn.pk).update(
                 last_checked_at=timezone.now(),
                 last_check_ok=ok,
-                last_check_message="\n".join(f"{'ok' if r.ok else 'FAIL'} {r.what}: {r.detail}" for r in results),
+                last_check_message="\n".join(
+                    f"{'ok' if r.ok else 'FAIL'} {r.what}: {r.detail}" for r in results
+                ),
             )
         if not any_conn:
             out.warning("  no connections configured")

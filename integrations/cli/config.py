@@ -16,10 +16,14 @@ HELP = "Apply a tenant from a JSON file (all or nothing), or export one as JSON 
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="config_action", metavar="ACTION", required=True)
-    apply_p = sub.add_parser("apply", help="Validate FILE and write the tenant it describes, in one transaction.")
+    apply_p = sub.add_parser(
+        "apply", help="Validate FILE and write the tenant it describes, in one transaction."
+    )
     apply_p.add_argument("file", help="Path to the tenant JSON file")
-    apply_p.add_argument("--prune", action="store_true", help="Delete the tenant's flows that the file does not name")
-    export_p = sub.add_parser("export", help="Print a tenant as JSON; secrets appear as {\"env\": \"VAR\"}.")
+    apply_p.add_argument(
+        "--prune", action="store_true", help="Delete the tenant's flows that the file does not name"
+    )
+    export_p = sub.add_parser("export", help='Print a tenant as JSON; secrets appear as {"env": "VAR"}.')
     export_p.add_argument("--tenant", required=True, help="Tenant slug")
     export_p.add_argument("-o", "--output", help="Write to this file instead of standard output")
 
@@ -37,8 +41,8 @@ def run(options, out) -> int:
             for label in summary[verb]:
                 out.write(f"{verb}: {label}")
         out.success(
-            f"Applied {options['file']}: {len(summary['created'])} created, {len(summary['updated'])} updated, "
-            f"{len(summary['deleted'])} deleted."
+            f"Applied {options['file']}: {len(summary['created'])} created, "
+            f"{len(summary['updated'])} updated, {len(summary['deleted'])} deleted."
         )
         return 0
     try:

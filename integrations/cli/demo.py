@@ -46,6 +46,8 @@ def run(options, out) -> int:
         for problem in exc.problems:
             out.error(problem)
         return 2
-    out.success(f"Demo tenant {demo.TENANT_SLUG!r}: {len(summary['created'])} created, "
-                f"{len(summary['updated'])} updated.")
+    out.success(
+        f"Demo tenant {demo.TENANT_SLUG!r}: {len(summary['created'])} created, "
+        f"{len(summary['updated'])} updated."
+    )
     return 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 from integrations.secrets import rotate_keys
 
 NAME = "rotate-keys"
-HELP = ("Re-encrypt every secret with the first key of FERNET_KEYS. Put the new key first, keep the old "
-        "ones after it, run this, then remove the old keys.")
+HELP = (
+    "Re-encrypt every secret with the first key of FERNET_KEYS. Put the new key first, keep the old "
+    "ones after it, run this, then remove the old keys."
+)
 
 
 def add_arguments(parser) -> None:
@@ -18,5 +20,7 @@ def run(options, out) -> int:
     total = sum(counts.values())
     for label, n in sorted(counts.items()):
         out.write(f"{label}: {n} row(s) re-encrypted")
-    out.success(f"Re-encrypted {total} row(s) with the first key; older keys can now be removed from FERNET_KEYS.")
+    out.success(
+        f"Re-encrypted {total} row(s) with the first key; older keys can now be removed from FERNET_KEYS."
+    )
     return 0

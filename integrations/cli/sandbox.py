@@ -20,9 +20,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--acumatica-port", type=int, default=demo.ACUMATICA_PORT)
     parser.add_argument("--asana-port", type=int, default=demo.ASANA_PORT)
     parser.add_argument("--sage-port", type=int, default=demo.SAGE_PORT)
-    parser.add_argument("--connector-url", default=settings.PUBLIC_BASE_URL,
-                        help="Where the sandboxes deliver webhooks and push notifications")
-    parser.add_argument("--seconds", type=float, default=0, help="Stop after this long (0 = until interrupted)")
+    parser.add_argument(
+        "--connector-url",
+        default=settings.PUBLIC_BASE_URL,
+        help="Where the sandboxes deliver webhooks and push notifications",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=0, help="Stop after this long (0 = until interrupted)"
+    )
 
 
 def build(options) -> dict:
@@ -32,8 +37,11 @@ def build(options) -> dict:
     acumatica = acu_sim.build_demo(demo.acumatica_url(options["host"], options["acumatica_port"]))
     conn = AcumaticaConnection.objects.filter(tenant__slug=demo.TENANT_SLUG).first()
     if conn is not None:
-        acumatica.configure_push(f"{options['connector_url']}/hooks/acumatica/{conn.push_uuid}/",
-                                 conn.push_header_name, conn.push_secret)
+        acumatica.configure_push(
+            f"{options['connector_url']}/hooks/acumatica/{conn.push_uuid}/",
+            conn.push_header_name,
+            conn.push_secret,
+        )
     asana = asana_sim.build_demo(demo.asana_url(options["host"], options["asana_port"]), allow_localhost=True)
     return {"acumatica": acumatica, "asana": asana}
 
@@ -56,8 +64,10 @@ def run(options, out) -> int:
         out.write(f"{name:10s} sandbox on {sims[name].base_url}")
     state_dir = settings.VAR_DIR / "sandbox"
     state_dir.mkdir(parents=True, exist_ok=True)
-    agent = start_in_thread(create_app(from_dict(demo.sage_agent_config(state_dir, options["sage_port"]), env={})),
-                            port=options["sage_port"])
+    agent = start_in_thread(
+        create_app(from_dict(demo.sage_agent_config(state_dir, options["sage_port"]), env={})),
+        port=options["sage_port"],
+    )
     out.write(f"{'sage100':10s} agent   on {agent.url} (simulated backend)")
     out.success("Sandboxes running; Ctrl-C stops them.")
     try:

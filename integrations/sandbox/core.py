@@ -64,8 +64,11 @@ class SimResponse:
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> SimResponse:
-        return cls(status, json.dumps(data).encode(), {"Content-Type": "application/json; charset=utf-8",
-                                                      **(headers or {})})
+        return cls(
+            status,
+            json.dumps(data).encode(),
+            {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+        )
 
     @classmethod
     def empty(cls, status: int = 204, headers: dict[str, str] | None = None) -> SimResponse:
@@ -146,7 +149,9 @@ def http_deliverer(timeout: float = 10.0) -> Deliverer:
     """
 
     def deliver(url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        if urlsplit(url).scheme not in ("http", "https"):
+            return 0, {}, b"refused: only http(s) targets are delivered to"
+        req = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback only
                 return resp.status, dict(resp.headers.items()), resp.read()
@@ -190,8 +195,11 @@ class Simulator:
                 raise LostResponse("timeout")
             elif fault.kind == "status":
                 headers = {} if fault.retry_after is None else {"Retry-After": str(int(fault.retry_after))}
-                resp = SimError(fault.status, fault.body if fault.body is not None else self.fault_body(fault.status),
-                                headers).response()
+                resp = SimError(
+                    fault.status,
+                    fault.body if fault.body is not None else self.fault_body(fault.status),
+                    headers,
+                ).response()
                 self.request_log.append((req.method, req.path, resp.status))
                 return resp
         with self.lock:
@@ -241,7 +249,7 @@ class Simulator:
     # ---- transports ---------------------------------------------------------------------------
     def _request_from(self, method: str, url: str, headers: Any, body: bytes | None) -> SimRequest:
         parts = urlsplit(url)
-        path = parts.path[len(self.base_path):] if parts.path.startswith(self.base_path) else parts.path
+        path = parts.path[len(self.base_path) :] if parts.path.startswith(self.base_path) else parts.path
         return SimRequest(
             method=method.upper(),
             path=path or "/",
@@ -264,7 +272,9 @@ class Simulator:
                 resp = self.handle(req)
             except LostResponse as lost:
                 if lost.kind == "timeout":
-                    raise requests.exceptions.ReadTimeout(f"{self.name} sandbox: injected read timeout") from None
+                    raise requests.exceptions.ReadTimeout(
+                        f"{self.name} sandbox: injected read timeout"
+                    ) from None
                 raise requests.exceptions.ConnectionError(
                     f"{self.name} sandbox: connection lost after the request was applied"
                 ) from None
@@ -283,7 +293,9 @@ class Simulator:
             headers["Content-Type"] = environ["CONTENT_TYPE"]
         host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
         query = environ.get("QUERY_STRING", "")
-        path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1").decode("utf-8")
+        path = (
+            (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1").decode("utf-8")
+        )
         url = f"http://{host}{path}" + (f"?{query}" if query else "")
         req = self._request_from(environ["REQUEST_METHOD"], url, headers, body)
         try:

@@ -23,8 +23,12 @@ def tenant_doc(**overrides):
             "password": {"env": "ACME_ACU_PASSWORD"},
             "push_secret": "literal-push-secret-123",
         },
-        "asana": {"auth_mode": "pat", "personal_access_token": {"env": "ACME_ASANA_PAT"},
-                  "workspace_gid": "1200000000000001", "connector_user_gid": "1200000000000002"},
+        "asana": {
+            "auth_mode": "pat",
+            "personal_access_token": {"env": "ACME_ASANA_PAT"},
+            "workspace_gid": "1200000000000001",
+            "connector_user_gid": "1200000000000002",
+        },
         "flows": [
             {
                 "name": "AP bills",
@@ -32,11 +36,25 @@ def tenant_doc(**overrides):
                 "asana_project_gid": "1200000000000100",
                 "status_filter": ["Balanced", "Pending Approval"],
                 "field_mappings": [
-                    {"source_path": "Amount", "asana_field_gid": "1200000000000201", "cached_name": "Amount",
-                     "cached_type": "number", "precision": 2},
-                    {"source_path": "Status", "asana_field_gid": "1200000000000202", "cached_type": "enum",
-                     "value_mappings": [{"kind": "enum_option", "source_value": "Open",
-                                         "target_value": "1200000000000301"}]},
+                    {
+                        "source_path": "Amount",
+                        "asana_field_gid": "1200000000000201",
+                        "cached_name": "Amount",
+                        "cached_type": "number",
+                        "precision": 2,
+                    },
+                    {
+                        "source_path": "Status",
+                        "asana_field_gid": "1200000000000202",
+                        "cached_type": "enum",
+                        "value_mappings": [
+                            {
+                                "kind": "enum_option",
+                                "source_value": "Open",
+                                "target_value": "1200000000000301",
+                            }
+                        ],
+                    },
                 ],
             }
         ],
@@ -61,9 +79,15 @@ def write(tmp_path, doc, name="tenant.json"):
 
 
 def snapshot():
-    return (Tenant.objects.count(), AcumaticaConnection.objects.count(), AsanaConnection.objects.count(),
-            Flow.objects.count(), FieldMapping.objects.count(), ValueMapping.objects.count(),
-            UserMapping.objects.count())
+    return (
+        Tenant.objects.count(),
+        AcumaticaConnection.objects.count(),
+        AsanaConnection.objects.count(),
+        Flow.objects.count(),
+        FieldMapping.objects.count(),
+        ValueMapping.objects.count(),
+        UserMapping.objects.count(),
+    )
 
 
 @pytest.mark.django_db
@@ -74,7 +98,9 @@ def test_apply_then_export_round_trips(tmp_path, secrets_env, capsys):
     assert acu.password == "password-from-env"
     assert acu.push_secret == "literal-push-secret-123"
     assert UserMapping.objects.get().email == "pm@acme.example"
-    assert FieldMapping.objects.get(source_path="Status").value_mappings.get().target_value == "1200000000000301"
+    assert (
+        FieldMapping.objects.get(source_path="Status").value_mappings.get().target_value == "1200000000000301"
+    )
 
     out = tmp_path / "export.json"
     call_command("connector", "config", "export", "--tenant", "acme", "-o", str(out))
@@ -91,9 +117,11 @@ def test_apply_then_export_round_trips(tmp_path, secrets_env, capsys):
     for name in ("PASSWORD", "CLIENT_SECRET", "PUSH_SECRET"):
         import os
 
-        os.environ[f"ML_ACME_ACUMATICA_{name}"] = {"PASSWORD": "password-from-env",
-                                                  "CLIENT_SECRET": "client-secret-from-env",
-                                                  "PUSH_SECRET": "literal-push-secret-123"}[name]
+        os.environ[f"ML_ACME_ACUMATICA_{name}"] = {
+            "PASSWORD": "password-from-env",
+            "CLIENT_SECRET": "client-secret-from-env",
+            "PUSH_SECRET": "literal-push-secret-123",
+        }[name]
     os.environ["ML_ACME_ASANA_PERSONAL_ACCESS_TOKEN"] = "2/123/456:pat-from-env"
     try:
         call_command("connector", "config", "apply", str(out))
@@ -125,15 +153,36 @@ BAD_CASES = [
     ("malformed", '{"tenant": {"slug": "acme",', "line 1 column", "malformed JSON"),
     ("unknown-kind", {"flows": [{"name": "x", "kind": "netsuite_magic"}]}, "flows[0].kind", "not one of"),
     ("missing-field", {"asana": {"auth_mode": "pat"}}, "asana.workspace_gid", "cannot be blank"),
-    ("http-url", {"acumatica": {"instance_url": "http://erp.acme.example", "auth_mode": "cookie"}},
-     "acumatica.instance_url", "only https:// is allowed"),
-    ("bad-version", {"acumatica": {"instance_url": "https://a.example", "endpoint_version": "24.2"}},
-     "acumatica.endpoint_version", "must look like 24.200.001"),
-    ("bad-gid", {"flows": [{"name": "x", "kind": "acumatica_bills", "asana_project_gid": "AP-Project"}]},
-     "flows[0].asana_project_gid", "digits only"),
-    ("unknown-field", {"tenant": {"slug": "acme", "name": "A", "colour": "red"}}, "tenant.colour", "unknown field"),
-    ("missing-env", {"asana": {"workspace_gid": "1", "personal_access_token": {"env": "NOPE_NOT_SET"}}},
-     "asana.personal_access_token", "NOPE_NOT_SET is not set"),
+    (
+        "http-url",
+        {"acumatica": {"instance_url": "http://erp.acme.example", "auth_mode": "cookie"}},
+        "acumatica.instance_url",
+        "only https:// is allowed",
+    ),
+    (
+        "bad-version",
+        {"acumatica": {"instance_url": "https://a.example", "endpoint_version": "24.2"}},
+        "acumatica.endpoint_version",
+        "must look like 24.200.001",
+    ),
+    (
+        "bad-gid",
+        {"flows": [{"name": "x", "kind": "acumatica_bills", "asana_project_gid": "AP-Project"}]},
+        "flows[0].asana_project_gid",
+        "digits only",
+    ),
+    (
+        "unknown-field",
+        {"tenant": {"slug": "acme", "name": "A", "colour": "red"}},
+        "tenant.colour",
+        "unknown field",
+    ),
+    (
+        "missing-env",
+        {"asana": {"workspace_gid": "1", "personal_access_token": {"env": "NOPE_NOT_SET"}}},
+        "asana.personal_access_token",
+        "NOPE_NOT_SET is not set",
+    ),
 ]
 
 

@@ -12,28 +12,52 @@ PASSWORD = "Acumatica-Pw-Never-Shown-42"
 @pytest.fixture
 def acu(tenant):
     return AcumaticaConnection.objects.create(
-        tenant=tenant, instance_url="https://acme.acumatica.com", username="api", password=PASSWORD,
-        client_secret="cs-never-shown-123", auth_mode="oauth_password", client_id="x@Acme",
+        tenant=tenant,
+        instance_url="https://acme.acumatica.com",
+        username="api",
+        password=PASSWORD,
+        client_secret="cs-never-shown-123",
+        auth_mode="oauth_password",
+        client_id="x@Acme",
     )
 
 
 def tenant_form_data(tenant, acu, **acu_overrides):
     """The POST the tenant change page sends, with one Acumatica connection inline."""
     data = {
-        "slug": tenant.slug, "name": tenant.name, "active": "on",
-        "acumatica-TOTAL_FORMS": "1", "acumatica-INITIAL_FORMS": "1", "acumatica-MIN_NUM_FORMS": "0",
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "active": "on",
+        "acumatica-TOTAL_FORMS": "1",
+        "acumatica-INITIAL_FORMS": "1",
+        "acumatica-MIN_NUM_FORMS": "0",
         "acumatica-MAX_NUM_FORMS": "1",
-        "acumatica-0-id": str(acu.pk), "acumatica-0-tenant": str(tenant.pk),
-        "acumatica-0-instance_url": acu.instance_url, "acumatica-0-endpoint_name": "Default",
-        "acumatica-0-endpoint_version": "24.200.001", "acumatica-0-auth_mode": "oauth_password",
-        "acumatica-0-client_id": "x@Acme", "acumatica-0-username": "api", "acumatica-0-password": "",
-        "acumatica-0-client_secret": "", "acumatica-0-refresh_token": "", "acumatica-0-push_secret": "",
-        "acumatica-0-push_header_name": "X-ML-Connector-Secret", "acumatica-0-max_concurrency": "2",
-        "acumatica-0-tenant_login_name": "", "acumatica-0-branch": "",
+        "acumatica-0-id": str(acu.pk),
+        "acumatica-0-tenant": str(tenant.pk),
+        "acumatica-0-instance_url": acu.instance_url,
+        "acumatica-0-endpoint_name": "Default",
+        "acumatica-0-endpoint_version": "24.200.001",
+        "acumatica-0-auth_mode": "oauth_password",
+        "acumatica-0-client_id": "x@Acme",
+        "acumatica-0-username": "api",
+        "acumatica-0-password": "",
+        "acumatica-0-client_secret": "",
+        "acumatica-0-refresh_token": "",
+        "acumatica-0-push_secret": "",
+        "acumatica-0-push_header_name": "X-ML-Connector-Secret",
+        "acumatica-0-max_concurrency": "2",
+        "acumatica-0-tenant_login_name": "",
+        "acumatica-0-branch": "",
     }
     for prefix in ("asana", "sage100", "flows"):
-        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0",
-                     f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000"})
+        data.update(
+            {
+                f"{prefix}-TOTAL_FORMS": "0",
+                f"{prefix}-INITIAL_FORMS": "0",
+                f"{prefix}-MIN_NUM_FORMS": "0",
+                f"{prefix}-MAX_NUM_FORMS": "1000",
+            }
+        )
     data.update({f"acumatica-0-{k}": v for k, v in acu_overrides.items()})
     return data
 
@@ -72,8 +96,9 @@ def test_new_secret_replaces_and_clear_empties(admin_client, tenant, acu):
 @pytest.mark.django_db
 def test_console_validates_the_same_rules_as_config_apply(admin_client, tenant, acu):
     url = reverse("admin:integrations_tenant_change", args=[tenant.pk])
-    response = admin_client.post(url, tenant_form_data(
-        tenant, acu, instance_url="http://erp.acme.example", endpoint_version="24.2"))
+    response = admin_client.post(
+        url, tenant_form_data(tenant, acu, instance_url="http://erp.acme.example", endpoint_version="24.2")
+    )
     assert response.status_code == 200
     html = response.content.decode()
     assert "only https:// is allowed" in html
@@ -86,13 +111,29 @@ def test_console_validates_the_same_rules_as_config_apply(admin_client, tenant, 
 def test_add_tenant_with_connection_from_console(admin_client):
     data = {"slug": "newco", "name": "NewCo Builders", "active": "on"}
     for prefix in ("acumatica", "asana", "sage100", "flows"):
-        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0",
-                     f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000"})
-    data.update({"asana-TOTAL_FORMS": "1", "asana-0-api_base_url": "https://app.asana.com/api/1.0",
-                 "asana-0-auth_mode": "pat", "asana-0-personal_access_token": "2/1/2:pat-from-console",
-                 "asana-0-workspace_gid": "1200000000000001", "asana-0-requests_per_minute": "1500",
-                 "asana-0-max_writes_in_flight": "10", "asana-0-client_id": "", "asana-0-client_secret": "",
-                 "asana-0-refresh_token": "", "asana-0-connector_user_gid": ""})
+        data.update(
+            {
+                f"{prefix}-TOTAL_FORMS": "0",
+                f"{prefix}-INITIAL_FORMS": "0",
+                f"{prefix}-MIN_NUM_FORMS": "0",
+                f"{prefix}-MAX_NUM_FORMS": "1000",
+            }
+        )
+    data.update(
+        {
+            "asana-TOTAL_FORMS": "1",
+            "asana-0-api_base_url": "https://app.asana.com/api/1.0",
+            "asana-0-auth_mode": "pat",
+            "asana-0-personal_access_token": "2/1/2:pat-from-console",
+            "asana-0-workspace_gid": "1200000000000001",
+            "asana-0-requests_per_minute": "1500",
+            "asana-0-max_writes_in_flight": "10",
+            "asana-0-client_id": "",
+            "asana-0-client_secret": "",
+            "asana-0-refresh_token": "",
+            "asana-0-connector_user_gid": "",
+        }
+    )
     response = admin_client.post(reverse("admin:integrations_tenant_add"), data)
     assert response.status_code == 302, response.content.decode()[:3000]
     assert Tenant.objects.get(slug="newco").asana.personal_access_token == "2/1/2:pat-from-console"

@@ -37,7 +37,12 @@ def test_healthz_ok_when_a_cluster_reports(client, settings, monkeypatch):
     monkeypatch.setattr(Stat, "get_all", staticmethod(lambda broker=None: [FakeStat()]))
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json()["checks"]["cluster"] == {"ok": True, "clusters": 1, "workers": 2, "hosts": ["worker-1"]}
+    assert response.json()["checks"]["cluster"] == {
+        "ok": True,
+        "clusters": 1,
+        "workers": 2,
+        "hosts": ["worker-1"],
+    }
 
 
 def test_every_subcommand_has_help(capsys):
@@ -70,8 +75,9 @@ def test_check_unknown_tenant_exits_non_zero(capsys):
 def test_check_reports_invalid_configuration(tenant, capsys):
     from integrations.models import AcumaticaConnection
 
-    AcumaticaConnection.objects.create(tenant=tenant, instance_url="http://erp.acme.example",
-                                       endpoint_version="24.200.001")
+    AcumaticaConnection.objects.create(
+        tenant=tenant, instance_url="http://erp.acme.example", endpoint_version="24.200.001"
+    )
     with pytest.raises(CommandError):
         call_command("connector", "check", "--tenant", "acme")
     captured = capsys.readouterr()

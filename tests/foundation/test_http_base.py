@@ -74,8 +74,12 @@ def test_429_without_retry_after_backs_off_exponentially_with_jitter(client, sle
 
 @responses.activate
 def test_5xx_on_get_is_retried(client, sleeps):
-    responses.get(f"{BASE}/things", status=503, body="<html><body><h1>Service Unavailable</h1></body></html>",
-                  content_type="text/html")
+    responses.get(
+        f"{BASE}/things",
+        status=503,
+        body="<html><body><h1>Service Unavailable</h1></body></html>",
+        content_type="text/html",
+    )
     responses.get(f"{BASE}/things", json={"ok": 1})
     assert client.request("GET", "/things").json() == {"ok": 1}
     assert len(sleeps) == 1
@@ -83,8 +87,12 @@ def test_5xx_on_get_is_retried(client, sleeps):
 
 @responses.activate
 def test_5xx_on_post_is_never_retried_and_marks_outcome_unknown(client, sleeps):
-    responses.post(f"{BASE}/things", status=502, body="<html><title>Bad gateway</title><p>upstream died</p></html>",
-                   content_type="text/html")
+    responses.post(
+        f"{BASE}/things",
+        status=502,
+        body="<html><title>Bad gateway</title><p>upstream died</p></html>",
+        content_type="text/html",
+    )
     with pytest.raises(errors.Unavailable) as exc_info:
         client.request("POST", "/things", json_body={"a": 1})
     err = exc_info.value
@@ -136,9 +144,18 @@ def test_401_twice_is_auth_failed(client):
     assert client.reauths == 1
 
 
-@pytest.mark.parametrize("status,klass", [(400, errors.Invalid), (403, errors.Forbidden), (404, errors.NotFound),
-                                          (409, errors.Conflict), (422, errors.Invalid), (423, errors.Locked),
-                                          (418, errors.PermanentError)])
+@pytest.mark.parametrize(
+    "status,klass",
+    [
+        (400, errors.Invalid),
+        (403, errors.Forbidden),
+        (404, errors.NotFound),
+        (409, errors.Conflict),
+        (422, errors.Invalid),
+        (423, errors.Locked),
+        (418, errors.PermanentError),
+    ],
+)
 @responses.activate
 def test_status_picks_error_class(client, status, klass):
     responses.put(f"{BASE}/x", status=status, json={"errors": [{"message": f"vendor says {status}"}]})
@@ -158,10 +175,15 @@ def test_json_of_truncated_body_is_unexpected_response(client):
 @responses.activate
 def test_api_call_rows_and_logs_never_hold_secrets(client, caplog):
     caplog.set_level(logging.DEBUG)
-    responses.post(f"{BASE}/login", status=500, json={"message": f"token {TOKEN} rejected", "password": "pw-123456"})
+    responses.post(
+        f"{BASE}/login", status=500, json={"message": f"token {TOKEN} rejected", "password": "pw-123456"}
+    )
     with pytest.raises(errors.Unavailable) as exc_info:
-        client.request("POST", f"/login?access_token={TOKEN}&page=2",
-                       json_body={"username": "u", "password": "pw-123456", "client_secret": "cs-abcdef"})
+        client.request(
+            "POST",
+            f"/login?access_token={TOKEN}&page=2",
+            json_body={"username": "u", "password": "pw-123456", "client_secret": "cs-abcdef"},
+        )
     call = ApiCall.objects.get()
     stored = " ".join([call.url, call.request_excerpt, call.response_excerpt, call.error])
     for secret in (TOKEN, "pw-123456", "cs-abcdef"):

@@ -17,11 +17,17 @@ PAT = "2/1200000000000001/1209999999999999:abcdefabcdefabcdef"
 @pytest.fixture
 def connections(tenant):
     acu = AcumaticaConnection.objects.create(
-        tenant=tenant, instance_url="https://acme.acumatica.com", client_id="abc@Acme",
-        client_secret="client-secret-value-1", username="api", password=PASSWORD, push_secret="push-secret-xyz",
+        tenant=tenant,
+        instance_url="https://acme.acumatica.com",
+        client_id="abc@Acme",
+        client_secret="client-secret-value-1",
+        username="api",
+        password=PASSWORD,
+        push_secret="push-secret-xyz",
     )
-    asana = AsanaConnection.objects.create(tenant=tenant, workspace_gid="1200000000000000",
-                                           personal_access_token=PAT)
+    asana = AsanaConnection.objects.create(
+        tenant=tenant, workspace_gid="1200000000000000", personal_access_token=PAT
+    )
     return acu, asana
 
 

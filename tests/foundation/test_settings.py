@@ -16,11 +16,15 @@ def load_settings(env: dict) -> subprocess.CompletedProcess:
         "'q': {k: settings.Q_CLUSTER.get(k) for k in ('orm', 'redis')}, 'keys': len(settings.FERNET_KEYS), "
         "'debug': settings.DEBUG}))"
     )
-    base = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "FERNET_KEYS", "DATABASE_URL",
-                                                               "REDIS_URL")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DEBUG", "SECRET_KEY", "FERNET_KEYS", "DATABASE_URL", "REDIS_URL")
+    }
     base.update({"DJANGO_SETTINGS_MODULE": "connector_site.settings", **env})
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_production_refuses_to_start_without_keys():
@@ -46,8 +50,15 @@ def test_embedded_default_is_sqlite_and_orm_broker():
 
 
 def test_database_url_and_redis_url_switch_backends():
-    result = load_settings({"DEBUG": "false", "SECRET_KEY": "s" * 50, "FERNET_KEYS": "k1",
-                            "DATABASE_URL": "postgres://u@127.0.0.1:5432/db", "REDIS_URL": "redis://127.0.0.1:6379/3"})
+    result = load_settings(
+        {
+            "DEBUG": "false",
+            "SECRET_KEY": "s" * 50,
+            "FERNET_KEYS": "k1",
+            "DATABASE_URL": "postgres://u@127.0.0.1:5432/db",
+            "REDIS_URL": "redis://127.0.0.1:6379/3",
+        }
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["engine"] == "django.db.backends.postgresql"
