@@ -34,7 +34,7 @@ run: migrate
 	@echo ""
 	@echo "  ml-connector console: http://$(HOST):$(PORT)/admin/   health: http://$(HOST):$(PORT)/healthz"
 	@echo ""
-	$(VENV)/bin/honcho start -f Procfile
+	CONSOLE_HOST=$(HOST) CONSOLE_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
 test: setup
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
