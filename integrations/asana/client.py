@@ -474,7 +474,20 @@ class AsanaClient(HttpClient):
         if approval:
             data["resource_subtype"] = "approval"
         data.update(extra or {})
-        return self._call("POST", "/tasks", fields=fields, data=data)
+        try:
+            return self._call("POST", "/tasks", fields=fields, data=data)
+        except errors.Invalid as exc:
+            # reference §4.1 marks section placement through `memberships` UNVERIFIED (the spec calls it
+            # read-only). A 400 about it created nothing, so create without it and place the task after.
+            if "memberships" not in data or "membership" not in (exc.message or "").lower():
+                raise
+            log.warning(
+                "asana: memberships refused on create (%s); placing the task with addTask", exc.message
+            )
+            data.pop("memberships")
+            task = self._call("POST", "/tasks", fields=fields, data=data)
+            self.move_to_section(task["gid"], section_gid)
+            return task
 
     def update_task(
         self,

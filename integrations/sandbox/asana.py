@@ -380,7 +380,9 @@ class AsanaSimulator(Simulator):
             entry["multi_enum_values"] = [self._option(o) for o in value or []]
             entry["display_value"] = ", ".join(self.enum_options[o]["name"] for o in value or []) or None
         elif kind == "date":
-            entry["date_value"] = {"date": value, "date_time": None} if value else None
+            # Asana sends date_time: null for date-only values; the spec does not allow null there, so
+            # the sandbox leaves it out (like the other nulls the spec forgets; see SPEC_GAPS.md).
+            entry["date_value"] = {"date": value} if value else None
             entry["display_value"] = value
         elif kind == "people":
             entry["people_value"] = [self._compact("user", u) for u in value or []]

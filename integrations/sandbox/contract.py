@@ -145,6 +145,16 @@ KNOWN_GAPS: tuple[SpecGap, ...] = (
         "_patch_asana_custom_field_values",
     ),
     SpecGap(
+        "ASANA-CREATE-MEMBERSHIPS",
+        "asana",
+        "TaskBase.memberships is readOnly, yet the same property's description says it can be used at "
+        "creation to place the task in a section ({project, section} GIDs). Request bodies may carry "
+        "memberships: [{project: gid, section: gid}]; responses keep the spec's read-only shape.",
+        "asana_oas.yaml components.schemas.TaskBase memberships description; reference/asana.md §4.1 "
+        "(UNVERIFIED there: the client falls back to POST /sections/{gid}/addTask if Asana refuses it)",
+        "_patch_asana_create_memberships",
+    ),
+    SpecGap(
         "ASANA-OPT-FIELDS-GID",
         "asana",
         "opt_fields enums list every optional field but not 'gid' / '<object>.gid', which are always "
@@ -329,6 +339,29 @@ def _patch_asana_custom_field_values(doc: dict[str, Any]) -> None:
     }
 
 
+def _patch_asana_create_memberships(doc: dict[str, Any]) -> None:
+    """Requests get a TaskBase copy whose memberships are writable {project, section} GID pairs."""
+    import copy
+
+    schemas = doc["components"]["schemas"]
+    writable = copy.deepcopy(schemas["TaskBase"])
+    for part in writable.get("allOf", [writable]):
+        props = part.get("properties", {})
+        if "memberships" in props:
+            props["memberships"] = {
+                "type": "array",
+                "description": "project/section placement at creation (gap ASANA-CREATE-MEMBERSHIPS)",
+                "items": {
+                    "type": "object",
+                    "properties": {"project": {"type": "string"}, "section": {"type": "string"}},
+                },
+            }
+    schemas["TaskBaseWritableMemberships"] = writable
+    for part in schemas["TaskRequestBase"]["allOf"]:
+        if part.get("$ref") == "#/components/schemas/TaskBase":
+            part["$ref"] = "#/components/schemas/TaskBaseWritableMemberships"
+
+
 def _patch_asana_opt_fields_gid(doc: dict[str, Any]) -> None:
     """opt_fields enums list every field except ``gid``, which integrators request everywhere."""
     seen: set[int] = set()
@@ -399,7 +432,12 @@ def _patch_acumatica_action_status(doc: dict[str, Any]) -> None:
 
 
 _SPEC_PATCHES = {
-    "asana": (_patch_asana_custom_field_values, _patch_asana_opt_fields_gid, _patch_asana_429),
+    "asana": (
+        _patch_asana_custom_field_values,
+        _patch_asana_create_memberships,
+        _patch_asana_opt_fields_gid,
+        _patch_asana_429,
+    ),
     "acumatica": (_patch_acumatica_action_status, _patch_acumatica_undeclared_errors),
 }
 

@@ -71,6 +71,37 @@ def test_one_call_create_state_with_contract_relaxed(client, mounted):
     assert mounted.task_values(task["gid"]) == values
 
 
+def test_memberships_refused_falls_back_to_add_task(client, mounted):
+    """reference §4.1 marks section placement on create UNVERIFIED: a 400 about it is handled."""
+    mounted.faults.add(
+        "status",
+        method="POST",
+        path="^/tasks$",
+        status=400,
+        body={"errors": [{"message": "memberships: Cannot write this property", "phrase": "x"}]},
+    )
+    values = {F["amount"]: 12.5}
+    task = client.create_task(name="Bill 10", project_gid=AP, section_gid=INBOX, custom_fields=values)
+    posts = [r.path for r in api_requests(mounted, "POST")]
+    assert posts == ["/tasks", "/tasks", f"/sections/{INBOX}/addTask"]
+    assert len([t for t in mounted.tasks.values() if t["name"] == "Bill 10"]) == 1
+    assert mounted.tasks[task["gid"]]["sections"] == {AP: INBOX}
+    assert mounted.task_values(task["gid"]) == values
+
+
+def test_other_invalid_create_is_not_retried(client, mounted):
+    mounted.faults.add(
+        "status",
+        method="POST",
+        path="^/tasks$",
+        status=400,
+        body={"errors": [{"message": "name: too long", "phrase": "x"}]},
+    )
+    with pytest.raises(errors.Invalid):
+        client.create_task(name="Bill 11", project_gid=AP, section_gid=INBOX)
+    assert [r.path for r in api_requests(mounted, "POST")] == ["/tasks"]
+
+
 def test_opt_fields_sent_on_every_call(client, mounted):
     task = client.create_task(name="x", project_gid=AP)
     client.get_task(task["gid"])

@@ -146,9 +146,12 @@ def test_read_only_and_mistyped_properties_fail(asana):
     assert asana.check_request("POST", f"{ASANA}/tasks", ASANA_HEADERS, dumps({"data": {"gid": "1"}}))
     bad_cf = {"data": {"name": "x", "custom_fields": {"456": True}}}
     assert asana.check_request("POST", f"{ASANA}/tasks", ASANA_HEADERS, dumps(bad_cf))
-    # memberships is readOnly in the spec (see SPEC_GAPS.md "deliberately not applied")
+    # memberships is readOnly in the spec but writable at creation (gap ASANA-CREATE-MEMBERSHIPS) ...
     with_membership = {"data": {"name": "x", "memberships": [{"project": "1", "section": "2"}]}}
-    assert asana.check_request("POST", f"{ASANA}/tasks", ASANA_HEADERS, dumps(with_membership))
+    assert not asana.check_request("POST", f"{ASANA}/tasks", ASANA_HEADERS, dumps(with_membership))
+    # ... as project/section GID strings only
+    bad_membership = {"data": {"name": "x", "memberships": [{"project": {"gid": "1"}, "section": 2}]}}
+    assert asana.check_request("POST", f"{ASANA}/tasks", ASANA_HEADERS, dumps(bad_membership))
 
 
 def test_missing_bearer_token_fails(asana):
