@@ -1,0 +1,449 @@
+"""Acumatica bills / purchase orders → Asana tasks, exactly once (ARCHITECTURE §5, §6).
+
+One document:  read it by key → lock its RecordLink → plan (pure, plan.py) → write → link + audit.
+    create   commit state `creating` with the attempt time FIRST (a short transaction), then POST
+             /tasks with every custom field in one call, then store the GID at once.
+    a prior attempt whose outcome is unknown (timeout, 5xx after sending, a crash before the GID was
+             stored) is reconciled by the natural key before anything is created again
+             (reconcile.py); an attempt still in flight elsewhere (within the lease) is left alone
+             and retried later.
+    update   PUT only the changed fields; an unchanged payload hash costs no Asana call.
+Permanent errors are written to the audit trail and the record shows failed/quarantined with its
+reason; retryable errors are re-raised for the task queue, the record shows `retrying`.
+
+The change feed (polling with a watermark, `poll`) is in documents_poll.py; this module is the unit
+of work both polling and push notifications call.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.models import AuditEntry
+from audit.recorder import audit_context, record_entry
+from integrations.base import errors
+from integrations.models import Flow, RecordLink
+
+from . import reconcile
+from .document_settings import flow_settings, live_field_specs
+from .plan import DOCUMENT_TYPES, FlowSettings, LinkView, Plan, plan_document
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = "create in flight"
+OUTCOME_UNKNOWN = "create outcome unknown: reconcile before creating again"
+DEFAULT_LEASE = timedelta(seconds=120)
+RETRY_UNKNOWN_AFTER = 30.0
+ANSWER_FIELDS = ("name",)  # we never need the written task back: keep answers small
+
+
+class CreateInProgress(errors.RetryableError):
+    """Another worker claimed the create of this document moments ago: try again after the lease."""
+
+
+@dataclass
+class Outcome:
+    key: str
+    plan: Plan
+    status: str  # an AuditEntry.Status value
+    link_id: int | None = None
+    task_gid: str = ""
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _noop_recorder(_record: Any) -> None:
+    return None
+
+
+class DocumentSync:
+    """The flow's unit of work. One instance per pass (it caches the project's field definitions)."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        *,
+        acumatica: Any = None,
+        asana: Any = None,
+        run: Any = None,
+        dry_run: bool = False,
+        now: Any = None,
+        actor: str = "system",
+        live_specs: Any = None,
+    ):
+        if flow.kind not in DOCUMENT_TYPES:
+            raise errors.ConfigurationError(f"flow {flow} is a {flow.kind} flow, not bills/purchase orders")
+        self.flow = flow
+        self.tenant = flow.tenant
+        self.doc = DOCUMENT_TYPES[flow.kind]
+        self.run = run
+        self.dry_run = dry_run
+        self.now = now or timezone.now
+        self.actor = actor
+        self._acumatica = acumatica
+        self._asana = asana
+        self._live_specs = live_specs
+        self.settings: FlowSettings = flow_settings(flow)
+        self.lease = timedelta(seconds=float(flow.options.get("create_lease_seconds", DEFAULT_LEASE.seconds)))
+
+    # ---- clients (lazy; a dry run records no ApiCall rows: it writes nothing anywhere) -------------
+    @property
+    def acumatica(self) -> Any:
+        if self._acumatica is None:
+            from integrations.acumatica.client import client_for
+
+            extra = {"recorder": _noop_recorder} if self.dry_run else {}
+            self._acumatica = client_for(self.tenant.acumatica, **extra)
+        return self._acumatica
+
+    @property
+    def asana(self) -> Any:
+        if self._asana is None:
+            from integrations.asana.client import client_for
+
+            extra = {"recorder": _noop_recorder} if self.dry_run else {}
+            self._asana = client_for(self.tenant.asana, **extra)
+        return self._asana
+
+    @property
+    def live_specs(self) -> Any:
+        """The project's custom field definitions, read once per pass (drift shows up here first)."""
+        if self._live_specs is None:
+            self._live_specs = live_field_specs(self.asana, self.settings.project_gid)
+        return self._live_specs
+
+    # ---- reading the source -----------------------------------------------------------------------
+    def read(self, doc_type: str, number: str) -> Any:
+        """The document's header (no Details: thousands of lines are never needed here); None = gone."""
+        try:
+            if self.doc.entity == "Bill":
+                return self.acumatica.get_bill(doc_type, number, expand=None)
+            return self.acumatica.get_purchase_order(doc_type, number, expand=None)
+        except errors.NotFound:
+            return None
+
+    # ---- one document -----------------------------------------------------------------------------
+    def process(
+        self, doc_type: str, number: str, *, record: Any = None, reread: bool = True, event: Any = None
+    ) -> Outcome:
+        """Bring one document's task up to date. `record` (from a poll page) saves the re-read."""
+        if record is None and reread:
+            record = self.read(doc_type, number)
+        key = f"{doc_type}/{number}"
+        existing = RecordLink.objects.filter(
+            tenant=self.tenant, kind=self.doc.link_kind, acumatica_type=doc_type, acumatica_ref=number
+        ).first()
+        preview = plan_document(record, self.settings, _view(existing), self._specs_or_none(), key=key)
+        if self.dry_run:
+            return Outcome(key, preview, AuditEntry.Status.PLANNED, getattr(existing, "pk", None))
+        if existing is None and preview.action == "skip":
+            self._audit(None, preview, AuditEntry.Status.SKIPPED, record, event)
+            return Outcome(key, preview, AuditEntry.Status.SKIPPED)
+        link = existing or self._link_for(doc_type, number)
+        with audit_context(run=self.run, record_link=link, tenant_id=self.tenant.pk, actor=self.actor):
+            try:
+                return self._process_locked(link.pk, key, record, event)
+            except errors.RetryableError as exc:
+                if not isinstance(exc, CreateInProgress):  # never touch another worker's claim
+                    self._mark(link.pk, state=None, reason=f"retrying: {exc}", failed=True)
+                self._audit(link, preview, AuditEntry.Status.RETRYING, record, event, error=exc)
+                raise
+            except errors.PermanentError as exc:
+                state = (
+                    RecordLink.State.QUARANTINED
+                    if isinstance(exc, errors.Invalid)
+                    else RecordLink.State.FAILED
+                )
+                self._mark(link.pk, state=state, reason=str(exc), failed=True)
+                self._audit(link, preview, AuditEntry.Status.FAILED, record, event, error=exc)
+                return Outcome(key, preview, AuditEntry.Status.FAILED, link.pk, error=str(exc))
+
+    def _specs_or_none(self) -> Any:
+        try:
+            return self.live_specs
+        except errors.ConnectorError:
+            if self.dry_run:
+                return None
+            raise
+
+    def _link_for(self, doc_type: str, number: str) -> RecordLink:
+        """Get or create the lineage row; the unique constraint settles a race between two workers."""
+        lookup = dict(
+            tenant=self.tenant, kind=self.doc.link_kind, acumatica_type=doc_type, acumatica_ref=number
+        )
+        try:
+            with transaction.atomic():
+                return RecordLink.objects.create(
+                    **lookup, flow=self.flow, state=RecordLink.State.CREATING, state_reason="new"
+                )
+        except IntegrityError:
+            return RecordLink.objects.get(**lookup)
+
+    def _process_locked(self, link_pk: int, key: str, record: Any, event: Any) -> Outcome:
+        now = self.now()
+        with transaction.atomic():
+            link = RecordLink.objects.select_for_update().get(pk=link_pk)
+            if record is not None:
+                link.acumatica_id = getattr(record, "id", None) or link.acumatica_id
+                link.source_modified_at = (
+                    _parse_dt(record.get("LastModifiedDateTime")) or link.source_modified_at
+                )
+            plan = plan_document(record, self.settings, _view(link), self.live_specs, key=key)
+            notes: list[str] = []
+            if plan.action == "create" and link.attempt_started_at is not None:
+                if link.state_reason == IN_FLIGHT and now - link.attempt_started_at < self.lease:
+                    wait = (link.attempt_started_at + self.lease - now).total_seconds()
+                    raise CreateInProgress(
+                        f"{key}: another worker started creating its task at "
+                        f"{link.attempt_started_at:%H:%M:%S}",
+                        system="connector",
+                        retry_after=max(1.0, wait),
+                    )
+                plan, notes = self._reconcile(link, plan, key)
+            if plan.action == "create":
+                link.state = RecordLink.State.CREATING
+                link.state_reason = IN_FLIGHT
+                link.attempt_started_at = link.attempt_started_at or now
+                link.save()
+            else:
+                return self._apply_locked(link, plan, record, event, notes)
+        # The claim is committed: a crash from here on is reconciled by the next attempt.
+        return self._create(link_pk, key, plan, record, event)
+
+    def _reconcile(self, link: RecordLink, plan: Plan, key: str) -> tuple[Plan, list[str]]:
+        task, duplicates = reconcile.find_task(
+            self.asana, self.settings, key, plan.payload.get("name", ""), link.attempt_started_at
+        )
+        how = reconcile.match_method(self.settings)
+        if task is None:
+            return plan, [f"reconciled by {how}: no task found, creating"]
+        notes = [f"reconciled by {how}: adopted task {task['gid']} from an earlier attempt"]
+        if duplicates:
+            notes.append(f"further tasks carry the same key (duplicates to review): {', '.join(duplicates)}")
+        link.asana_task_gid = task["gid"]
+        link.state = RecordLink.State.LINKED
+        link.state_reason = ""
+        link.attempt_started_at = None
+        from integrations.asana.client import task_changes
+
+        changes = task_changes(plan.payload, task)
+        changes.pop("external", None)  # only readable with opt_fields=external under OAuth; set at create
+        if not changes:
+            return Plan(
+                "skip",
+                key,
+                reason="reconciled; task already up to date",
+                payload=plan.payload,
+                payload_hash=plan.payload_hash,
+            ), notes
+        return Plan(
+            "update",
+            key,
+            payload=plan.payload,
+            changes=changes,
+            payload_hash=plan.payload_hash,
+            diff={k: ["(existing task)", v] for k, v in changes.items()},
+        ), notes
+
+    def _apply_locked(
+        self, link: RecordLink, plan: Plan, record: Any, event: Any, notes: list[str]
+    ) -> Outcome:
+        """update / skip / quarantine / close, under the row lock."""
+        status = AuditEntry.Status.SUCCEEDED
+        if plan.action == "update":
+            self.asana.update_task(link.asana_task_gid, plan.changes, fields=ANSWER_FIELDS)
+            self._linked(link, plan)
+        elif plan.action == "skip":
+            status = AuditEntry.Status.UNCHANGED if plan.reason == "unchanged" else AuditEntry.Status.SKIPPED
+            if link.asana_task_gid and plan.payload_hash and link.payload_hash != plan.payload_hash:
+                self._linked(link, plan)  # e.g. reconciled: remember what the task now holds
+            elif link.asana_task_gid and link.state in (
+                RecordLink.State.QUARANTINED,
+                RecordLink.State.FAILED,
+            ):
+                self._linked(link, plan)
+            elif not link.asana_task_gid and link.state != RecordLink.State.QUARANTINED:
+                link.state_reason = plan.reason
+            link.save()
+        elif plan.action == "quarantine":
+            status = AuditEntry.Status.QUARANTINED
+            link.state = RecordLink.State.QUARANTINED
+            link.state_reason = plan.reason
+            link.save()
+        elif plan.action == "close":
+            self._close(link, plan)
+        self._audit(link, plan, status, record, event, notes=notes)
+        return Outcome(plan.key, plan, status, link.pk, link.asana_task_gid, notes=notes)
+
+    def _linked(self, link: RecordLink, plan: Plan) -> None:
+        link.state = RecordLink.State.LINKED
+        link.state_reason = ""
+        link.payload_hash = plan.payload_hash
+        link.last_payload = plan.payload
+        link.failure_count = 0
+        link.save()
+
+    def _close(self, link: RecordLink, plan: Plan) -> None:
+        how = plan.close_how
+        gid = link.asana_task_gid
+        if how == "complete":
+            self.asana.add_comment(gid, f"{plan.key} was {plan.reason} (ml-connector).")
+            self.asana.update_task(gid, {"completed": True}, fields=ANSWER_FIELDS)
+        elif how == "section" and self.settings.closed_section_gid:
+            self.asana.move_to_section(gid, self.settings.closed_section_gid)
+        link.state = RecordLink.State.DELETED if "deleted" in plan.reason else RecordLink.State.CLOSED
+        link.state_reason = f"{plan.reason}; task {'left as is' if how == 'leave' else how + 'd'}"
+        link.save()
+
+    def _create(self, link_pk: int, key: str, plan: Plan, record: Any, event: Any) -> Outcome:
+        payload = plan.payload
+        extra = {"external": payload["external"]} if "external" in payload else None
+        with_section = bool(self.settings.section_gid) and self.flow.options.get("section_at_create", False)
+        try:
+            task = self.asana.create_task(
+                name=payload["name"],
+                project_gid=self.settings.project_gid,
+                section_gid=self.settings.section_gid if with_section else None,
+                custom_fields=payload.get("custom_fields") or None,
+                notes=payload.get("notes"),
+                extra=extra,
+                fields=ANSWER_FIELDS,
+            )
+        except errors.ConnectorError as exc:
+            return self._create_failed(link_pk, key, plan, record, event, exc)
+        self.store_created(link_pk, task["gid"], plan)
+        notes = []
+        if self.settings.section_gid and not with_section:
+            # `memberships` on POST /tasks is readOnly in the spec (reference/asana.md §4.1): place it after.
+            try:
+                self.asana.move_to_section(task["gid"], self.settings.section_gid)
+            except errors.ConnectorError as exc:
+                notes.append(f"task created but not moved to section {self.settings.section_gid}: {exc}")
+        link = RecordLink.objects.get(pk=link_pk)
+        self._audit(link, plan, AuditEntry.Status.SUCCEEDED, record, event, notes=notes)
+        return Outcome(key, plan, AuditEntry.Status.SUCCEEDED, link_pk, task["gid"], notes=notes)
+
+    def store_created(self, link_pk: int, task_gid: str, plan: Plan) -> None:
+        """Store the new task's GID at once (a crash before this is reconciled by the next attempt)."""
+        with transaction.atomic():
+            link = RecordLink.objects.select_for_update().get(pk=link_pk)
+            link.asana_task_gid = task_gid
+            link.attempt_started_at = None
+            self._linked(link, plan)
+
+    def _create_failed(
+        self, link_pk: int, key: str, plan: Plan, record: Any, event: Any, exc: errors.ConnectorError
+    ) -> Outcome:
+        if exc.outcome_unknown:
+            self._mark(link_pk, state=None, reason=OUTCOME_UNKNOWN, own_claim=True)
+            # GET /tasks is read-your-write: look once now, before handing the retry to the queue.
+            with transaction.atomic():
+                link = RecordLink.objects.select_for_update().get(pk=link_pk)
+                adopted, notes = self._reconcile(link, plan, key)
+                if link.asana_task_gid:
+                    return self._apply_locked(link, adopted, record, event, [str(exc), *notes])
+            raise errors.Unavailable(
+                f"{key}: {exc}; no task found yet, will reconcile again before creating",
+                system="asana",
+                retry_after=RETRY_UNKNOWN_AFTER,
+            ) from exc
+        # Not applied (429, refused before sending, or refused by Asana): release our claim.
+        verb = "not applied" if exc.retryable else "refused"
+        self._mark(link_pk, state=None, reason=f"create {verb}: {exc}", own_claim=True)
+        raise exc
+
+    # ---- bookkeeping ----------------------------------------------------------------------------------
+    def _mark(
+        self, link_pk: int, *, state: str | None, reason: str, failed: bool = False, own_claim: bool = False
+    ) -> None:
+        """Note a state/reason; another worker's in-flight claim is left alone unless it is ours."""
+        fields: dict[str, Any] = {"state_reason": reason[:2000], "updated_at": timezone.now()}
+        if state:
+            fields["state"] = state
+        qs = RecordLink.objects.filter(pk=link_pk)
+        if not own_claim:
+            qs = qs.exclude(state_reason=IN_FLIGHT)
+        if failed:
+            from django.db.models import F
+
+            fields["failure_count"] = F("failure_count") + 1
+        qs.update(**fields)
+
+    def _audit(
+        self,
+        link: RecordLink | None,
+        plan: Plan,
+        status: str,
+        record: Any,
+        event: Any,
+        *,
+        error: Exception | None = None,
+        notes: list[str] | None = None,
+    ) -> None:
+        operation = {"create": "create_task", "update": "update_task", "close": "close_task"}.get(
+            plan.action, f"{plan.action}_task" if plan.action != "skip" else "sync_document"
+        )
+        written = plan.payload if plan.action == "create" else plan.changes
+        if plan.action == "close":
+            written = {"how": plan.close_how, "reason": plan.reason}
+        text = "; ".join(
+            [*(notes or []), *([str(error)] if error else []), *([plan.reason] if plan.reason else [])]
+        )
+        attempts = 1 + (link.failure_count if link is not None else 0)
+        with audit_context(run=self.run, record_link=link, tenant_id=self.tenant.pk, actor=self.actor):
+            record_entry(
+                tenant=self.tenant,
+                operation=operation,
+                status=status,
+                flow=self.flow,
+                record_link=link,
+                inbound_event=event,
+                record_key=f"{self.doc.entity}:{plan.key}",
+                idempotency_key=f"{self.tenant.slug}:{self.doc.entity}:{plan.key}",
+                source_snapshot=_snapshot(record),
+                payload=written or {},
+                field_diff=plan.diff or {},
+                error=text,
+                error_class=type(error).__name__ if error else "",
+                attempts=attempts,
+            )
+
+
+def _view(link: RecordLink | None) -> LinkView:
+    if link is None:
+        return LinkView()
+    return LinkView(link.state, link.asana_task_gid, link.payload_hash, link.last_payload or {})
+
+
+def _parse_dt(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not value:
+        return None
+    from integrations.acumatica.values import parse_datetime
+
+    try:
+        return parse_datetime(str(value))
+    except ValueError:
+        return None
+
+
+def _snapshot(record: Any) -> dict[str, Any]:
+    """The header as read (Details summarised: a bill may carry thousands of lines)."""
+    if record is None:
+        return {"deleted": True}
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, list):
+            out[key] = f"{len(value)} line(s)"
+        elif isinstance(value, dict):
+            continue
+        else:
+            out[key] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+    return out
