@@ -14,4 +14,6 @@ SUBCOMMANDS = [
     "integrations.cli.demo",
     "integrations.cli.rotate_keys",
     "integrations.cli.sandbox",
+    "integrations.cli.sync",
+    "integrations.cli.webhooks",
 ]

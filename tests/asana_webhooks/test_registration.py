@@ -1,0 +1,97 @@
+"""Registration against the sandbox: the real handshake reaches our view while POST /webhooks is open."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from django.core.management import call_command
+
+from audit.models import AuditEntry, InboundEvent
+from integrations.asana import watchdog
+from integrations.models import AsanaWebhook, Flow
+
+from .harness import DEMO, World, world  # noqa: F401
+
+
+def test_ensure_registers_one_webhook_per_project_with_the_201_secret(world: World):  # noqa: F811
+    results = watchdog.ensure_webhooks(world.tenant, world.clients.asana)
+    assert [r.action for r in results] == ["registered"]
+    hook = AsanaWebhook.objects.get()
+    remote = world.asana.webhooks[hook.webhook_gid]
+    assert hook.state == AsanaWebhook.State.ACTIVE and hook.pending_since is None
+    assert hook.secret == remote["secret"]  # the handshake's secret, confirmed by the 201 body
+    assert remote["target"] == f"http://testserver/hooks/asana/{hook.target_uuid}/"
+    assert remote["filters"] == watchdog.default_filters()
+    handshake = InboundEvent.objects.get(source=InboundEvent.Source.ASANA_HANDSHAKE)
+    assert handshake.status == InboundEvent.Status.PROCESSED
+    assert remote["secret"] not in str(handshake.headers)
+
+
+def test_ensure_twice_registers_nothing_new(world: World):  # noqa: F811
+    watchdog.ensure_webhooks(world.tenant, world.clients.asana)
+    again = watchdog.ensure_webhooks(world.tenant, world.clients.asana)
+    assert [r.action for r in again] == ["exists"]
+    assert len(world.asana.webhooks) == 1
+
+
+def test_registered_webhook_receives_signed_heartbeat_and_events(world: World):  # noqa: F811
+    watchdog.ensure_webhooks(world.tenant, world.clients.asana)
+    results = world.asana.deliver_pending_events()
+    assert results and all(status == 200 for _, status in results)
+    hook = AsanaWebhook.objects.get()
+    assert hook.last_heartbeat_at is not None
+    assert world.asana.webhooks[hook.webhook_gid]["active"] is True
+
+
+def test_secret_mismatch_between_handshake_and_201_is_refused(world: World, monkeypatch):  # noqa: F811
+    real = world.asana.deliver
+
+    def tampering(url, headers, body):
+        status, out_headers, reply = real(url, headers, body)
+        if "X-Hook-Secret" in headers:  # an attacker's second handshake lands during the window
+            real(url, {"X-Hook-Secret": "attacker-secret-0000000000"}, b"")
+        return status, out_headers, reply
+
+    world.asana.deliver = tampering
+    results = watchdog.ensure_webhooks(world.tenant, world.clients.asana)
+    assert results[0].action == "refused"
+    hook = AsanaWebhook.objects.get()
+    assert hook.state == AsanaWebhook.State.GONE
+    assert world.asana.webhooks == {}  # the refused webhook was deleted at Asana
+    assert AuditEntry.objects.filter(operation="webhook.register", status="failed").exists()
+
+
+def test_duplicated_webhook_is_adopted(world: World):  # noqa: F811
+    watchdog.ensure_webhooks(world.tenant, world.clients.asana)
+    hook = AsanaWebhook.objects.get()
+    gid = hook.webhook_gid
+    AsanaWebhook.objects.filter(pk=hook.pk).update(webhook_gid="", state=AsanaWebhook.State.GONE)  # lost 201
+    results = watchdog.ensure_webhooks(world.tenant, world.clients.asana)
+    assert results[0].action == "adopted"
+    hook.refresh_from_db()
+    assert (hook.webhook_gid, hook.state) == (gid, AsanaWebhook.State.ACTIVE)
+    assert len(world.asana.webhooks) == 1
+
+
+def test_handshake_refused_fails_registration_and_closes_the_window(world: World):  # noqa: F811
+    world.asana.deliver = lambda url, headers, body: (500, {}, b"down")
+    results = watchdog.ensure_webhooks(world.tenant, world.clients.asana)
+    assert results[0].action == "failed"
+    hook = AsanaWebhook.objects.get()
+    assert hook.state == AsanaWebhook.State.GONE and hook.pending_since is None
+
+
+def test_only_flows_consuming_task_events_get_webhooks(world: World):  # noqa: F811
+    Flow.objects.filter(kind=Flow.Kind.ASANA_APPROVALS).update(enabled=False)
+    assert watchdog.ensure_webhooks(world.tenant, world.clients.asana) == []
+
+
+def test_connector_webhooks_ensure_command(world: World):  # noqa: F811
+    out = StringIO()
+    call_command("connector", "webhooks", "ensure", "--tenant", "ridgeline", stdout=out)
+    text = out.getvalue()
+    assert "registered" in text and "schedule asana-webhook-watchdog" in text
+    from django_q.models import Schedule
+
+    call_command("connector", "webhooks", "ensure", "--tenant", "ridgeline", stdout=StringIO())
+    assert Schedule.objects.filter(name="asana-webhook-watchdog").count() == 1
