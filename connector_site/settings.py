@@ -175,5 +175,3 @@ LOGGING = {
 
 ADMIN_SITE_HEADER = env.str("ADMIN_SITE_HEADER", default="ml-connector console")
 
-# Django 6 will assume https for scheme-less URLs in forms; opt in now (every outbound URL must be https).
-FORMS_URLFIELD_ASSUME_HTTPS = True

@@ -77,6 +77,44 @@ def test_paging_generator_over_1000_bills_holds_one_page(tenant, rsps, clock, li
     assert "$skip=900" in unquote(skips[-2]) and "$top=100" in skips[-1]
 
 
+def test_streaming_1000_bills_keeps_memory_flat(tenant, rsps, clock, limiter, monkeypatch):
+    """Peak memory while streaming 1,000 bills is about that of streaming one page: nothing accumulates."""
+    import tracemalloc
+
+    from integrations.acumatica.client import client_for
+
+    sim = AcumaticaSimulator(INSTANCE, strict_contract=False)
+    sim.add_oauth_client("C1@Co", "secret-c1-value")
+    sim.add_user("connector", "pw-connector-1")
+    sim.add_vendor("V1", "Vendor One")
+    for i in range(1000):
+        sim.add_bill("V1", float(i + 1), reference_nbr=f"{i:06d}", details=[])
+    sim.mount(rsps)
+    conn = make_connection(
+        tenant, client_id="C1@Co", client_secret="secret-c1-value", password="pw-connector-1"
+    )
+    client = client_for(conn, sleep=clock.sleep, clock=clock, rate_limiter=limiter, recorder=lambda r: None)
+
+    def peak_streaming(limit):
+        tracemalloc.start()
+        try:
+            count = sum(1 for _ in zip(range(limit), client.iter_bills(page_size=100), strict=False))
+            return count, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    # The mock's call log and the sandbox's request log are the harness's memory, not the client's.
+    import responses
+
+    monkeypatch.setattr(responses.CallList, "add", lambda self, *args: None)
+    monkeypatch.setattr(responses.CallList, "add_call", lambda self, *args: None)
+    list(client.iter_bills(page_size=100))  # warm caches (auth, imports) outside the measurement
+    one_page, peak_page = peak_streaming(100)
+    everything, peak_all = peak_streaming(10_000)
+    assert (one_page, everything) == (100, 1000)
+    assert peak_all < peak_page * 1.5 + 256 * 1024, (peak_page, peak_all)
+
+
 def test_get_by_key_encodes_spaces_and_dots(client, mounted, rsps):
     bill = client.get_bill("Credit Adj.", "000005")
     assert bill["Type"] == "Credit Adj." and bill["Vendor"] == "RIVERLUMBER"

@@ -71,7 +71,7 @@ def test_team_add_and_remove(client, mounted):
     assert U["bob"] not in mounted.teams[team]["members"]
 
 
-def test_500_task_writes_stay_within_the_budget_and_never_see_a_429(connection, mounted, clock):
+def test_500_task_writes_stay_within_the_budget_and_never_see_a_429(connection, mounted, clock, monkeypatch):
     """60/min in the sandbox and the same 60/min in the connection: the shared budget paces the bulk
     write (sleeping on the fake clock), so the sandbox's limiter never has to answer 429."""
     mounted.requests_per_minute = 60
@@ -80,9 +80,36 @@ def test_500_task_writes_stay_within_the_budget_and_never_see_a_429(connection, 
     connection.refresh_from_db()
     limiter = budget_for(f"asana:test-{uuid.uuid4().hex}", per_minute=60, max_in_flight_writes=2, clock=clock)
     client = client_for(connection, rate_limiter=limiter, sleep=clock.sleep)
-    for i in range(500):
-        client.create_task(name=f"Bill {i:04d}", project_gid=DEMO["ap_project"])
+    import tracemalloc
+
+    import responses
+
+    # The mock's call log keeps every request body: harness memory, not the client's.
+    monkeypatch.setattr(responses.CallList, "add", lambda self, *args: None)
+    monkeypatch.setattr(responses.CallList, "add_call", lambda self, *args: None)
+
+    client_code = [
+        tracemalloc.Filter(True, "*/integrations/asana/*"),
+        tracemalloc.Filter(True, "*/integrations/base/*"),
+    ]
+
+    def retained_by_client_after(start, count):
+        tracemalloc.start()
+        try:
+            for i in range(start, start + count):
+                client.create_task(name=f"Bill {i:04d}", project_gid=DEMO["ap_project"])
+            mounted.requests.clear()  # the sandbox's request log holds each body: harness memory
+            snapshot = tracemalloc.take_snapshot().filter_traces(client_code)
+            return sum(stat.size for stat in snapshot.statistics("filename"))
+        finally:
+            tracemalloc.stop()
+
+    after_50 = retained_by_client_after(0, 50)
+    after_450 = retained_by_client_after(50, 450)
     assert len(mounted.tasks) == 500
+    # Bounded memory: what the client's own code still holds does not grow with the number of writes
+    # (the sandbox's state, which does grow, is not the client's).
+    assert after_450 < after_50 * 2 + 64 * 1024, (after_50, after_450)
     assert mounted.rate_limited == []
     assert all(status != 429 for _m, _p, status in mounted.request_log)
     # The sandbox limiter is real: without the budget the same burst is refused.
