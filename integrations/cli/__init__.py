@@ -15,5 +15,6 @@ SUBCOMMANDS = [
     "integrations.cli.rotate_keys",
     "integrations.cli.sandbox",
     "integrations.cli.sync",
+    "integrations.cli.sync",
     "integrations.cli.webhooks",
 ]

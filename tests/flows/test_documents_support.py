@@ -78,8 +78,8 @@ def _fresh_spec_cache():
 
 
 @pytest.fixture
-def acu():
-    return acu_sim.build_demo(ACU_URL, strict_contract=True, clock=lambda: datetime.now(UTC))
+def acu(now):
+    return acu_sim.build_demo(ACU_URL, strict_contract=True, clock=now.dt)
 
 
 @pytest.fixture
@@ -172,8 +172,9 @@ def make_sync(bills_flow, mounted, now):
     def make(flow: Flow | None = None, **kwargs) -> DocumentSync:
         flow = flow or Flow.objects.get(pk=bills_flow.pk)
         tenant = flow.tenant
-        kwargs.setdefault("acumatica", acu_client(tenant.acumatica, sleep=now.sleep))
-        kwargs.setdefault("asana", asana_client(tenant.asana, rate_limiter=None, sleep=now.sleep))
+        quiet = {"recorder": lambda record: None} if kwargs.get("dry_run") else {}
+        kwargs.setdefault("acumatica", acu_client(tenant.acumatica, sleep=now.sleep, **quiet))
+        kwargs.setdefault("asana", asana_client(tenant.asana, rate_limiter=None, sleep=now.sleep, **quiet))
         kwargs.setdefault("now", now.dt)
         return DocumentSync(flow, **kwargs)
 

@@ -1,0 +1,89 @@
+"""Polling with a watermark, `connector sync` and its dry run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from audit.models import ApiCall, AuditEntry, SyncRun
+from integrations.flows.acumatica_documents_poll import poll
+from integrations.models import Cursor, RecordLink
+
+from .test_documents_support import *  # noqa: F403
+from .test_documents_support import F, tasks_in_project, writes
+
+
+def test_a_pass_creates_tasks_quarantines_the_bad_one_and_moves_the_watermark(make_sync, asana, acu):
+    result = poll(make_sync())
+    # 000002 is On Hold, mapped to an option that is disabled in Asana: only it is held back.
+    assert result.counts["created"] == 4 and result.counts["quarantined"] == 1, result.counts
+    assert len(tasks_in_project(asana)) == 4
+    held = RecordLink.objects.get(acumatica_ref="000002")
+    assert held.state == "quarantined" and "disabled" in held.state_reason
+    run = SyncRun.objects.get()
+    assert run.status == "partial" and run.counts["created"] == 4 and run.finished_at
+    state = json.loads(Cursor.objects.get().value)
+    assert state["pass"] is None and state["watermark"]
+    # one Acumatica list read for the page; no per-document re-read
+    list_reads = [r for r in acu.request_log if r[0] == "GET" and r[1].endswith("/Bill")]
+    by_key = [r for r in acu.request_log if r[0] == "GET" and "/Bill/" in r[1]]
+    assert len(list_reads) == 1 and by_key == []
+
+
+def test_an_unchanged_poll_makes_no_asana_write_and_a_change_is_picked_up(make_sync, asana, acu, now):
+    poll(make_sync())
+    seen = len(asana.requests)
+    second = poll(make_sync())
+    assert writes(asana, seen) == []
+    assert second.counts["created"] == 0 and second.counts["updated"] == 0
+
+    now.advance(600)
+    acu.update_record("Bill", ("Bill", "000004"), Amount=4000.0)
+    third = poll(make_sync())
+    assert third.counts["updated"] == 1
+    assert writes(asana, seen) == [("PUT", writes(asana, seen)[0][1])]
+
+
+def test_the_status_filter_and_since_narrow_the_query(make_sync, acu, bills_flow):
+    bills_flow.status_filter = ["Pending Approval"]
+    bills_flow.save()
+    result = poll(make_sync())
+    assert result.counts["created"] == 1
+    listed = [r for r in acu.request_log if r[0] == "GET" and r[1].endswith("/Bill")]
+    assert listed
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(make_sync, asana, capsys, mounted):
+    make_sync().process("Bill", "000001")
+    before = (RecordLink.objects.count(), AuditEntry.objects.count(), ApiCall.objects.count())
+    seen = len(asana.requests)
+    result = poll(make_sync(dry_run=True))
+    assert sorted(p.action for p in result.plans) == ["create", "create", "create", "quarantine", "skip"]
+    assert writes(asana, seen) == []
+    after = (RecordLink.objects.count(), AuditEntry.objects.count(), ApiCall.objects.count())
+    assert before == after
+    assert not SyncRun.objects.exists() and not Cursor.objects.exists()
+
+
+def test_connector_sync_command(bills_flow, mounted, asana, capsys):
+    call_command("connector", "sync", "--tenant", "ridgeline", "--flow", "AP bills", "--dry-run")
+    out = capsys.readouterr().out
+    assert "create     Bill/000001" in out and "Plan (nothing was written)" in out
+    assert not RecordLink.objects.exists() and tasks_in_project(asana) == {}
+
+    call_command("connector", "sync", "--tenant", "ridgeline", "--flow", "AP bills")
+    out = capsys.readouterr().out
+    assert "page 1" in out and "created 4" in out
+    assert len(tasks_in_project(asana)) == 4
+    assert AuditEntry.objects.filter(status="succeeded").count() == 4
+    values = [asana.task_values(g)[F["erp_reference"]] for g in tasks_in_project(asana)]
+    assert sorted(values) == ["Bill/000001", "Bill/000003", "Bill/000004", "Credit Adj./000005"]
+
+
+def test_connector_sync_refuses_an_unknown_flow(bills_flow):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("connector", "sync", "--tenant", "ridgeline", "--flow", "nope")
