@@ -15,6 +15,5 @@ SUBCOMMANDS = [
     "integrations.cli.rotate_keys",
     "integrations.cli.sandbox",
     "integrations.cli.sync",
-    "integrations.cli.sync",
     "integrations.cli.webhooks",
 ]
