@@ -7,6 +7,7 @@ Import the fixtures you use into the test module (`from tests.asana_webhooks.har
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -30,8 +31,10 @@ OPT = DEMO["options"]
 
 
 class FakeClock:
+    """Starts at the real time (the watchdog compares Asana's modified_at with the database's clock)."""
+
     def __init__(self) -> None:
-        self.now = 1_780_000_000.0
+        self.now = float(int(time.time()))
 
     def __call__(self) -> float:
         return self.now

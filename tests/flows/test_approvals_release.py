@@ -1,0 +1,210 @@
+"""Approval → release through the webhook path (sandbox Asana → our view → queue → worker → sandbox
+Acumatica), and the edge cases of issue 5: on hold, pending approval, already released, changed after
+approval, rejected approval, a 202 that never finishes. Each asserts the effect in the sandboxes."""
+
+from __future__ import annotations
+
+import pytest
+from django_q.models import Schedule
+
+from audit.models import AuditEntry, InboundEvent
+from integrations.asana import watchdog
+from integrations.flows import approvals
+from integrations.models import AcumaticaConnection, Flow, RecordLink
+from integrations.tasks.approvals import process_asana_event
+from tests.asana_webhooks.harness import DEMO, OPT, F, World, world  # noqa: F401
+
+
+def release_calls(w: World, action: str = "ReleaseBill") -> int:
+    return sum(1 for m, p, _ in w.acumatica.request_log if m == "POST" and p.endswith(f"/Bill/{action}"))
+
+
+def comments(w: World, gid: str) -> list[str]:
+    return [s["text"] for s in w.asana.stories.values() if s["task"] == gid]
+
+
+@pytest.fixture
+def registered(world: World):  # noqa: F811
+    watchdog.ensure_webhooks(world.tenant, world.clients.asana)
+    world.asana.deliver_pending_events()  # the first heartbeat
+    return world
+
+
+def approve_and_deliver(w: World, gid: str, how: str = "enum") -> None:
+    w.clock.now += 1  # people click a second apart: events differ in created_at (their only "id", §6.4)
+    w.approve(gid, how=how)
+    w.asana.deliver_pending_events()
+
+
+def test_approved_balanced_bill_is_released_once_with_outcome_on_the_task(registered: World):
+    w = registered
+    bill = w.acumatica.add_bill("ABCCONCRETE", 1200.50, vendor_ref="INV-1")
+    gid, link = w.bill_task(bill)
+    approve_and_deliver(w, gid)
+    assert w.bill(bill["ReferenceNbr"])["Status"] == "Open"
+    assert release_calls(w) == 1
+    assert w.asana.task_values(gid)[F["document_status"]] == OPT["document_status"]["Open"]
+    assert len(comments(w, gid)) == 1 and "Released" in comments(w, gid)[0]
+    entry = AuditEntry.objects.get(operation="bill.release")
+    assert entry.status == "succeeded" and entry.record_link_id == link.pk
+    link.refresh_from_db()
+    assert link.approved_snapshot["values"] == {
+        "Amount": "1200.50",
+        "Vendor": "ABCCONCRETE",
+        "ReferenceNbr": bill["ReferenceNbr"],
+    }
+    event = InboundEvent.objects.filter(status=InboundEvent.Status.PROCESSED, dedupe_key__isnull=False).get()
+    assert "released" in event.status_reason
+    # Our own write-backs came back as events and were ignored: no loop, nothing re-released.
+    w.asana.deliver_pending_events()
+    assert release_calls(w) == 1
+
+
+def test_duplicate_events_and_repeated_approvals_release_exactly_once(registered: World):
+    w = registered
+    bill = w.acumatica.add_bill("ABCCONCRETE", 99.00)
+    gid, _ = w.bill_task(bill)
+    approve_and_deliver(w, gid)
+    w.asana.ui_update_task(gid, DEMO["users"]["carol"], name="Bill (touched)")
+    w.asana.ui_update_task(gid, DEMO["users"]["carol"], custom_fields={F["vendor"]: "ABCCONCRETE"})
+    w.asana.deliver_pending_events()
+    for row in InboundEvent.objects.filter(dedupe_key__isnull=False):
+        process_asana_event(row.pk)  # replaying every stored event changes nothing
+    assert release_calls(w) == 1
+    assert len(comments(w, gid)) == 1
+
+
+def test_bill_on_hold_is_taken_off_hold_then_released(registered: World):
+    w = registered
+    bill = w.acumatica.add_bill("STEELWORKS", 500.00, status="On Hold")
+    gid, _ = w.bill_task(bill)
+    approve_and_deliver(w, gid)
+    assert w.bill(bill["ReferenceNbr"])["Status"] == "Open"
+    assert w.bill(bill["ReferenceNbr"])["Hold"] is False
+    assert any(m == "PUT" and p.endswith("/Bill") for m, p, _ in w.acumatica.request_log)
+
+
+def test_pending_approval_without_approval_maps_fails_clearly(registered: World):
+    w = registered
+    bill = w.acumatica.add_bill("SUMMITELEC", 800.00, status="Pending Approval")
+    gid, link = w.bill_task(bill)
+    approve_and_deliver(w, gid)
+    assert w.bill(bill["ReferenceNbr"])["Status"] == "Pending Approval"
+    assert release_calls(w) == 0 and release_calls(w, "Approve") == 0
+    entry = AuditEntry.objects.get(operation="bill.release")
+    assert entry.status == "failed" and "approval maps" in entry.error
+    link.refresh_from_db()
+    assert "approval maps" in link.state_reason
+    assert "Release failed" in comments(w, gid)[0]
+
+
+def test_pending_approval_with_approval_maps_is_approved_then_released(registered: World):
+    w = registered
+    AcumaticaConnection.objects.filter(tenant=w.tenant).update(uses_approval_maps=True)
+    bill = w.acumatica.add_bill("SUMMITELEC", 800.00, status="Pending Approval")
+    gid, _ = w.bill_task(bill)
+    approve_and_deliver(w, gid)
+    assert w.bill(bill["ReferenceNbr"])["Status"] == "Open"
+    assert (release_calls(w, "Approve"), release_calls(w)) == (1, 1)
+
+
+def test_already_released_bill_is_done_without_acting(registered: World):
+    w = registered
+    bill = w.acumatica.add_bill("ABCCONCRETE", 75.00)
+    gid, _ = w.bill_task(bill)
+    w.acumatica.update_record("Bill", ("Bill", bill["ReferenceNbr"]), Status="Open")
+    approve_and_deliver(w, gid)
+    assert release_calls(w) == 0
+    assert AuditEntry.objects.get(operation="bill.release").status == "succeeded"
+    assert w.asana.task_values(gid)[F["document_status"]] == OPT["document_status"]["Open"]
+
+
+def test_amount_changed_after_approval_is_refused_flagged_and_reopened(registered: World):
+    w = registered
+    bill = w.acumatica.add_bill("ABCCONCRETE", 1000.00)
+    gid, link = w.bill_task(bill)
+    # The approver sees 1000.00; someone changes the bill in Acumatica before the release runs.
+    w.approve(gid)
+    w.acumatica.update_record("Bill", ("Bill", bill["ReferenceNbr"]), Amount=1900.00)
+    w.asana.deliver_pending_events()
+    assert w.bill(bill["ReferenceNbr"])["Status"] == "Balanced"
+    assert release_calls(w) == 0
+    entry = AuditEntry.objects.get(operation="bill.release")
+    assert entry.status == "quarantined"
+    assert entry.field_diff == {"Amount": {"approved": "1000.00", "now": "1900.00"}}
+    link.refresh_from_db()
+    assert "changed after approval" in link.state_reason
+    assert w.asana.task_values(gid)[F["approval_status"]] is None  # reopened: a fresh approval is needed
+    assert "Not released" in comments(w, gid)[0]
+
+
+def test_rejected_approval_task_is_not_approval(registered: World):
+    w = registered
+    Flow.objects.filter(kind=Flow.Kind.ASANA_APPROVALS).update(approval_rule=Flow.ApprovalRule.COMPLETED)
+    bill = w.acumatica.add_bill("ABCCONCRETE", 10.00)
+    gid, _ = w.bill_task(bill, approval=True)
+    for status in ("rejected", "changes_requested"):
+        approve_and_deliver(w, gid, how=status)
+        assert w.asana.tasks[gid]["completed"] is True
+    assert release_calls(w) == 0
+    approve_and_deliver(w, gid, how="approved")
+    assert release_calls(w) == 1
+
+
+def test_release_that_never_finishes_is_outcome_unknown_and_reread_before_acting_again(registered: World):
+    w = registered
+    w.acumatica.release_polls = 10_000  # the 202 never turns into 204 within the deadline
+    bill = w.acumatica.add_bill("ABCCONCRETE", 42.00)
+    gid, link = w.bill_task(bill)
+    approve_and_deliver(w, gid)
+    entry = AuditEntry.objects.get(operation="bill.release")
+    assert entry.status == "retrying" and "outcome unknown" in entry.error
+    assert release_calls(w) == 1
+    retry = Schedule.objects.get(func="integrations.tasks.approvals.process_asana_event")
+    link.refresh_from_db()
+    assert link.attempt_started_at is None  # the lease is given back
+    event_id, attempt = eval(f"({retry.args})")
+    # Still running: Acumatica refuses the session meanwhile (§5.2) → the retry reschedules, acts on nothing.
+    assert process_asana_event(event_id, attempt).startswith("retrying")
+    # Acumatica finishes the release server-side; the next retry re-reads and does not release again.
+    for op in w.acumatica.operations.values():
+        op["done"] = True
+    w.acumatica.update_record("Bill", ("Bill", bill["ReferenceNbr"]), Status="Open")
+    assert "released" in process_asana_event(event_id, attempt + 1)
+    assert release_calls(w) == 1
+    assert AuditEntry.objects.filter(operation="bill.release", status="succeeded").count() == 1
+
+
+def test_approval_withdrawn_before_release_drops_the_snapshot(registered: World):
+    w = registered
+    bill = w.acumatica.add_bill("ABCCONCRETE", 10.00, status="Pending Approval")
+    gid, link = w.bill_task(bill)
+    approve_and_deliver(w, gid)  # fails: no approval maps; snapshot kept
+    link.refresh_from_db()
+    assert link.approved_snapshot["values"]
+    w.clock.now += 1
+    w.asana.ui_update_task(
+        gid, DEMO["users"]["alice"], custom_fields={F["approval_status"]: OPT["approval_status"]["Pending"]}
+    )
+    w.asana.deliver_pending_events()
+    link.refresh_from_db()
+    assert link.approved_snapshot == {}
+
+
+def test_rule_evaluation_is_pure():
+    flow = Flow(approval_rule=Flow.ApprovalRule.APPROVAL_STATUS)
+    approval = {"resource_subtype": "approval", "completed": True}
+    assert approvals.approval_verdict(flow, {**approval, "approval_status": "approved"})[0]
+    assert not approvals.approval_verdict(flow, {**approval, "approval_status": "rejected"})[0]
+    assert not approvals.approval_verdict(flow, {"resource_subtype": "default_task", "completed": True})[0]
+    flow.approval_rule = Flow.ApprovalRule.COMPLETED
+    assert approvals.approval_verdict(flow, {"resource_subtype": "default_task", "completed": True})[0]
+    assert not approvals.approval_verdict(flow, {**approval, "approval_status": "changes_requested"})[0]
+
+
+def test_unlinked_task_is_ignored(registered: World):
+    w = registered
+    gid = w.asana.add_task(DEMO["ap_project"], "Not a bill")
+    approve_and_deliver(w, gid)
+    assert release_calls(w) == 0
+    assert not RecordLink.objects.exists()
