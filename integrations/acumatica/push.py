@@ -1,0 +1,203 @@
+"""Acumatica push notifications (SM302000, reference/acumatica.md §7): the receiving view and parsing.
+
+The view does four things only (ARCHITECTURE §5): verify, persist the raw notification, enqueue a
+task with its id, answer — in milliseconds, never calling a vendor:
+
+    body over WEBHOOK_MAX_BODY_BYTES             413  (nothing of the body is stored)
+    unknown endpoint uuid                        404  stored as rejected
+    missing / wrong shared-secret header         401  stored as rejected with the verdict (constant-time
+                                                      compare; no HMAC exists for pushes, §7.2)
+    body not JSON / no `Query` or `Id`           400  stored as rejected
+    (Query, Id) seen before                      200  stored as duplicate, nothing queued (§7.3: the pair
+                                                      identifies the transaction; Acumatica re-sends on error)
+    otherwise                                    200  stored as queued, `process_push_event(id)` enqueued
+Acumatica re-sends a notification when we answer an error (§7.4), so nothing after acceptance may 5xx.
+The rows are hints: the worker re-reads every document by key; a key only in `Deleted` means deleted
+OR no longer in the query's result — the re-read tells which. Polling stays on as catch-up.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from audit.models import InboundEvent
+from integrations.base.redaction import redact_headers
+from integrations.models import AcumaticaConnection
+
+log = logging.getLogger(__name__)
+
+TASK = "integrations.tasks.documents.process_push_event"
+
+
+class PushRejected(Exception):
+    status = 400
+    verdict = InboundEvent.Verdict.NOT_APPLICABLE
+    store_body = True
+
+    def __init__(self, reason: str, *, verdict: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        if verdict is not None:
+            self.verdict = verdict
+
+
+class BodyTooLarge(PushRejected):
+    status = 413
+    store_body = False
+
+
+class UnknownEndpoint(PushRejected):
+    status = 404
+
+
+class BadSecret(PushRejected):
+    status = 401
+
+
+def enqueue(event_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task(TASK, event_id, task_name=f"acumatica-push-{event_id}")
+
+
+def verify_secret(connection: AcumaticaConnection, request: HttpRequest) -> None:
+    """The configured header must carry the configured value (compared in constant time)."""
+    provided = request.headers.get(connection.push_header_name)
+    if not connection.push_secret:
+        raise BadSecret(
+            "no push secret is configured for this connection", verdict=InboundEvent.Verdict.MISSING
+        )
+    if not provided:
+        raise BadSecret(
+            f"header {connection.push_header_name} is missing", verdict=InboundEvent.Verdict.MISSING
+        )
+    if not hmac.compare_digest(provided.encode(), connection.push_secret.encode()):
+        raise BadSecret(
+            f"header {connection.push_header_name} is wrong", verdict=InboundEvent.Verdict.INVALID
+        )
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PushRejected(f"body is not JSON: {exc}", verdict=InboundEvent.Verdict.VALID) from exc
+    if not isinstance(payload, dict):
+        raise PushRejected("body is not a JSON object", verdict=InboundEvent.Verdict.VALID)
+    missing = [k for k in ("Query", "Id") if not payload.get(k)]
+    if missing:
+        raise PushRejected(f"notification has no {' or '.join(missing)}", verdict=InboundEvent.Verdict.VALID)
+    return payload
+
+
+def document_keys(payload: dict[str, Any], flow_kind: str) -> list[tuple[str, str]]:
+    """(Type, number) of every row in `Inserted` and `Deleted` that names a document of this flow's kind.
+
+    Rows are flat generic-inquiry rows keyed by column name, not value-wrapped (§7.3); the column
+    names depend on the GI, so both the DAC names (DocType/RefNbr, OrderType/OrderNbr, §7.5) and the
+    contract names (Type/ReferenceNbr) are accepted.
+    """
+    from integrations.flows.plan import DOCUMENT_TYPES
+
+    doc = DOCUMENT_TYPES.get(flow_kind)
+    if doc is None:
+        return []
+    keys: dict[tuple[str, str], None] = {}
+    for row in _rows(payload):
+        doc_type = next((row.get(c) for c in doc.push_type_columns if row.get(c)), None)
+        number = next((row.get(c) for c in doc.push_number_columns if row.get(c)), None)
+        if doc_type and number:
+            keys[(str(doc_type).strip(), str(number).strip())] = None
+    return list(keys)
+
+
+def _rows(payload: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    for name in ("Inserted", "Deleted"):
+        for row in payload.get(name) or []:
+            if isinstance(row, dict):
+                yield row
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    cap = settings.WEBHOOK_MAX_BODY_BYTES
+    try:
+        declared = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        declared = 0
+    if declared > cap:
+        raise BodyTooLarge(f"Content-Length {declared} exceeds the {cap}-byte cap")
+    body = request.body
+    if len(body) > cap:
+        raise BodyTooLarge(f"body exceeds the {cap}-byte cap")
+    return body
+
+
+def _headers(request: HttpRequest, connection: AcumaticaConnection | None) -> dict[str, str]:
+    secret_header = (connection.push_header_name if connection else "").lower()
+    kept = {
+        k: ("[redacted]" if k.lower() == secret_header else v)
+        for k, v in request.headers.items()
+        if k.lower() != "cookie"
+    }
+    return redact_headers(kept, extra_sensitive=(secret_header,) if secret_header else ())
+
+
+def receive(request: HttpRequest, push_uuid: uuid.UUID) -> HttpResponse:
+    """POST /hooks/acumatica/<uuid>/ — one push notification for one Acumatica connection."""
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    connection: AcumaticaConnection | None = None
+    body = b""
+    try:
+        body = _read_body(request)
+        connection = AcumaticaConnection.objects.select_related("tenant").filter(push_uuid=push_uuid).first()
+        if connection is None:
+            raise UnknownEndpoint("no Acumatica connection has this push uuid")
+        verify_secret(connection, request)
+        payload = parse(body)
+    except PushRejected as exc:
+        log.warning("acumatica push %s rejected with %s: %s", push_uuid, exc.status, exc.reason)
+        InboundEvent.objects.create(
+            tenant=connection.tenant if connection else None,
+            source=InboundEvent.Source.ACUMATICA_PUSH,
+            endpoint_uuid=push_uuid,
+            headers=_headers(request, connection),
+            raw_body=body if exc.store_body else b"",
+            signature=exc.verdict,
+            status=InboundEvent.Status.REJECTED,
+            status_reason=exc.reason,
+        )
+        return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
+
+    fields = dict(
+        tenant=connection.tenant,
+        source=InboundEvent.Source.ACUMATICA_PUSH,
+        endpoint_uuid=push_uuid,
+        headers=_headers(request, connection),
+        raw_body=body,
+        signature=InboundEvent.Verdict.VALID,
+    )
+    key = f"{connection.pk}|{payload['Query']}|{payload['Id']}"[:300]
+    try:
+        with transaction.atomic():
+            event = InboundEvent.objects.create(**fields, dedupe_key=key, status=InboundEvent.Status.QUEUED)
+    except IntegrityError:
+        original = InboundEvent.objects.filter(source=fields["source"], dedupe_key=key).first()
+        InboundEvent.objects.create(
+            **fields,
+            status=InboundEvent.Status.DUPLICATE,
+            duplicate_of=original,
+            status_reason=f"same Query and Id as event #{getattr(original, 'pk', '?')}",
+        )
+        return JsonResponse({"status": "duplicate"})
+    enqueue(event.pk)
+    return JsonResponse({"status": "queued", "event": event.pk})
