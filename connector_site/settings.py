@@ -5,23 +5,26 @@ The embedded default needs nothing installed: a SQLite file under var/ and djang
 `DATABASE_URL` switches to PostgreSQL; `REDIS_URL` switches django-q2 to its Redis broker.
 """
 
+import os
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("ML_CONNECTOR_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file, rate budgets and sandbox state live here
 
 env = environ.Env(
     DEBUG=(bool, False),
     ALLOWED_HOSTS=(list, ["localhost", "127.0.0.1", "[::1]", "testserver"]),
     FERNET_KEYS=(list, []),
 )
-env_file = BASE_DIR / ".env"
-if env_file.exists():
-    environ.Env.read_env(str(env_file))
+# ML_CONNECTOR_ENV_FILE names another file; set it empty to read none (the environment alone).
+env_file = os.environ.get("ML_CONNECTOR_ENV_FILE", str(BASE_DIR / ".env"))
+if env_file and Path(env_file).exists():
+    environ.Env.read_env(env_file)
+
+VAR_DIR = Path(env.str("ML_CONNECTOR_VAR_DIR", default="") or BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file, rate budgets and sandbox state live here
 
 DEBUG = env("DEBUG")
 
@@ -44,7 +47,8 @@ if _missing:
         )
     SECRET_KEY = SECRET_KEY or _DEV_SECRET_KEY
     FERNET_KEYS = FERNET_KEYS or [_DEV_FERNET_KEY]
-# django-fernet-fields reads FERNET_KEYS (first key encrypts, every key decrypts).
+# django-fernet-fields reads FERNET_KEYS (first key encrypts, every key decrypts). With HKDF on (the
+# default) a key may be any high-entropy string; off, each must be a raw Fernet key.
 FERNET_USE_HKDF = env.bool("FERNET_USE_HKDF", default=True)
 
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
@@ -173,5 +177,4 @@ LOGGING = {
     "loggers": {"django_q": {"level": "WARNING"}},
 }
 
-ADMIN_SITE_HEADER = env.str("ADMIN_SITE_HEADER", default="ml-connector console")
 

@@ -5,6 +5,9 @@ DATABASE_URL and REDIS_URL still apply, so `.ci/run` runs the same suite on Post
 
 import os
 
+# A developer's .env (written by `make run`) must not leak into the suite.
+os.environ.setdefault("ML_CONNECTOR_ENV_FILE", "")
+
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 20)
 os.environ.setdefault("FERNET_KEYS", "test-fernet-key-one")

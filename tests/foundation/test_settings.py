@@ -21,7 +21,7 @@ def load_settings(env: dict) -> subprocess.CompletedProcess:
         for k, v in os.environ.items()
         if k not in ("DEBUG", "SECRET_KEY", "FERNET_KEYS", "DATABASE_URL", "REDIS_URL")
     }
-    base.update({"DJANGO_SETTINGS_MODULE": "connector_site.settings", **env})
+    base.update({"DJANGO_SETTINGS_MODULE": "connector_site.settings", "ML_CONNECTOR_ENV_FILE": "", **env})
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60
     )
@@ -69,3 +69,11 @@ def test_debug_allows_development_defaults():
     result = load_settings({"DEBUG": "true"})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["debug"] is True
+
+
+def test_env_file_is_read(tmp_path):
+    env_file = tmp_path / "custom.env"
+    env_file.write_text("SECRET_KEY=" + "k" * 50 + "\nFERNET_KEYS=from-file-1,from-file-2\n")
+    result = load_settings({"DEBUG": "false", "ML_CONNECTOR_ENV_FILE": str(env_file)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["keys"] == 2
