@@ -86,6 +86,20 @@ class TenantAdmin(admin.ModelAdmin):
     def flow_count(self, obj):
         return obj.flows.count()
 
+    actions = ["register_webhooks"]
+
+    @admin.action(description="Register Asana webhooks (queued)", permissions=["change"])
+    def register_webhooks(self, request, queryset):
+        """Queued, never run here: Asana's handshake must reach a web worker while the create is open."""
+        from django_q.tasks import async_task
+
+        tenants = [t for t in queryset if hasattr(t, "asana")]
+        for tenant in tenants:
+            async_task("integrations.tasks.approvals.register_webhooks", tenant.pk,
+                       task_name=f"register-webhooks-{tenant.slug}")
+        self.message_user(request, f"Webhook registration queued for {len(tenants)} tenant(s); "
+                                   "see Asana webhooks for the result.")
+
 
 @admin.register(Flow)
 class FlowAdmin(admin.ModelAdmin):

@@ -140,3 +140,15 @@ def ensure_schedules() -> list[str]:
         )
         changed.append(f"{name}: {'created' if created else 'kept'}")
     return changed
+
+
+def register_webhooks(tenant_id: int) -> str:
+    """The console's "Register webhooks" action runs this in a worker (never in the web request: §6.2)."""
+    from integrations.asana.watchdog import ensure_webhooks
+    from integrations.flows.approvals import clients_for
+
+    tenant = Tenant.objects.get(pk=tenant_id)
+    results = ensure_webhooks(tenant, clients_for(tenant).asana)
+    return (
+        "; ".join(f"{r.hook.resource_gid}: {r.action} {r.detail}".strip() for r in results) or "nothing to do"
+    )

@@ -95,3 +95,14 @@ def test_connector_webhooks_ensure_command(world: World):  # noqa: F811
 
     call_command("connector", "webhooks", "ensure", "--tenant", "ridgeline", stdout=StringIO())
     assert Schedule.objects.filter(name="asana-webhook-watchdog").count() == 1
+
+
+def test_console_action_queues_registration(world: World, admin_client):  # noqa: F811
+    response = admin_client.post(
+        "/admin/integrations/tenant/",
+        {"action": "register_webhooks", "_selected_action": [world.tenant.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "queued for 1 tenant" in response.content.decode()
+    assert AsanaWebhook.objects.get().state == AsanaWebhook.State.ACTIVE  # sync mode ran the task
