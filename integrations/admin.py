@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html
 
+from mappings.admin_views import DocumentFlowActions
+
 from .forms import WriteOnlySecretsForm
 from .models import (
     AcumaticaConnection,
@@ -102,7 +104,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Flow)
-class FlowAdmin(admin.ModelAdmin):
+class FlowAdmin(DocumentFlowActions, admin.ModelAdmin):
     list_display = ("name", "tenant", "kind", "enabled", "asana_project_gid", "mapping_badge", "updated_at")
     list_filter = ("tenant", "kind", "enabled", "mapping_status")
     search_fields = ("name", "tenant__slug", "asana_project_gid")
@@ -123,7 +125,8 @@ class CursorAdmin(admin.ModelAdmin):
 
 @admin.register(RecordLink)
 class RecordLinkAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "tenant", "flow", "state", "asana_task_gid", "sage_po_number", "updated_at")
+    list_display = ("__str__", "tenant", "flow", "state", "state_reason", "asana_task_gid", "sage_po_number",
+                    "updated_at")
     list_filter = ("tenant", "kind", "state", "flow")
     search_fields = ("acumatica_ref", "asana_task_gid", "sage_po_number", "acumatica_id")
     readonly_fields = [f.name for f in RecordLink._meta.fields]

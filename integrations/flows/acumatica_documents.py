@@ -118,6 +118,11 @@ class DocumentSync:
             self._live_specs = live_field_specs(self.asana, self.settings.project_gid)
         return self._live_specs
 
+    def refresh_specs(self) -> Any:
+        """Read the field definitions now (start of a pass), bypassing the short cache."""
+        self._live_specs = live_field_specs(self.asana, self.settings.project_gid, max_age=0)
+        return self._live_specs
+
     # ---- reading the source -----------------------------------------------------------------------
     def read(self, doc_type: str, number: str) -> Any:
         """The document's header (no Details: thousands of lines are never needed here); None = gone."""

@@ -130,7 +130,20 @@ def poll(
     lister = sync.acumatica.iter_bills if sync.doc.entity == "Bill" else sync.acumatica.iter_purchase_orders
     newest: datetime | None = _parse_dt(pending.get("max_seen")) if not since else None
     done = 0
-    sync.live_specs  # noqa: B018 - read the field definitions once, before the first page
+    # The field definitions are read once per pass, fresh; drift is recorded before the first page.
+    try:
+        specs = sync.refresh_specs()
+    except errors.ConnectorError:
+        if not sync.dry_run:
+            _finish(result, SyncRun.Status.FAILED, "could not read the project's custom fields")
+            raise
+        specs = None
+    if specs is not None and not sync.dry_run:
+        from mappings.drift import check_flow
+
+        report = check_flow(sync.flow, sync.asana, specs=specs)
+        if report.renamed or report.broken:
+            log.info("flow %s mapping drift: %s", sync.flow, report.summary())
     try:
         batch: list[Any] = []
         for record in lister(

@@ -87,3 +87,24 @@ def test_connector_sync_refuses_an_unknown_flow(bills_flow):
 
     with pytest.raises(CommandError):
         call_command("connector", "sync", "--tenant", "ridgeline", "--flow", "nope")
+
+
+def test_a_voided_bill_follows_the_flows_choice(make_sync, asana, acu, bills_flow, now):
+    from .test_documents_support import D
+
+    bills_flow.options = {"on_source_closed": "section", "closed_section_gid": D["ap_sections"]["rejected"]}
+    bills_flow.save()
+    make_sync().process("Bill", "000001")
+    gid = RecordLink.objects.get(acumatica_ref="000001").asana_task_gid
+    now.advance(60)
+    acu.update_record("Bill", ("Bill", "000001"), Status="Voided")
+    result = poll(make_sync())
+    assert result.counts["closed"] == 1
+    assert asana.tasks[gid]["sections"][D["ap_project"]] == D["ap_sections"]["rejected"]
+    link = RecordLink.objects.get(acumatica_ref="000001")
+    assert link.state == "closed" and "voided" in link.state_reason
+    entry = AuditEntry.objects.get(operation="close_task")
+    assert entry.payload == {"how": "section", "reason": "voided in Acumatica"}
+    seen = len(asana.requests)
+    poll(make_sync())  # already closed: nothing more
+    assert writes(asana, seen) == []
