@@ -3,7 +3,11 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
-from .models import ApiCall, AuditEntry, InboundEvent, SyncRun
+from integrations.console.permissions import can_replay
+from integrations.console.replay_admin import replay_entries_action
+from integrations.console.views import SyncRunConsole
+
+from .models import Alert, ApiCall, AuditEntry, InboundEvent, SyncRun
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -34,7 +38,7 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdmin):
+class SyncRunAdmin(SyncRunConsole, ReadOnlyAdmin):
     list_display = (
         "id",
         "started_at",
@@ -49,12 +53,6 @@ class SyncRunAdmin(ReadOnlyAdmin):
     list_filter = ("status", "trigger", "tenant", "flow")
     date_hierarchy = "started_at"
 
-    @admin.display(description="Progress")
-    def progress(self, obj):
-        if obj.progress_total:
-            return f"{obj.progress_done}/{obj.progress_total}"
-        return str(obj.progress_done)
-
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
@@ -68,9 +66,17 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         "status",
         "attempts",
         "actor",
+        "replay_of",
         "short_error",
     )
     list_filter = ("status", "operation", "tenant", "flow", "actor")
+    actions = [replay_entries_action]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not can_replay(request.user):
+            actions.pop("replay_entries_action", None)
+        return actions
     search_fields = ("record_key", "idempotency_key", "error")
     date_hierarchy = "created_at"
 
@@ -95,3 +101,30 @@ class ApiCallAdmin(ReadOnlyAdmin):
     list_filter = ("system", "method", "status_code", "tenant")
     search_fields = ("url", "error")
     date_hierarchy = "started_at"
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Alerts are raised by the connector; operators (replay & sync) may mark them resolved."""
+
+    list_display = ("last_raised_at", "tenant", "kind", "subject", "count", "last_notified_at", "resolved_at")
+    list_filter = ("kind", "tenant", ("resolved_at", admin.EmptyFieldListFilter))
+    search_fields = ("subject", "message")
+    readonly_fields = [f.name for f in Alert._meta.fields if f.name != "resolved_at"]
+    actions = ["resolve"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Mark resolved", permissions=["change"])
+    def resolve(self, request, queryset):
+        from django.utils import timezone
+
+        n = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
+        self.message_user(request, f"{n} alert(s) marked resolved.")
+
+
+# Layer the console (lineage, replay, dry run, dashboard) on the admin classes registered by now.
+from integrations.console.site import install  # noqa: E402
+
+install(admin.site)

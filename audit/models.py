@@ -190,3 +190,41 @@ class ApiCall(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.system} {self.method} {self.url} → {self.status_code or self.error[:40]}"
+
+
+class Alert(models.Model):
+    """One operator alert, deduplicated by (tenant, kind, subject): repeats bump a counter, and a
+    notification goes out again only after the cooldown (audit/alerts.py). Also the model that carries
+    the console's custom permissions (replay, run sync)."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK_FAILING = "webhook_failing", "Asana webhook failing or gone"
+        MAPPING_DRIFT = "mapping_drift", "Mapping drift"
+        RECORD_FAILING = "record_failing", "Record failing repeatedly"
+        AGENT_UNREACHABLE = "agent_unreachable", "Sage 100 agent unreachable"
+        TOKEN_REFRESH = "token_refresh", "Token refresh failing"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    subject = models.CharField(max_length=200, help_text="What it is about, e.g. the webhook or record")
+    message = models.TextField(blank=True)
+    link = models.CharField(max_length=300, blank=True, help_text="Console page behind the alert")
+    first_raised_at = models.DateTimeField(auto_now_add=True)
+    last_raised_at = models.DateTimeField(db_index=True)
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+    count = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    notified_task_gid = models.CharField(max_length=32, blank=True, help_text="Asana ops-project task")
+
+    class Meta:
+        ordering = ["-last_raised_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "kind", "subject"], name="alert_unique_subject")
+        ]
+        permissions = [
+            ("replay_records", "Can replay records and audit entries"),
+            ("run_sync", "Can run syncs and dry runs from the console"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.subject}"

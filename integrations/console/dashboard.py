@@ -1,0 +1,346 @@
+"""The health dashboard on the admin index: per tenant and flow, is everything flowing?
+
+Each item has ONE pure rule (`*_health`) → Health(level green|amber|red|grey, reason, url), unit-tested
+without a database. `build_dashboard` gathers the inputs in a fixed number of grouped queries
+(no N+1: the count does not grow with tenants, flows or records) and applies the rules.
+
+Thresholds are in THRESHOLDS so an operator-facing change is one line. Where a number comes from:
+    Asana rate budget used   ApiCall rows to Asana in the last minute ÷ the token's requests_per_minute
+                             (the shared GCRA budget keeps only a pacing time, not a count)
+    Acumatica API seats      cookie login: sign-ins − sign-outs recorded in the last hour (each open
+                             session holds a seat); OAuth holds no seat per call → "n/a under OAuth"
+    Sage agent reachability  the connection's last `connector check` / "Test connection" result
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.db.models import Count, Max, Min, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import ApiCall, AuditEntry, InboundEvent, SyncRun
+from integrations.models import AsanaWebhook, Flow, RecordLink, Tenant
+
+GREEN, AMBER, RED, GREY = "green", "amber", "red", "grey"
+THRESHOLDS = {
+    "poll_late_factor": 3,  # amber when the last good pass is older than 3 poll intervals
+    "poll_dead_factor": 12,  # red past 12 intervals
+    "backlog_amber_minutes": 5,
+    "backlog_red_minutes": 30,
+    "failures_red": 10,
+    "heartbeat_stale_hours": 9,  # Asana sends a heartbeat every 8 hours (reference/asana.md §6)
+    "pending_amber_minutes": 10,
+    "rate_amber": 0.7,
+    "rate_red": 0.9,
+    "agent_stale_hours": 2,
+}
+DOCUMENT_KINDS = (
+    Flow.Kind.ACUMATICA_BILLS,
+    Flow.Kind.ACUMATICA_PURCHASE_ORDERS,
+    Flow.Kind.SAGE100_PO_STATUS,
+    Flow.Kind.ACUMATICA_EMPLOYEES,
+)
+
+
+@dataclass(frozen=True)
+class Health:
+    level: str
+    reason: str
+    url: str = ""
+    value: str = ""
+
+
+@dataclass
+class FlowRow:
+    flow: Flow
+    items: dict[str, Health] = field(default_factory=dict)
+
+
+@dataclass
+class TenantRow:
+    tenant: Tenant
+    items: dict[str, Health] = field(default_factory=dict)
+    flows: list[FlowRow] = field(default_factory=list)
+
+    @property
+    def worst(self) -> str:
+        levels = [h.level for h in self.items.values()] + [
+            h.level for f in self.flows for h in f.items.values()
+        ]
+        for level in (RED, AMBER, GREEN):
+            if level in levels:
+                return level
+        return GREY
+
+
+# ---- pure rules -----------------------------------------------------------------------------------
+
+
+def _age(now: datetime, then: datetime) -> str:
+    seconds = int((now - then).total_seconds())
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+def poll_health(
+    last_success: datetime | None,
+    interval_minutes: int,
+    enabled: bool,
+    now: datetime,
+    url: str = "",
+    polled: bool = True,
+) -> Health:
+    if not enabled:
+        return Health(GREY, "flow disabled", url, "—")
+    if not polled:
+        return Health(GREY, "event-driven flow (no polling pass)", url, "—")
+    if last_success is None:
+        return Health(RED, "no successful pass yet", url, "never")
+    late = now - last_success
+    interval = timedelta(minutes=max(1, interval_minutes))
+    value = _age(now, last_success)
+    if late > interval * THRESHOLDS["poll_dead_factor"]:
+        return Health(RED, f"last good pass {value}; polling every {interval_minutes} min", url, value)
+    if late > interval * THRESHOLDS["poll_late_factor"]:
+        return Health(AMBER, f"last good pass {value}; polling every {interval_minutes} min", url, value)
+    return Health(GREEN, f"last good pass {value}", url, value)
+
+
+def backlog_health(waiting: int, oldest: datetime | None, now: datetime, url: str = "") -> Health:
+    if not waiting or oldest is None:
+        return Health(GREEN, "nothing waiting", url, "0")
+    age = now - oldest
+    text = f"{waiting} event(s) waiting, oldest {_age(now, oldest)}"
+    if age > timedelta(minutes=THRESHOLDS["backlog_red_minutes"]):
+        return Health(RED, text + ": the workers are not keeping up or not running", url, str(waiting))
+    if age > timedelta(minutes=THRESHOLDS["backlog_amber_minutes"]):
+        return Health(AMBER, text, url, str(waiting))
+    return Health(GREEN, text, url, str(waiting))
+
+
+def failures_health(failed_24h: int, url: str = "") -> Health:
+    if not failed_24h:
+        return Health(GREEN, "no failures in the last 24 h", url, "0")
+    level = RED if failed_24h >= THRESHOLDS["failures_red"] else AMBER
+    return Health(level, f"{failed_24h} failed operation(s) in the last 24 h", url, str(failed_24h))
+
+
+def quarantine_health(quarantined: int, url: str = "") -> Health:
+    if not quarantined:
+        return Health(GREEN, "no quarantined records", url, "0")
+    return Health(AMBER, f"{quarantined} record(s) wait for a mapping fix", url, str(quarantined))
+
+
+def webhook_health(hooks: list[Any], now: datetime, url: str = "") -> Health:
+    """`hooks`: AsanaWebhook rows (or anything with their fields) of one tenant."""
+    if not hooks:
+        return Health(GREY, "no Asana webhooks registered", url, "—")
+    gone = [h for h in hooks if h.state == AsanaWebhook.State.GONE]
+    if gone:
+        return Health(RED, f"{len(gone)} webhook(s) gone: Asana deleted them; re-register", url, "gone")
+    doomed = [h for h in hooks if h.failure_deletion_timestamp]
+    if doomed:
+        when = min(h.failure_deletion_timestamp for h in doomed)
+        return Health(
+            RED,
+            f"Asana will delete a failing webhook at {when:%Y-%m-%d %H:%M} UTC",
+            url,
+            "deletion scheduled",
+        )
+    failing = [
+        h
+        for h in hooks
+        if h.state == AsanaWebhook.State.FAILING
+        or h.last_failure_at
+        and (not h.last_event_at or h.last_failure_at > h.last_event_at)
+    ]
+    if failing:
+        return Health(RED, f"{len(failing)} webhook(s) failing deliveries", url, "failing")
+    pending = [h for h in hooks if h.state == AsanaWebhook.State.PENDING]
+    if pending and any(
+        h.pending_since and now - h.pending_since > timedelta(minutes=THRESHOLDS["pending_amber_minutes"])
+        for h in pending
+    ):
+        return Health(AMBER, "a webhook is still waiting for its handshake", url, "pending")
+    beats = [h.last_heartbeat_at or h.last_event_at for h in hooks if h.state == AsanaWebhook.State.ACTIVE]
+    known = [b for b in beats if b]
+    if beats and len(known) == len(beats):
+        oldest = min(known)
+        if now - oldest > timedelta(hours=THRESHOLDS["heartbeat_stale_hours"]):
+            return Health(AMBER, f"no heartbeat since {_age(now, oldest)}", url, _age(now, oldest))
+        return Health(GREEN, f"last heartbeat {_age(now, max(known))}", url, _age(now, max(known)))
+    return Health(
+        GREEN if not pending else AMBER, f"{len(hooks)} webhook(s), no heartbeat yet", url, "active"
+    )
+
+
+def rate_health(calls_last_minute: int, per_minute: int | None, url: str = "") -> Health:
+    if not per_minute:
+        return Health(GREY, "no Asana connection", url, "—")
+    used = calls_last_minute / per_minute
+    value = f"{calls_last_minute}/{per_minute} per min"
+    level = RED if used >= THRESHOLDS["rate_red"] else AMBER if used >= THRESHOLDS["rate_amber"] else GREEN
+    return Health(level, f"{used:.0%} of the token's budget used in the last minute", url, value)
+
+
+def seats_health(auth_mode: str | None, open_sessions: int, max_concurrency: int, url: str = "") -> Health:
+    if auth_mode is None:
+        return Health(GREY, "no Acumatica connection", url, "—")
+    if auth_mode != "cookie":
+        return Health(GREY, "n/a under OAuth: no session holds a seat between calls", url, "n/a (OAuth)")
+    value = f"{open_sessions}/{max_concurrency}"
+    if open_sessions > max_concurrency:
+        return Health(
+            RED, f"{open_sessions} sessions open, more than the {max_concurrency} allowed", url, value
+        )
+    if open_sessions and open_sessions == max_concurrency:
+        return Health(AMBER, "every allowed session is in use", url, value)
+    return Health(GREEN, f"{open_sessions} session(s) open", url, value)
+
+
+def agent_health(
+    has_connection: bool,
+    checked_at: datetime | None,
+    ok: bool | None,
+    message: str,
+    now: datetime,
+    url: str = "",
+) -> Health:
+    if not has_connection:
+        return Health(GREY, "no Sage 100 connection", url, "—")
+    if checked_at is None:
+        return Health(AMBER, "never checked: run Test connection", url, "unknown")
+    if not ok:
+        return Health(
+            RED, f"unreachable at the last check ({_age(now, checked_at)}): {message[:200]}", url, "down"
+        )
+    if now - checked_at > timedelta(hours=THRESHOLDS["agent_stale_hours"]):
+        return Health(AMBER, f"reachable at the last check, {_age(now, checked_at)}", url, "stale")
+    return Health(GREEN, f"reachable ({_age(now, checked_at)})", url, "up")
+
+
+# ---- gathering (a fixed number of grouped queries) -------------------------------------------------
+
+
+def _changelist(model: str, **filters: Any) -> str:
+    url = reverse(f"admin:{model}_changelist")
+    return f"{url}?{urlencode(filters)}" if filters else url
+
+
+def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = None) -> list[TenantRow]:
+    now = now or timezone.now()
+    tenants = list(
+        (tenants if tenants is not None else Tenant.objects.filter(active=True))
+        .select_related("acumatica", "asana", "sage100")
+        .prefetch_related("flows")
+    )
+    ids = [t.pk for t in tenants]
+    day_ago = now - timedelta(hours=24)
+    last_success = dict(
+        SyncRun.objects.filter(
+            tenant_id__in=ids, status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL]
+        )
+        .exclude(trigger__in=[SyncRun.Trigger.DRY_RUN, SyncRun.Trigger.REPLAY])
+        .values_list("flow_id")
+        .annotate(Max("finished_at"))
+    )
+    failures = dict(
+        AuditEntry.objects.filter(tenant_id__in=ids, status=AuditEntry.Status.FAILED, created_at__gte=day_ago)
+        .values_list("flow_id")
+        .annotate(Count("id"))
+    )
+    quarantined = dict(
+        RecordLink.objects.filter(tenant_id__in=ids, state=RecordLink.State.QUARANTINED)
+        .values_list("flow_id")
+        .annotate(Count("id"))
+    )
+    backlog = {
+        row["tenant_id"]: row
+        for row in InboundEvent.objects.filter(
+            tenant_id__in=ids, status__in=[InboundEvent.Status.RECEIVED, InboundEvent.Status.QUEUED]
+        )
+        .values("tenant_id")
+        .annotate(n=Count("id"), oldest=Min("received_at"))
+    }
+    hooks: dict[int, list[AsanaWebhook]] = {}
+    for hook in AsanaWebhook.objects.filter(tenant_id__in=ids):
+        hooks.setdefault(hook.tenant_id, []).append(hook)
+    calls = {
+        row["tenant_id"]: row
+        for row in ApiCall.objects.filter(tenant_id__in=ids, started_at__gte=now - timedelta(hours=1))
+        .filter(Q(system="asana") | Q(system="acumatica", url__contains="/entity/auth/"))
+        .values("tenant_id")
+        .annotate(
+            asana=Count("id", filter=Q(system="asana", started_at__gte=now - timedelta(minutes=1))),
+            logins=Count("id", filter=Q(url__contains="/entity/auth/login", status_code__lt=300)),
+            logouts=Count("id", filter=Q(url__contains="/entity/auth/logout")),
+        )
+    }
+    rows = []
+    for tenant in tenants:
+        row = TenantRow(tenant)
+        t = tenant.pk
+        waiting = backlog.get(t, {})
+        row.items["backlog"] = backlog_health(
+            waiting.get("n", 0),
+            waiting.get("oldest"),
+            now,
+            _changelist("audit_inboundevent", tenant__id__exact=t, status__exact="queued"),
+        )
+        row.items["webhooks"] = webhook_health(
+            hooks.get(t, []), now, _changelist("integrations_asanawebhook", tenant__id__exact=t)
+        )
+        asana = getattr(tenant, "asana", None)
+        row.items["rate"] = rate_health(
+            calls.get(t, {}).get("asana", 0),
+            asana.requests_per_minute if asana else None,
+            _changelist("audit_apicall", tenant__id__exact=t, system="asana"),
+        )
+        acu = getattr(tenant, "acumatica", None)
+        c = calls.get(t, {})
+        row.items["seats"] = seats_health(
+            acu.auth_mode if acu else None,
+            max(0, c.get("logins", 0) - c.get("logouts", 0)),
+            acu.max_concurrency if acu else 0,
+            _changelist("audit_apicall", tenant__id__exact=t, system="acumatica"),
+        )
+        sage = getattr(tenant, "sage100", None)
+        row.items["agent"] = agent_health(
+            sage is not None,
+            getattr(sage, "last_checked_at", None),
+            getattr(sage, "last_check_ok", None),
+            getattr(sage, "last_check_message", ""),
+            now,
+            reverse("admin:integrations_tenant_change", args=[t]),
+        )
+        for flow in tenant.flows.all():
+            f = FlowRow(flow)
+            f.items["poll"] = poll_health(
+                last_success.get(flow.pk),
+                flow.poll_interval_minutes,
+                flow.enabled,
+                now,
+                _changelist("audit_syncrun", flow__id__exact=flow.pk),
+                polled=flow.kind in DOCUMENT_KINDS,
+            )
+            f.items["failures"] = failures_health(
+                failures.get(flow.pk, 0),
+                _changelist("audit_auditentry", flow__id__exact=flow.pk, status__exact="failed"),
+            )
+            f.items["quarantined"] = quarantine_health(
+                quarantined.get(flow.pk, 0),
+                _changelist("integrations_recordlink", flow__id__exact=flow.pk, state__exact="quarantined"),
+            )
+            row.flows.append(f)
+        rows.append(row)
+    return rows

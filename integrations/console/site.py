@@ -1,0 +1,49 @@
+"""Installs the console on the admin site without editing the other apps' admin classes.
+
+Called at the end of audit/admin.py (the last app autodiscovered: integrations and mappings have
+registered their ModelAdmins by then). Each console mixin is layered on the registered class by
+re-registering a subclass, so the owners' admin modules stay as they are:
+
+    RecordLink  + lineage page, replay action (with diff preview), "Lineage" column
+    Flow        + dry-run page and action
+    index       + the health dashboard (templates/admin/index.html reads `dashboard`)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+
+
+def _layer(site: admin.AdminSite, model: Any, mixin: type) -> None:
+    current = site._registry.get(model)
+    if current is None or isinstance(current, mixin):
+        return
+    base = type(current)
+    site.unregister(model)
+    site.register(model, type(f"Console{base.__name__}", (mixin, base), {"__module__": __name__}))
+
+
+def install(site: admin.AdminSite) -> None:
+    from integrations.models import Flow, RecordLink
+
+    from .dashboard import build_dashboard
+    from .replay_admin import RecordLinkConsole
+    from .views import FlowConsole
+
+    _layer(site, RecordLink, RecordLinkConsole)
+    _layer(site, Flow, FlowConsole)
+    if getattr(site, "_console_installed", False):
+        return
+    site._console_installed = True
+    site.index_template = "admin/index.html"
+    original = site.index
+
+    def index(request, extra_context=None):
+        context = dict(extra_context or {})
+        if request.user.is_active and request.user.is_staff:
+            context["dashboard"] = build_dashboard(request.user)
+        return original(request, extra_context=context)
+
+    site.index = index
