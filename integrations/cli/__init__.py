@@ -14,6 +14,7 @@ SUBCOMMANDS = [
     "integrations.cli.demo",
     "integrations.cli.roster",
     "integrations.cli.rotate_keys",
+    "integrations.cli.replay",
     "integrations.cli.sandbox",
     "integrations.cli.sync",
     "integrations.cli.webhooks",

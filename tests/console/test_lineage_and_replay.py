@@ -123,3 +123,17 @@ def test_replay_without_handler_is_refused_in_the_preview(synced_bill):
     preview = replay.preview(synced_bill)
     assert not preview.runnable and "no replay handler" in preview.reason
     assert replay.enqueue([(synced_bill, None)], actor="x") is None
+
+
+def test_connector_replay_prints_the_diff_then_queues_with_yes(synced_bill, asana):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _edit_task_in_asana(synced_bill, 3.0)
+    out = StringIO()
+    call_command("connector", "replay", "--record", str(synced_bill.pk), "--yes", stdout=out)
+    text = out.getvalue()
+    assert "Amount (Amount): 3 → 18450.0" in text and "Queued 1 replay(s)" in text
+    assert asana.task_values(synced_bill.asana_task_gid)[F["amount"]] == 18450.0
+    assert SyncRun.objects.get(trigger="replay").triggered_by.startswith("cli:")
