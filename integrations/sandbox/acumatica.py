@@ -130,6 +130,7 @@ class AcumaticaSimulator(Simulator):
             "GET", ep + r"/Bill/(?P<action>\w+)/status/(?P<sid>[0-9a-fA-F-]{36})", self._action_status
         )
         self.add_route("POST", ep + r"/Bill/(?P<action>ReleaseBill|Approve)", self._bill_action)
+        self.add_route("POST", ep + r"/PurchaseOrder/(?P<action>Approve|Reject)", self._po_action)
         self.add_route("GET", ep + "/" + ent, self._list)
         self.add_route("PUT", ep + "/" + ent, self._put)
         self.add_route("GET", ep + "/" + ent + r"/(?P<keys>.+)", self._get)
@@ -324,6 +325,9 @@ class AcumaticaSimulator(Simulator):
             "Details": [dict(line) for line in lines],
             **fields,
         }
+        if status == "Pending Approval" or fields.pop("requires_approval", False):
+            self.requires_approval.add((type, nbr))
+            po.pop("requires_approval", None)
         return self._store("PurchaseOrder", po, modified=modified, push=False)
 
     def record(self, entity: str, *keys: str) -> dict[str, Any] | None:
@@ -613,9 +617,8 @@ class AcumaticaSimulator(Simulator):
             if plain["Hold"]:
                 rec["Status"] = "On Hold"
             elif rec["Status"] == "On Hold":
-                pending = (
-                    entity == "Bill" and (rec["Type"], rec.get("ReferenceNbr")) in self.requires_approval
-                )
+                ref = rec.get("ReferenceNbr") if entity == "Bill" else rec.get("OrderNbr")
+                pending = (rec["Type"], ref) in self.requires_approval
                 rec["Status"] = (
                     "Pending Approval" if pending else ("Balanced" if entity == "Bill" else "Open")
                 )
@@ -660,6 +663,22 @@ class AcumaticaSimulator(Simulator):
         return SimResponse.empty(
             202, {"Location": f"{self.base_url}/entity/{ep}/{ver}/Bill/{action}/status/{sid}"}
         )
+
+    def _po_action(self, req: SimRequest, ep: str, ver: str, action: str) -> SimResponse:
+        """PurchaseOrder Approve/Reject under approval maps: Pending Approval → Open / Rejected."""
+        self._endpoint(req, ep, ver)
+        po = self._find_by_body("PurchaseOrder", req.json().get("entity") or {})
+        if po is None:
+            raise no_entity()
+        self._check_lock("PurchaseOrder", po)
+        if po["Status"] != "Pending Approval":
+            verb = "approved" if action == "Approve" else "rejected"
+            raise http_error(f"The document cannot be {verb} because its status is {po['Status']}.")
+        before = dict(po)
+        po["Status"] = "Open" if action == "Approve" else "Rejected"
+        self.requires_approval.discard((po["Type"], po["OrderNbr"]))
+        self._touch("PurchaseOrder", po, before)
+        return SimResponse.empty(204, {"Location": self._self_link("PurchaseOrder", po)})
 
     def _action_status(self, req: SimRequest, ep: str, ver: str, action: str, sid: str) -> SimResponse:
         self._principal(req)
