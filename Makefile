@@ -16,7 +16,7 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
-	$(PIP) install --quiet -e ".[test,agent]"
+	$(PIP) install --quiet -e ".[test,agent,browser]"
 	touch $(STAMP)
 
 setup: $(STAMP)
