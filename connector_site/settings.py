@@ -151,6 +151,8 @@ STATIC_ROOT = VAR_DIR / "static"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ml-connector@localhost")
 ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+# Optional: also open alerts as tasks in this Asana project (the tenant's Asana connection writes them).
+ALERT_ASANA_PROJECT_GID = env.str("ALERT_ASANA_PROJECT_GID", default="")
 
 # Largest webhook / push body accepted; larger deliveries get 413 and are not stored.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_048_576)
