@@ -47,7 +47,10 @@ SECRET_HEADER = "X-Hook-Secret"
 # A handshake is accepted only this long after registration started (the create call is open).
 HANDSHAKE_WINDOW = timedelta(minutes=5)
 # Flow kinds whose tasks the worker acts on, and the module function that handles one task change.
-EVENT_HANDLERS = {Flow.Kind.ASANA_APPROVALS: "integrations.flows.approvals.handle_task_change"}
+EVENT_HANDLERS = {
+    Flow.Kind.ASANA_APPROVALS: "integrations.flows.approvals.handle_task_change",
+    Flow.Kind.ASANA_PURCHASE_REQUESTS: "integrations.tasks.sage100.handle_task_change",
+}
 HANDLED_ACTIONS = frozenset({"changed", "added", "undeleted"})
 TASK_QUEUE = "integrations.tasks.approvals.process_asana_event"
 

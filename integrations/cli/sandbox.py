@@ -43,6 +43,7 @@ def build(options) -> dict:
             conn.push_secret,
         )
     asana = asana_sim.build_demo(demo.asana_url(options["host"], options["asana_port"]), allow_localhost=True)
+    demo.seed_purchase_request(asana)  # an approved purchase request for the Sage 100 demo
     return {"acumatica": acumatica, "asana": asana}
 
 

@@ -83,6 +83,7 @@ def tenant_document() -> dict[str, Any]:
             "default_ap_division": "00",
             "sage_user": "connector",
         },
+        "value_mappings": purchase_request_value_mappings(),
         "flows": [
             {
                 "name": "AP bills",
@@ -128,11 +129,13 @@ def tenant_document() -> dict[str, Any]:
                 "approval_field_gid": f["approval_status"],
                 "approval_option_gid": d["options"]["approval_status"]["Approved"],
             },
+            purchase_requests_flow(),
             {
-                "name": "Purchase requests",
-                "kind": "asana_purchase_requests",
+                "name": "Sage PO status",
+                "kind": "sage100_po_status",
                 "asana_project_gid": d["pr_project"],
-                "approval_rule": "completed",
+                "poll_interval_minutes": 2,
+                "options": {"overlap_seconds": 300, "reconcile_hours": 24},
             },
             {
                 "name": "Employees",
@@ -142,3 +145,96 @@ def tenant_document() -> dict[str, Any]:
             },
         ],
     }
+
+
+# ---- Purchase requests → Sage 100 (issue 6): mappings matching the agent's seed_demo() company -------
+DEMO_PR_TASK_NAME = "Ready-mix concrete for the north footings"
+
+
+def purchase_requests_flow() -> dict[str, Any]:
+    """Vendor (text) + Cost code (enum) + Amount → a Sage PO; PO number, vendor name, status back."""
+    d = asana_sim.DEMO
+    f, status = d["fields"], d["options"]["sage_status"]
+
+    def to_erp(path: str, key: str, type_: str, name: str) -> dict[str, Any]:
+        return {
+            "source_path": path,
+            "asana_field_gid": f[key],
+            "cached_name": name,
+            "cached_type": type_,
+            "direction": "to_erp",
+        }
+
+    def to_asana(path: str, key: str, type_: str, name: str, values=()) -> dict[str, Any]:
+        return {
+            "source_path": path,
+            "asana_field_gid": f[key],
+            "cached_name": name,
+            "cached_type": type_,
+            "direction": "to_asana",
+            "value_mappings": [
+                {"kind": "enum_option", "source_value": s, "target_value": t} for s, t in values
+            ],
+        }
+
+    created, error = status["PO created"], status["Error"]
+    return {
+        "name": "Purchase requests",
+        "kind": "asana_purchase_requests",
+        "asana_project_gid": d["pr_project"],
+        "approval_rule": "completed",
+        "options": {"item_code": "/MISC", "gl_account_mask": "####-##-##"},
+        "field_mappings": [
+            to_erp("VendorNo", "vendor", "text", "Vendor"),
+            to_erp("CostCode", "cost_code", "enum", "Cost code"),
+            to_erp("Amount", "amount", "number", "Amount"),
+            to_asana("PurchaseOrderNo", "po_number", "text", "PO number"),
+            to_asana("VendorName", "vendor", "text", "Vendor"),
+            to_asana(
+                "OrderStatus",
+                "sage_status",
+                "enum",
+                "Sage status",
+                [(code, created) for code in ("N", "O", "B", "C", "X")]
+                + [("REFUSED", error), ("DELETED", error)],
+            ),
+        ],
+    }
+
+
+def purchase_request_value_mappings() -> list[dict[str, Any]]:
+    """Vendor names as requesters type them → Sage vendors; cost-code options → GL accounts (seed_demo)."""
+    cost = asana_sim.DEMO["options"]["cost_code"]
+    vendors = [
+        ("ABC Concrete", "00-0000001"),
+        ("ABC Concrete Supply", "00-0000001"),
+        ("Ridgeline Lumber", "00-0000002"),
+        ("Ridgeline Lumber & Truss", "00-0000002"),
+        ("Metro Equipment Rental", "00-0000150"),
+        ("SteelCo", "00-STEELCO"),
+        ("SteelCo Rebar Fabricators", "00-STEELCO"),
+    ]
+    codes = [("5000 Materials", "5000-01-00"), ("6000 Services", "6000-00-00"), ("7000 Travel", "6100-00-00")]
+    return [{"kind": "vendor", "source_value": s, "target_value": t} for s, t in vendors] + [
+        {"kind": "cost_code", "source_value": cost[name], "target_value": t, "note": name}
+        for name, t in codes
+    ]
+
+
+def seed_purchase_request(asana: Any) -> str:
+    """One approved purchase request in the demo Asana: `make run` turns it into a Sage PO."""
+    d = asana_sim.DEMO
+    f = d["fields"]
+    gid = asana.add_task(
+        d["pr_project"],
+        DEMO_PR_TASK_NAME,
+        section=d["pr_sections"]["approved"],
+        custom_fields={
+            f["vendor"]: "ABC Concrete",
+            f["amount"]: 1850.0,
+            f["cost_code"]: d["options"]["cost_code"]["5000 Materials"],
+        },
+        user=d["users"]["bob"],
+    )
+    asana.ui_update_task(gid, d["users"]["alice"], completed=True)
+    return gid

@@ -93,3 +93,19 @@ def test_subtasks_become_lines(pr_world, monkeypatch):
     po = w.sage_client.get_purchase_order("0000100")
     assert [ln["description"] for ln in po["lines"]] == ["Rebar #4 x 200", "Tie wire"]
     assert po["totals"]["amount"] == "900.00"
+
+
+def test_webhook_handler_creates_and_a_lock_becomes_a_scheduled_retry(pr_world):
+    from types import SimpleNamespace
+
+    from django_q.models import Schedule
+
+    w = pr_world
+    clients = SimpleNamespace(asana=w.asana_client)
+    gid = w.request_task()
+    w.backend.inject_lock("po_sequence", seconds=120)
+    assert "retrying later" in sage_tasks.handle_task_change(w.flow, gid, clients=clients)
+    assert Schedule.objects.filter(name=f"sage-pr-retry:{w.flow.pk}:{gid}").exists()
+    w.backend.clear_faults()
+    assert sage_tasks.handle_task_change(w.flow, gid, clients=clients) == "PO 0000100 created"
+    assert w.backend.count_pos() == 1

@@ -1,0 +1,64 @@
+"""`connector purchase-requests --tenant T [--dry-run] [--task GID] [--status]`: run the Sage 100 flows now.
+
+Without `--task`: one catch-up pass of every purchase-request flow of the tenant (approved tasks
+modified since the cursor, plus requests left waiting on the agent). `--dry-run` validates and prints
+what would be created, writing nothing anywhere (no PO, no link, no comment, no cursor). `--status`
+also runs the PO status poll with a full reconciliation of open POs.
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from integrations.base import errors
+from integrations.models import Flow
+
+NAME = "purchase-requests"
+HELP = "Turn approved Asana purchase requests into Sage 100 POs now (or --dry-run to only validate)."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--tenant", required=True, help="Tenant slug")
+    parser.add_argument("--task", help="Only this Asana task GID")
+    parser.add_argument("--dry-run", action="store_true", help="Validate and print; write nothing")
+    parser.add_argument("--status", action="store_true", help="Also poll PO status and reconcile open POs")
+    parser.add_argument("--schedules", action="store_true", help="Create/refresh the Sage 100 poll schedule")
+
+
+def run(options, out) -> int:
+    from integrations.flows.purchase_request_orders import process_purchase_request
+    from integrations.tasks import sage100 as tasks
+
+    if options.get("schedules"):
+        for line in tasks.ensure_schedules():
+            out.write(line)
+    flows = Flow.objects.select_related("tenant").filter(
+        tenant__slug=options["tenant"], enabled=True, kind=Flow.Kind.ASANA_PURCHASE_REQUESTS
+    )
+    if not flows.exists():
+        raise CommandError(f"tenant {options['tenant']!r} has no enabled purchase-request flow")
+    failures = 0
+    for flow in flows:
+        clients = tasks.clients_for(flow.tenant)
+        try:
+            if options.get("task"):
+                asana, sage = clients
+                result = process_purchase_request(
+                    flow, options["task"], asana=asana, sage=sage, dry_run=options["dry_run"]
+                )
+            else:
+                result = tasks.poll_purchase_requests(flow.pk, dry_run=options["dry_run"], clients=clients)
+        except errors.ConnectorError as exc:
+            failures += 1
+            out.error(f"{flow.name}: {exc}")
+            continue
+        out.write(f"{flow.name}: {result}")
+    if options.get("status") and not options["dry_run"]:
+        for flow in Flow.objects.filter(
+            tenant__slug=options["tenant"], enabled=True, kind=Flow.Kind.SAGE100_PO_STATUS
+        ):
+            out.write(f"{flow.name}: {tasks.poll_po_status(flow.pk, reconcile=True)}")
+    if failures:
+        return 1
+    out.success("Done.")
+    return 0
