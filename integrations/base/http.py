@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urljoin
 
 import requests
@@ -99,11 +99,13 @@ class HttpClient:
     sleep: Callable[[float], None] = time.sleep
     session: requests.Session = field(default_factory=requests.Session)
 
-    system = "http"
+    # Class-level policy (ClassVar: not dataclass fields, so a vendor subclass's values are never
+    # overwritten by the base's defaults at __init__).
+    system: ClassVar[str] = "http"
     # Statuses after which even a POST may be retried: the vendor promises nothing was done.
-    retry_non_idempotent_on: frozenset[int] = frozenset({429})
-    retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
-    sensitive_headers: tuple[str, ...] = ()
+    retry_non_idempotent_on: ClassVar[frozenset[int]] = frozenset({429})
+    retry_statuses: ClassVar[frozenset[int]] = frozenset({429, 500, 502, 503, 504})
+    sensitive_headers: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         self.connect_timeout = self.connect_timeout or settings.HTTP_CONNECT_TIMEOUT

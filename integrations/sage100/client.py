@@ -120,10 +120,8 @@ class Sage100Client(HttpClient):
     system = "sage100"
     # Every POST carries an Idempotency-Key, and the agent answers 423/429/503 before writing and
     # releases the key (agent doc §4): retrying a create on those is safe. Never on 5xx otherwise.
-    # (Annotated: HttpClient declares both as dataclass fields, so a bare class attribute would be
-    # shadowed by the base's default in __init__.)
-    retry_non_idempotent_on: frozenset[int] = frozenset({423, 429, 503})
-    retry_statuses: frozenset[int] = frozenset({423, 429, 500, 502, 503, 504})
+    retry_non_idempotent_on = frozenset({423, 429, 503})
+    retry_statuses = frozenset({423, 429, 500, 502, 503, 504})
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -209,3 +209,17 @@ def test_paginate_is_a_lazy_generator():
     gen = paginate(fetch)
     assert next(gen) == 0 and fetched == [0]
     assert len(list(gen)) == 49 and fetched == [0, 1, 2, 3, 4]
+
+
+@responses.activate
+def test_subclass_retry_policy_is_not_overridden_by_the_base(db, sleeps):
+    class Locking(VendorClient):
+        retry_non_idempotent_on = frozenset({423, 429})
+        retry_statuses = frozenset({423, 429})
+
+    client = Locking(BASE, sleep=sleeps.append, max_retries=2)
+    assert client.retry_non_idempotent_on == frozenset({423, 429})
+    responses.post(f"{BASE}/po", status=423, headers={"Retry-After": "1"})
+    responses.post(f"{BASE}/po", status=201, json={"po": "0000100"})
+    assert client.request("POST", "/po", json_body={}).json() == {"po": "0000100"}
+    assert sleeps == [1.0]
