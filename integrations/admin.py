@@ -88,7 +88,33 @@ class TenantAdmin(admin.ModelAdmin):
     def flow_count(self, obj):
         return obj.flows.count()
 
-    actions = ["register_webhooks"]
+    actions = ["test_connections", "register_webhooks"]
+
+    def has_test_permission(self, request) -> bool:
+        from integrations.console.permissions import can_run_sync
+
+        return can_run_sync(request.user) or self.has_change_permission(request)
+
+    @admin.action(description="Test connections", permissions=["test"])
+    def test_connections(self, request, queryset):
+        """Runs `connector check` for the selected tenants: read-only calls, verdicts stored and shown."""
+        from django.contrib import messages
+
+        from integrations.cli.check import check_tenant
+
+        for tenant in queryset:
+            verdicts = check_tenant(tenant)
+            if not verdicts:
+                self.message_user(request, f"{tenant.slug}: no connections configured.", messages.WARNING)
+            for system, results in verdicts.items():
+                failed = [r for r in results if not r.ok]
+                if failed:
+                    detail = "; ".join(f"{r.what}: {r.detail}" for r in failed)
+                    self.message_user(request, f"{tenant.slug} · {system}: FAILED — {detail}", messages.ERROR)
+                else:
+                    self.message_user(
+                        request, f"{tenant.slug} · {system}: OK ({len(results)} checks)", messages.SUCCESS
+                    )
 
     @admin.action(description="Register Asana webhooks (queued)", permissions=["change"])
     def register_webhooks(self, request, queryset):
@@ -97,10 +123,15 @@ class TenantAdmin(admin.ModelAdmin):
 
         tenants = [t for t in queryset if hasattr(t, "asana")]
         for tenant in tenants:
-            async_task("integrations.tasks.approvals.register_webhooks", tenant.pk,
-                       task_name=f"register-webhooks-{tenant.slug}")
-        self.message_user(request, f"Webhook registration queued for {len(tenants)} tenant(s); "
-                                   "see Asana webhooks for the result.")
+            async_task(
+                "integrations.tasks.approvals.register_webhooks",
+                tenant.pk,
+                task_name=f"register-webhooks-{tenant.slug}",
+            )
+        self.message_user(
+            request,
+            f"Webhook registration queued for {len(tenants)} tenant(s); see Asana webhooks for the result.",
+        )
 
 
 @admin.register(Flow)
@@ -125,8 +156,16 @@ class CursorAdmin(admin.ModelAdmin):
 
 @admin.register(RecordLink)
 class RecordLinkAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "tenant", "flow", "state", "state_reason", "asana_task_gid", "sage_po_number",
-                    "updated_at")
+    list_display = (
+        "__str__",
+        "tenant",
+        "flow",
+        "state",
+        "state_reason",
+        "asana_task_gid",
+        "sage_po_number",
+        "updated_at",
+    )
     list_filter = ("tenant", "kind", "state", "flow")
     search_fields = ("acumatica_ref", "asana_task_gid", "sage_po_number", "acumatica_id")
     readonly_fields = [f.name for f in RecordLink._meta.fields]

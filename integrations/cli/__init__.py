@@ -17,6 +17,7 @@ SUBCOMMANDS = [
     "integrations.cli.rotate_keys",
     "integrations.cli.replay",
     "integrations.cli.sandbox",
+    "integrations.cli.schedules",
     "integrations.cli.sync",
     "integrations.cli.webhooks",
 ]

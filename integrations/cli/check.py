@@ -65,6 +65,23 @@ def _load_checkers() -> None:
             continue
 
 
+def check_tenant(tenant: Tenant) -> dict[str, list[CheckResult]]:
+    """Check every connection of a tenant and store each verdict on its connection (shown in the console)."""
+    verdicts: dict[str, list[CheckResult]] = {}
+    for system, model in SYSTEMS:
+        conn = model.objects.filter(tenant=tenant).first()
+        if conn is None:
+            continue
+        results = check_connection(system, conn)
+        verdicts[system] = results
+        model.objects.filter(pk=conn.pk).update(
+            last_checked_at=timezone.now(),
+            last_check_ok=all(r.ok for r in results),
+            last_check_message="\n".join(f"{'ok' if r.ok else 'FAIL'} {r.what}: {r.detail}" for r in results),
+        )
+    return verdicts
+
+
 def run(options, out) -> int:
     tenants = Tenant.objects.filter(active=True)
     if options.get("tenant"):
@@ -76,25 +93,14 @@ def run(options, out) -> int:
     for tenant in tenants:
         out.write(f"Tenant {tenant.slug} ({tenant.name})")
         any_conn = False
-        for system, model in SYSTEMS:
-            conn = model.objects.filter(tenant=tenant).first()
-            if conn is None:
-                continue
+        for system, results in check_tenant(tenant).items():
             any_conn = True
-            results = check_connection(system, conn)
             ok = all(r.ok for r in results)
             failures += sum(1 for r in results if not r.ok)
             out.write(f"  {system}: {'OK' if ok else 'FAILED'}")
             for r in results:
                 line = f"    [{'ok' if r.ok else 'FAIL'}] {r.what}" + (f": {r.detail}" if r.detail else "")
                 (out.write if r.ok else out.error)(line)
-            model.objects.filter(pk=conn.pk).update(
-                last_checked_at=timezone.now(),
-                last_check_ok=ok,
-                last_check_message="\n".join(
-                    f"{'ok' if r.ok else 'FAIL'} {r.what}: {r.detail}" for r in results
-                ),
-            )
         if not any_conn:
             out.warning("  no connections configured")
     if failures:

@@ -85,3 +85,42 @@ def test_check_reports_invalid_configuration(tenant, capsys):
     assert "only https:// is allowed" in captured.err
     conn = AcumaticaConnection.objects.get()
     assert conn.last_check_ok is False and "https" in conn.last_check_message
+
+
+@pytest.mark.django_db
+def test_test_connections_action_reports_and_stores_the_verdict(admin_client, tenant):
+    from django.urls import reverse
+
+    from integrations.models import AcumaticaConnection
+
+    AcumaticaConnection.objects.create(tenant=tenant, instance_url="http://erp.acme.example")
+    from django.contrib.messages import get_messages
+
+    response = admin_client.post(
+        reverse("admin:integrations_tenant_changelist"),
+        {"action": "test_connections", "_selected_action": [tenant.pk]},
+    )
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert len(shown) == 1
+    assert shown[0].startswith("acme · acumatica: FAILED") and "only https:// is allowed" in shown[0]
+    conn = AcumaticaConnection.objects.get()
+    assert conn.last_check_ok is False and conn.last_checked_at is not None
+
+
+@pytest.mark.django_db
+def test_schedules_command_creates_every_recurring_job(tenant, capsys):
+    from django_q.models import Schedule
+
+    from integrations.models import Flow
+
+    Flow.objects.create(
+        tenant=tenant, name="AP bills", kind=Flow.Kind.ACUMATICA_BILLS, asana_project_gid="1200000000000100"
+    )
+    call_command("connector", "schedules")
+    names = set(Schedule.objects.values_list("func", flat=True))
+    assert "integrations.tasks.documents.poll_flow" in names
+    assert any(n.startswith("audit.alerts") for n in names)
+    count = Schedule.objects.count()
+    call_command("connector", "schedules")  # idempotent
+    assert Schedule.objects.count() == count
+    assert "schedule(s) in place" in capsys.readouterr().out
