@@ -15,7 +15,7 @@ from datetime import date, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from .fields import sage_to_utc
+from .fields import CONFIRM_TO_COLUMN, REQUISITIONER_COLUMN, sage_to_utc
 from .model import (
     AgentError,
     GLAccount,
@@ -40,6 +40,8 @@ _HEADER_FIELDS = (
     "OrderType$",
     "OnHold$",
     "Comment$",
+    f"{REQUISITIONER_COLUMN}$",
+    f"{CONFIRM_TO_COLUMN}$",
     "DateUpdated$",
     "TimeUpdated$",
 )
@@ -314,6 +316,8 @@ class BOIReads:
             comment=r["Comment"],
             on_hold=r["OnHold"] == "Y",
             udf={self.cfg_udf: r.get(self.cfg_udf, "")},
+            requisitioner=str(r.get(REQUISITIONER_COLUMN) or ""),
+            confirm_to=str(r.get(CONFIRM_TO_COLUMN) or ""),
         )
 
     def get_purchase_order(self, s: BOISession, po_number: str) -> PurchaseOrder:

@@ -6,6 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from .boi_ops import BOIReads
+from .fields import CONFIRM_TO_COLUMN, REQUISITIONER_COLUMN
 from .model import (
     AgentError,
     CreateResult,
@@ -80,6 +81,9 @@ class BOIOps(BOIReads):
                     ("WarehouseCode$", req.warehouse_code),
                     ("TermsCode$", req.terms_code),
                     ("Comment$", req.comment),
+                    # people, after the vendor (its defaults must not overwrite them, §2.1 step 4)
+                    (f"{REQUISITIONER_COLUMN}$", req.requisitioner),
+                    (f"{CONFIRM_TO_COLUMN}$", req.confirm_to),
                 )
                 if v
             ]
@@ -147,6 +151,8 @@ class BOIOps(BOIReads):
                     vendor_name=vendor.name,
                     comment=req.comment,
                     udf=dict(req.udf),
+                    requisitioner=req.requisitioner,
+                    confirm_to=req.confirm_to,
                 )
                 return CreateResult(po=preview, warnings=notices, dry_run=True)
             write_sent = True

@@ -18,6 +18,14 @@ from .model import AgentError, JobRef, LineRequest, Notice, PurchaseOrderRequest
 TRUNCATE = "truncate"  # descriptive text: cutting it loses detail but not meaning -> warning
 REFUSE = "refuse"  # codes and identifiers: cutting them would point at another record -> 400
 
+#: The PO header column for the requisitioner. ref §2.2 names it ``RequisitorName`` (next to
+#: ``RequisitorDepartment``) but gives no length; the 30 below is UNVERIFIED (docs/sage100-agent.md §11).
+#: Public BOI wrappers spell it the same way; if an install differs, change it here only.
+REQUISITIONER_COLUMN = "RequisitorName"
+REQUISITIONER_LENGTH = 30  # [U] — read the FLOR / ODBC metadata of the customer's version
+#: ``ConfirmTo`` is 50 characters (ref §2.2).
+CONFIRM_TO_COLUMN = "ConfirmTo"
+
 #: Sage column -> (max length, policy). v4.40 layouts / later DDL (§2.2, §2.3); lengths vary by version,
 #: so the operator can override them in agent.toml ``[field_lengths]``.
 DEFAULT_FIELD_RULES: dict[str, tuple[int, str]] = {
@@ -28,6 +36,9 @@ DEFAULT_FIELD_RULES: dict[str, tuple[int, str]] = {
     "WarehouseCode": (3, REFUSE),
     "TermsCode": (2, REFUSE),
     "Comment": (30, TRUNCATE),  # §2.2: Comment is 30 — too short for a URL, use a UDF
+    # People's names on the header: free text, not keys into another table, so a cut loses detail only.
+    CONFIRM_TO_COLUMN: (50, TRUNCATE),  # §2.2
+    REQUISITIONER_COLUMN: (REQUISITIONER_LENGTH, TRUNCATE),  # §2.2 (length [U])
     "ItemCode": (30, REFUSE),
     "ItemCodeDesc": (30, TRUNCATE),
     "CommentText": (2048, TRUNCATE),  # memo; the cap only bounds request size
@@ -346,6 +357,8 @@ def parse_create_request(body: Any, rules: FieldRules) -> tuple[PurchaseOrderReq
         ),
         terms_code=rules.check("TermsCode", _text(body, "terms_code", step).upper(), step, notices),
         comment=rules.check("Comment", _text(body, "comment", step), step, notices),
+        requisitioner=rules.check(REQUISITIONER_COLUMN, _text(body, "requisitioner", step), step, notices),
+        confirm_to=rules.check(CONFIRM_TO_COLUMN, _text(body, "confirm_to", step), step, notices),
         udf=udf,
         lines=lines,
     )

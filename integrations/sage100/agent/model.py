@@ -146,6 +146,8 @@ class PurchaseOrderRequest:
     warehouse_code: str = ""
     terms_code: str = ""
     comment: str = ""
+    requisitioner: str = ""  # header RequisitorName (fields.REQUISITIONER_COLUMN)
+    confirm_to: str = ""  # header ConfirmTo
     udf: dict[str, str] = field(default_factory=dict)
 
 
@@ -226,6 +228,8 @@ class PurchaseOrder:
     comment: str = ""
     on_hold: bool = False
     udf: dict[str, str] = field(default_factory=dict)
+    requisitioner: str = ""
+    confirm_to: str = ""
 
     def total(self) -> Decimal:
         return sum((line.extension_amt for line in self.lines), Decimal("0.00"))
@@ -240,6 +244,8 @@ class PurchaseOrder:
             "on_hold": self.on_hold,
             "external_id": self.external_id,
             "comment": self.comment,
+            "requisitioner": self.requisitioner,
+            "confirm_to": self.confirm_to,
             "udf": dict(self.udf),
             "totals": {"lines": len(self.lines), "amount": str(self.total())},
             "updated_at": self.updated_at,

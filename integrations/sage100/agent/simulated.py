@@ -154,6 +154,8 @@ class SimulatedBackend(SimulatedStore, Backend):
             comment=row["comment"],
             on_hold=bool(row["on_hold"]),
             udf=header.get("udf", {}),
+            requisitioner=header.get("requisitioner", ""),
+            confirm_to=header.get("confirm_to", ""),
         )
 
     def get_purchase_order(self, po_number: str) -> PurchaseOrder:
@@ -283,6 +285,8 @@ class SimulatedBackend(SimulatedStore, Backend):
         date_updated, time_updated = self._stamp()
         header = {
             "udf": dict(req.udf),
+            "requisitioner": req.requisitioner,  # RequisitorName (§2.2)
+            "confirm_to": req.confirm_to,  # ConfirmTo (§2.2)
             "ship_to_code": req.ship_to_code,
             "terms_code": req.terms_code or vendor.terms_code,
             "required_date": req.required_date.isoformat() if req.required_date else None,
@@ -346,6 +350,8 @@ class SimulatedBackend(SimulatedStore, Backend):
                 vendor_name=vendor.name,
                 comment=req.comment,
                 udf=dict(req.udf),
+                requisitioner=req.requisitioner,
+                confirm_to=req.confirm_to,
             )
             return CreateResult(po=po, warnings=warnings, dry_run=True)
         return CreateResult(po=self.get_purchase_order(po_number), warnings=warnings)
