@@ -10,6 +10,7 @@ import sys
 # name -> module; each module has add_arguments(parser) and run(args) -> dict of results.
 BENCHMARKS = {
     "documents": "benchmarks.documents",
+    "approvals": "benchmarks.approvals",
 }
 
 
@@ -30,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = modules[name].run(args)
     if args.json:
         print(json.dumps(results, indent=2, default=str))
+    else:
+        for name, values in results.items():
+            print(f"== {name}")
+            for key, value in (values or {}).items():
+                print(f"  {key:34} {value}")
     return 0
 
 

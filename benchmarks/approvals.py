@@ -40,7 +40,24 @@ def _setup_django():
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
 
 
-def run(
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("approvals")
+    group.add_argument(
+        "--approvals", type=int, default=50, help="approvals released through the webhook path"
+    )
+    group.add_argument(
+        "--burst", type=int, default=500, help="webhook deliveries in the acknowledgement burst"
+    )
+    group.add_argument("--asana-delay", type=float, default=30.0, help="assumed Asana delivery delay, s")
+    group.add_argument("--release-seconds", type=float, default=2.0, help="assumed ReleaseBill time, s")
+
+
+def run(args) -> dict:
+    """Entry point of `python -m benchmarks approvals`."""
+    return measure(args.approvals, args.burst, args.asana_delay, args.release_seconds)
+
+
+def measure(
     approvals: int = 50, burst: int = 500, asana_delay: float = 30.0, release_seconds: float = 2.0
 ) -> dict:
     _setup_django()
@@ -122,12 +139,9 @@ class _MonkeyPatch:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--approvals", type=int, default=50)
-    parser.add_argument("--burst", type=int, default=500)
-    parser.add_argument("--asana-delay", type=float, default=30.0, help="assumed Asana delivery delay, s")
-    parser.add_argument("--release-seconds", type=float, default=2.0, help="assumed ReleaseBill time, s")
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    results = run(args.approvals, args.burst, args.asana_delay, args.release_seconds)
+    results = run(args)
     for key, value in results.items():
         print(f"{key:28} {value}")
     ok = results["connector_share_p95_ms"] < 1000 and results["modelled_end_to_end_p95_s"] < 60

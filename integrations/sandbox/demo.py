@@ -113,12 +113,8 @@ def tenant_document() -> dict[str, Any]:
                         "cached_name": "Vendor",
                         "cached_type": "text",
                     },
-                    {
-                        "source_path": "ReferenceNbr",
-                        "asana_field_gid": f["erp_reference"],
-                        "cached_name": "ERP reference",
-                        "cached_type": "text",
-                    },
+                    # "ERP reference" is not mapped: it is the flow's natural key (erp_reference_field_gid),
+                    # which the connector fills with Type/Number, e.g. Bill/000123.
                 ],
             },
             {

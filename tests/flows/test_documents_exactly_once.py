@@ -60,3 +60,26 @@ def test_a_change_updates_only_the_changed_fields_and_no_change_costs_no_write(m
     assert entry.field_diff[f"custom_fields.{F['amount']}"] == [18450.0, 19000.5]
     statuses = list(AuditEntry.objects.order_by("id").values_list("status", flat=True))
     assert statuses == ["succeeded", "unchanged", "succeeded"]
+
+
+def test_a_flow_with_a_section_still_creates_in_one_write(make_sync, asana, bills_flow):
+    section = D["ap_sections"]["awaiting_approval"]
+    bills_flow.asana_section_gid = section
+    bills_flow.save()
+    make_sync(bills_flow).process("Bill", "000001")
+    assert writes(asana) == [("POST", "/tasks")]
+    body = _post_bodies(asana)[0]
+    assert body["memberships"] == [{"project": D["ap_project"], "section": section}]
+    ((gid, task),) = tasks_in_project(asana).items()
+    assert task["sections"] == {D["ap_project"]: section}
+
+
+def test_section_after_create_when_the_operator_asks_for_it(make_sync, asana, bills_flow):
+    section = D["ap_sections"]["awaiting_approval"]
+    bills_flow.asana_section_gid = section
+    bills_flow.options = {**bills_flow.options, "section_at_create": False}
+    bills_flow.save()
+    make_sync(bills_flow).process("Bill", "000001")
+    assert writes(asana) == [("POST", "/tasks"), ("POST", f"/sections/{section}/addTask")]
+    ((gid, task),) = tasks_in_project(asana).items()
+    assert task["sections"] == {D["ap_project"]: section}
