@@ -3,7 +3,8 @@
 The sandboxes are served over real HTTP on loopback (waitress in threads, as `connector sandbox`
 does), so the console talks to them exactly as it would to the vendors. No browser download: the
 suite uses /usr/bin/chromium and skips, with the reason, when it or Playwright is missing.
-Screenshots go to test-artifacts/screenshots/ (gitignored).
+Screenshots go to test-artifacts/screenshots/ (gitignored): a full-page PNG and a compressed JPEG of
+each step; docs/screenshots/ holds copies of the JPEGs the operator guide shows.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ ARGS = [
 ]
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made beside it are sync.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+JPEG_QUALITY = 55
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
@@ -74,6 +76,8 @@ def shot(page):
     def take(name: str) -> Path:
         path = SHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        # the guide's copy: JPEG at a quality that keeps the text legible and the docs small
+        page.screenshot(path=str(SHOTS / f"{name}.jpg"), type="jpeg", quality=JPEG_QUALITY, full_page=True)
         return path
 
     return take
