@@ -3,7 +3,9 @@
 Without `--task`: one catch-up pass of every purchase-request flow of the tenant (approved tasks
 modified since the cursor, plus requests left waiting on the agent). `--dry-run` validates and prints
 what would be created, writing nothing anywhere (no PO, no link, no comment, no cursor). `--status`
-also runs the PO status poll with a full reconciliation of open POs.
+also runs the PO status poll with a full reconciliation of open POs. `--sync-users` only reads the Asana
+workspace roster into the user mappings (e-mail ↔ Asana user, name, active; `sage_user` is kept) and exits:
+the flow also does this by itself when a requester or approver is not mapped yet.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="Validate and print; write nothing")
     parser.add_argument("--status", action="store_true", help="Also poll PO status and reconcile open POs")
     parser.add_argument("--schedules", action="store_true", help="Create/refresh the Sage 100 poll schedule")
+    parser.add_argument(
+        "--sync-users", action="store_true", help="Only read the Asana roster into the user mappings"
+    )
 
 
 def run(options, out) -> int:
@@ -37,6 +42,8 @@ def run(options, out) -> int:
     )
     if not flows.exists():
         raise CommandError(f"tenant {options['tenant']!r} has no enabled purchase-request flow")
+    if options.get("sync_users"):
+        return _sync_users(flows.first().tenant, out)
     failures = 0
     for flow in flows:
         clients = tasks.clients_for(flow.tenant)
@@ -61,4 +68,20 @@ def run(options, out) -> int:
     if failures:
         return 1
     out.success("Done.")
+    return 0
+
+
+def _sync_users(tenant, out) -> int:
+    from integrations.tasks import sage100 as tasks
+    from mappings.users import sync_asana_users
+
+    asana, _ = tasks.clients_for(tenant)
+    try:
+        result = sync_asana_users(tenant, asana)
+    except errors.ConnectorError as exc:
+        out.error(f"Asana roster not read, nothing changed: {exc}")
+        return 1
+    for who, why in result.skipped:
+        out.write(f"  skip {who}: {why}")
+    out.success(f"User mappings: {result.summary()}.")
     return 0

@@ -37,14 +37,15 @@ from integrations.asana.client import TASK_FIELDS
 from integrations.base import errors
 from integrations.models import Flow, RecordLink
 from mappings.convert import MappingSpec, convert_record
-from mappings.models import FieldMapping, UserMapping, ValueMapping
+from mappings.models import FieldMapping, ValueMapping
+from mappings.users import TaskPeople, task_people
 
 from . import purchase_requests as pr
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
-PR_TASK_FIELDS = (*TASK_FIELDS, "num_subtasks", "created_by")
+PR_TASK_FIELDS = (*TASK_FIELDS, "num_subtasks", "created_by", "completed_by", "completed_by.name")
 SUBTASK_FIELDS = ("name", "completed", *[f for f in TASK_FIELDS if f.startswith("custom_fields.")])
 REFUSED = "REFUSED"  # OrderStatus value written back (through a ValueMapping) when a request is refused
 DELETED = "DELETED"  # … and when the PO disappeared from Sage
@@ -176,26 +177,51 @@ def process_purchase_request(
             )
         if problems:
             return refuse(flow, task_gid, link, problems, digest, asana=asana, event=inbound_event)
+        people = _people(flow, task, asana=asana)
         payload = pr.po_payload(
-            request, po_date=timezone.localdate(), requester_udf=_requester_udf(flow, task)
+            request,
+            po_date=timezone.localdate(),
+            requester_udf=_requester_udf(flow, people),
+            requisitioner=people.requester.sage_user,
+            confirm_to=people.approver.sage_user,
         )
-        claimed = claim(flow, task_gid, link, payload, notes, digest)
+        claimed = claim(flow, task_gid, link, payload, [*notes, *people.notes], digest)
         if claimed is None:
             return "another worker is creating this PO"
         link, fresh = claimed
         with audit_context(record_link=link):
+            if fresh and people.notes:
+                record_entry(
+                    tenant=flow.tenant,
+                    flow=flow,
+                    operation="purchase_request.people",
+                    status="skipped",
+                    record_key=task_gid,
+                    error="; ".join(people.notes),
+                    payload={"requisitioner": people.requester.label, "confirm_to": people.approver.label},
+                    inbound_event=inbound_event,
+                )
             return create_po(flow, link, asana=asana, sage=sage, fresh=fresh)
 
 
-def _requester_udf(flow: Flow, task: dict[str, Any]) -> dict[str, str]:
-    """flow.options["requester_udf"] (e.g. UDF_REQUESTED_BY): the requester's Sage user, from UserMapping."""
+def _people(flow: Flow, task: dict[str, Any], *, asana: Any) -> TaskPeople:
+    """Requester → requisitioner, approver → confirm-to, through UserMapping (mappings/users.py).
+    Flow.options `requester_field_gid` / `approver_field_gid` name people custom fields that override the
+    task's `created_by` / `completed_by`."""
+    options = flow.options or {}
+    return task_people(
+        flow.tenant,
+        task,
+        asana=asana,
+        requester_field_gid=str(options.get("requester_field_gid") or ""),
+        approver_field_gid=str(options.get("approver_field_gid") or ""),
+    )
+
+
+def _requester_udf(flow: Flow, people: TaskPeople) -> dict[str, str]:
+    """flow.options["requester_udf"] (e.g. UDF_REQUESTED_BY): the requester's Sage user in a UDF as well."""
     udf = (flow.options or {}).get("requester_udf")
-    creator = str((task.get("created_by") or {}).get("gid") or "")
-    if not udf or not creator:
-        return {}
-    user = UserMapping.objects.filter(tenant_id=flow.tenant_id, asana_user_gid=creator).exclude(sage_user="")
-    first = user.first()
-    return {udf: first.sage_user} if first else {}
+    return {udf: people.requester.sage_user} if udf and people.requester.sage_user else {}
 
 
 def claim(flow: Flow, task_gid: str, link: RecordLink | None, payload: dict, notes: list[str], digest: str):

@@ -288,10 +288,17 @@ def input_hash(
 
 
 def po_payload(
-    request: PurchaseRequest, *, po_date: date, requester_udf: Mapping[str, str] | None = None
+    request: PurchaseRequest,
+    *,
+    po_date: date,
+    requester_udf: Mapping[str, str] | None = None,
+    requisitioner: str = "",
+    confirm_to: str = "",
 ) -> dict:
     """The agent's create body (docs/sage100-agent.md §2.1). The task GID is the external id, which the
-    agent writes to UDF_ASANA_GID and checks before creating (the second guard against a double PO)."""
+    agent writes to UDF_ASANA_GID and checks before creating (the second guard against a double PO).
+    `requisitioner` / `confirm_to` (the requester's and approver's Sage users) are sent only when known:
+    the agent writes them to RequisitorName / ConfirmTo (ref §2.2) and truncates over-long names."""
     lines: list[dict[str, Any]] = []
     for line in request.lines:
         body: dict[str, Any] = {
@@ -317,6 +324,10 @@ def po_payload(
     }
     if request.required_date:
         payload["required_date"] = request.required_date.isoformat()
+    if requisitioner:
+        payload["requisitioner"] = requisitioner
+    if confirm_to:
+        payload["confirm_to"] = confirm_to
     return payload
 
 
