@@ -16,6 +16,11 @@ Exactly once:
   the task;
 - a link found in state `creating` looks the PO up by external id (the task GID, in UDF_ASANA_GID)
   before anything else; the agent refuses a second PO for the same external id (409, with its number).
+People: the requester (`created_by`, or the people field Flow.options `requester_field_gid` names) and the
+approver (`completed_by`, which for an approval task is the approver, or `approver_field_gid`) are mapped
+through UserMapping (the Asana roster, read by mappings/users.py when a person is not mapped yet) to Sage
+users and sent as the PO's requisitioner / confirm-to. A person without a Sage user is never a refusal:
+the PO goes without that name, and the task comment and a `purchase_request.people` AuditEntry say so.
 Refusals (validation, unknown vendor, inactive GL account…) put the link in `quarantined` with the
 reason, append an AuditEntry and comment on the task once per version of the task's inputs; nothing
 is retried until the requester changes the task. Retryable failures (lock, agent down, paused) leave
