@@ -25,12 +25,17 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from audit.models import InboundEvent
 from integrations.base.redaction import redact_headers
+from integrations.base.webhooks import (
+    BadCredential,
+    DeliveryRejected,
+    UnknownEndpoint,
+    read_capped_body,
+)
 from integrations.models import AcumaticaConnection
 
 log = logging.getLogger(__name__)
@@ -38,29 +43,8 @@ log = logging.getLogger(__name__)
 TASK = "integrations.tasks.documents.process_push_event"
 
 
-class PushRejected(Exception):
-    status = 400
-    verdict = InboundEvent.Verdict.NOT_APPLICABLE
-    store_body = True
-
-    def __init__(self, reason: str, *, verdict: str | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        if verdict is not None:
-            self.verdict = verdict
-
-
-class BodyTooLarge(PushRejected):
-    status = 413
-    store_body = False
-
-
-class UnknownEndpoint(PushRejected):
-    status = 404
-
-
-class BadSecret(PushRejected):
-    status = 401
+class BadSecret(BadCredential):
+    pass
 
 
 def enqueue(event_id: int) -> None:
@@ -90,12 +74,14 @@ def parse(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise PushRejected(f"body is not JSON: {exc}", verdict=InboundEvent.Verdict.VALID) from exc
+        raise DeliveryRejected(f"body is not JSON: {exc}", verdict=InboundEvent.Verdict.VALID) from exc
     if not isinstance(payload, dict):
-        raise PushRejected("body is not a JSON object", verdict=InboundEvent.Verdict.VALID)
+        raise DeliveryRejected("body is not a JSON object", verdict=InboundEvent.Verdict.VALID)
     missing = [k for k in ("Query", "Id") if not payload.get(k)]
     if missing:
-        raise PushRejected(f"notification has no {' or '.join(missing)}", verdict=InboundEvent.Verdict.VALID)
+        raise DeliveryRejected(
+            f"notification has no {' or '.join(missing)}", verdict=InboundEvent.Verdict.VALID
+        )
     return payload
 
 
@@ -127,20 +113,6 @@ def _rows(payload: dict[str, Any]) -> Iterable[dict[str, Any]]:
                 yield row
 
 
-def _read_body(request: HttpRequest) -> bytes:
-    cap = settings.WEBHOOK_MAX_BODY_BYTES
-    try:
-        declared = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        declared = 0
-    if declared > cap:
-        raise BodyTooLarge(f"Content-Length {declared} exceeds the {cap}-byte cap")
-    body = request.body
-    if len(body) > cap:
-        raise BodyTooLarge(f"body exceeds the {cap}-byte cap")
-    return body
-
-
 def _headers(request: HttpRequest, connection: AcumaticaConnection | None) -> dict[str, str]:
     secret_header = (connection.push_header_name if connection else "").lower()
     kept = {
@@ -158,13 +130,13 @@ def receive(request: HttpRequest, push_uuid: uuid.UUID) -> HttpResponse:
     connection: AcumaticaConnection | None = None
     body = b""
     try:
-        body = _read_body(request)
+        body = read_capped_body(request)
         connection = AcumaticaConnection.objects.select_related("tenant").filter(push_uuid=push_uuid).first()
         if connection is None:
             raise UnknownEndpoint("no Acumatica connection has this push uuid")
         verify_secret(connection, request)
         payload = parse(body)
-    except PushRejected as exc:
+    except DeliveryRejected as exc:
         log.warning("acumatica push %s rejected with %s: %s", push_uuid, exc.status, exc.reason)
         InboundEvent.objects.create(
             tenant=connection.tenant if connection else None,

@@ -31,13 +31,18 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from audit.models import InboundEvent
 from integrations.base.redaction import redact_headers
+from integrations.base.webhooks import (
+    BadCredential,
+    DeliveryRejected,
+    UnknownEndpoint,
+    read_capped_body,
+)
 from integrations.models import AsanaWebhook, Flow
 
 log = logging.getLogger(__name__)
@@ -58,38 +63,15 @@ TASK_QUEUE = "integrations.tasks.approvals.process_asana_event"
 # ---- errors decide the answer -----------------------------------------------------------------------
 
 
-class WebhookRejected(Exception):
-    """A delivery we refuse: the status code goes back to Asana, the row is stored as rejected."""
-
-    status = 400
-    verdict = InboundEvent.Verdict.NOT_APPLICABLE
-    store_body = True
-
-    def __init__(self, reason: str, *, verdict: str | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        if verdict is not None:
-            self.verdict = verdict
-
-
-class BodyTooLarge(WebhookRejected):
-    status = 413
-    store_body = False
-
-
-class UnknownEndpoint(WebhookRejected):
-    status = 404
-
-
-class HandshakeRefused(WebhookRejected):
+class HandshakeRefused(DeliveryRejected):
     status = 403
 
 
-class BadSignature(WebhookRejected):
-    status = 401
+class BadSignature(BadCredential):
+    pass
 
 
-class Unparseable(WebhookRejected):
+class Unparseable(DeliveryRejected):
     status = 400
     verdict = InboundEvent.Verdict.VALID
 
@@ -173,20 +155,6 @@ def _store(hook: AsanaWebhook | None, uuid_: uuid.UUID, request: HttpRequest, bo
     )
 
 
-def _read_body(request: HttpRequest) -> bytes:
-    cap = settings.WEBHOOK_MAX_BODY_BYTES
-    try:
-        declared = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        declared = 0
-    if declared > cap:
-        raise BodyTooLarge(f"Content-Length {declared} exceeds the {cap}-byte cap")
-    body = request.read(cap + 1) if declared == 0 else request.body
-    if len(body) > cap:
-        raise BodyTooLarge(f"body exceeds the {cap}-byte cap")
-    return body
-
-
 def receive(request: HttpRequest, target_uuid: uuid.UUID) -> HttpResponse:
     """POST /hooks/asana/<uuid>/ — handshakes and event deliveries for one registered webhook."""
     if request.method != "POST":
@@ -194,14 +162,14 @@ def receive(request: HttpRequest, target_uuid: uuid.UUID) -> HttpResponse:
     hook: AsanaWebhook | None = None
     body = b""
     try:
-        body = _read_body(request)
+        body = read_capped_body(request)
         hook = AsanaWebhook.objects.select_related("tenant").filter(target_uuid=target_uuid).first()
         if hook is None:
             raise UnknownEndpoint("no webhook registration has this target uuid")
         if SECRET_HEADER in request.headers:
             return _handshake(request, hook, body)
         return _delivery(request, hook, body)
-    except WebhookRejected as exc:
+    except DeliveryRejected as exc:
         log.warning("asana webhook %s rejected with %s: %s", target_uuid, exc.status, exc.reason)
         source = (
             InboundEvent.Source.ASANA_HANDSHAKE
