@@ -3,20 +3,12 @@ and a tenant whose Sage100Connection points at it. No network: 127.0.0.1 only.""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import ipaddress
-from dataclasses import dataclass, field
-
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from integrations.models import Sage100Connection, Tenant
 from integrations.sage100.agent.config import from_dict
 from integrations.sage100.agent.server import create_app, start_in_thread
+from tests.tls_support import Cert, make_cert  # noqa: F401  (Cert re-exported for the tests)
 
 API_KEY = "connector-test-api-key-0123456789"
 SECRET = "connector-test-hmac-secret-0123456789abcdef"
@@ -49,49 +41,6 @@ def agent(tmp_path):
     running = start_agent(tmp_path)
     yield running
     running.stop()
-
-
-@dataclass
-class Cert:
-    cert_path: str
-    key_path: str
-    pem: str
-    fingerprint: str  # AA:BB:… as an operator would copy it
-    extra: dict = field(default_factory=dict)
-
-
-def make_cert(tmp_path, name: str = "agent") -> Cert:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sage-agent.test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    cert_path.write_bytes(pem)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
-    fingerprint = ":".join(digest[i : i + 2] for i in range(0, 64, 2))
-    return Cert(str(cert_path), str(key_path), pem.decode(), fingerprint)
 
 
 @pytest.fixture
