@@ -7,15 +7,20 @@ import json
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from integrations.sage100.agent.config import AgentConfig, from_dict
+from integrations.sage100.agent.boi import BOIBackend
+from integrations.sage100.agent.config import AgentConfig, BOIConfig, from_dict
 from integrations.sage100.agent.ledger import Ledger
 from integrations.sage100.agent.server import RunningAgent, create_app, start_in_thread
 from integrations.sage100.agent.signing import sign_request
 from integrations.sage100.agent.simulated import SimulatedBackend
+
+from .fake_com import FakeSage
 
 API_KEY = "test-api-key-0123456789"
 SECRET = "test-hmac-secret-0123456789abcdef0123456789"
@@ -141,3 +146,28 @@ def po_body(external_id: str = "1209876543210987", **overrides: Any) -> dict[str
     }
     body.update(overrides)
     return body
+
+
+@pytest.fixture
+def sage():
+    return FakeSage()
+
+
+@pytest.fixture
+def boi(sage, tmp_path):
+    """A BOI backend driving the fake COM server (tests/sage100_agent/fake_com.py)."""
+    cfg = BOIConfig(
+        home=r"C:\Sage\MAS90\Home", user="agent", password="pw", pool_size=1, acquire_timeout_seconds=2
+    )
+    backend = BOIBackend(
+        cfg,
+        "abc",
+        Ledger(str(tmp_path / "l.sqlite3")),
+        tz=ZoneInfo("America/Chicago"),
+        com_factory=sage.script,
+        com_init=lambda: None,
+        call_timeout=10,
+        today=lambda: date(2025, 3, 1),
+    )
+    yield backend
+    backend.close()

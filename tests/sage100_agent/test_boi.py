@@ -3,42 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from integrations.sage100.agent.boi import BOIBackend
-from integrations.sage100.agent.config import BOIConfig
 from integrations.sage100.agent.fields import FieldRules, parse_create_request
-from integrations.sage100.agent.ledger import Ledger
 from integrations.sage100.agent.model import AgentError, UnknownOutcome
 
 from .conftest import po_body
-from .fake_com import FakeSage
-
-
-@pytest.fixture
-def sage():
-    return FakeSage()
-
-
-@pytest.fixture
-def boi(sage, tmp_path):
-    cfg = BOIConfig(
-        home=r"C:\Sage\MAS90\Home", user="agent", password="pw", pool_size=1, acquire_timeout_seconds=2
-    )
-    backend = BOIBackend(
-        cfg,
-        "abc",
-        Ledger(str(tmp_path / "l.sqlite3")),
-        tz=ZoneInfo("America/Chicago"),
-        com_factory=sage.script,
-        com_init=lambda: None,
-        call_timeout=10,
-        today=lambda: date(2025, 3, 1),
-    )
-    yield backend
-    backend.close()
 
 
 def request(**overrides):

@@ -5,13 +5,8 @@ by the Simulated backend, and carried through the HTTP contract."""
 
 from __future__ import annotations
 
-from datetime import date
-from zoneinfo import ZoneInfo
-
 import pytest
 
-from integrations.sage100.agent.boi import BOIBackend
-from integrations.sage100.agent.config import BOIConfig
 from integrations.sage100.agent.fields import (
     CONFIRM_TO_COLUMN,
     REQUISITIONER_COLUMN,
@@ -19,11 +14,9 @@ from integrations.sage100.agent.fields import (
     FieldRules,
     parse_create_request,
 )
-from integrations.sage100.agent.ledger import Ledger
 from integrations.sage100.agent.model import AgentError
 
 from .conftest import call, po_body
-from .fake_com import FakeSage
 
 
 def parse(**overrides):
@@ -106,31 +99,7 @@ def test_http_create_and_get_carry_people(agent):
     assert (got["requisitioner"], got["confirm_to"]) == ("BOB", "C" * 50)
 
 
-# --- BOI against the fake COM -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake():
-    return FakeSage()
-
-
-@pytest.fixture
-def boi(fake, tmp_path):
-    cfg = BOIConfig(
-        home=r"C:\Sage\MAS90\Home", user="agent", password="pw", pool_size=1, acquire_timeout_seconds=2
-    )
-    backend = BOIBackend(
-        cfg,
-        "abc",
-        Ledger(str(tmp_path / "l.sqlite3")),
-        tz=ZoneInfo("America/Chicago"),
-        com_factory=fake.script,
-        com_init=lambda: None,
-        call_timeout=10,
-        today=lambda: date(2025, 3, 1),
-    )
-    yield backend
-    backend.close()
+# --- BOI against the sage COM -----------------------------------------------------------------------
 
 
 def _boi_request(**overrides):
@@ -147,36 +116,36 @@ def _boi_request(**overrides):
     return parse_create_request(body, FieldRules())[0]
 
 
-def test_boi_sets_people_after_the_vendor_and_reads_them_back(boi, fake):
+def test_boi_sets_people_after_the_vendor_and_reads_them_back(boi, sage):
     result = boi.create_purchase_order(_boi_request(requisitioner="BOB", confirm_to="ALICE"))
-    sets = [a for m, a in fake.calls("PO_PurchaseOrder_bus") if m == "nSetValue"]
+    sets = [a for m, a in sage.calls("PO_PurchaseOrder_bus") if m == "nSetValue"]
     vendor_at = sets.index("VendorNo$")
     assert sets.index("RequisitorName$") > vendor_at and sets.index("ConfirmTo$") > vendor_at
-    values = {a[0]: a[1] for o, m, a in fake.log if o == "PO_PurchaseOrder_bus" and m == "nSetValue"}
+    values = {a[0]: a[1] for o, m, a in sage.log if o == "PO_PurchaseOrder_bus" and m == "nSetValue"}
     assert (values["RequisitorName$"], values["ConfirmTo$"]) == ("BOB", "ALICE")
-    stored = fake.pos[result.po.po_number]
+    stored = sage.pos[result.po.po_number]
     assert (stored["RequisitorName$"], stored["ConfirmTo$"]) == ("BOB", "ALICE")
     assert (result.po.requisitioner, result.po.confirm_to) == ("BOB", "ALICE")
     again = boi.get_purchase_order(result.po.po_number)
     assert (again.requisitioner, again.confirm_to) == ("BOB", "ALICE")
 
 
-def test_boi_leaves_people_unset_when_absent(boi, fake):
+def test_boi_leaves_people_unset_when_absent(boi, sage):
     result = boi.create_purchase_order(_boi_request())
-    sets = [a for m, a in fake.calls("PO_PurchaseOrder_bus") if m == "nSetValue"]
+    sets = [a for m, a in sage.calls("PO_PurchaseOrder_bus") if m == "nSetValue"]
     assert "RequisitorName$" not in sets and "ConfirmTo$" not in sets
     assert (result.po.requisitioner, result.po.confirm_to) == ("", "")
 
 
-def test_boi_refusal_of_a_person_clears_the_order(boi, fake):
-    fake.fail[("PO_PurchaseOrder_bus", "nSetValue", "ConfirmTo$")] = (0, "Invalid Confirm To.")
+def test_boi_refusal_of_a_person_clears_the_order(boi, sage):
+    sage.fail[("PO_PurchaseOrder_bus", "nSetValue", "ConfirmTo$")] = (0, "Invalid Confirm To.")
     with pytest.raises(AgentError) as exc:
         boi.create_purchase_order(_boi_request(confirm_to="ALICE"))
     assert exc.value.code == "SAGE_VALIDATION" and exc.value.field == "ConfirmTo$"
-    assert ("nClear", None) in fake.calls("PO_PurchaseOrder_bus") and not fake.pos
+    assert ("nClear", None) in sage.calls("PO_PurchaseOrder_bus") and not sage.pos
 
 
-def test_boi_dry_run_previews_people(boi, fake):
+def test_boi_dry_run_previews_people(boi, sage):
     result = boi.create_purchase_order(_boi_request(requisitioner="BOB", confirm_to="ALICE"), dry_run=True)
     assert result.dry_run and (result.po.requisitioner, result.po.confirm_to) == ("BOB", "ALICE")
-    assert not fake.pos
+    assert not sage.pos
