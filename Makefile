@@ -45,8 +45,15 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff format .
 
-benchmark: migrate
-	$(PY) -m benchmarks
+# Benchmarks (never in CI): installs the `bench` extra (gunicorn), then runs every benchmark and writes
+# var/benchmarks/report.md + report.json. `make benchmark BENCH_ARGS=--quick` is a small smoke run.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PIP) install --quiet -e ".[test,agent,browser,bench]"
+	touch $(BENCH_STAMP)
+
+benchmark: $(BENCH_STAMP)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
