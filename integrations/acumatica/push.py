@@ -73,7 +73,7 @@ def verify_secret(connection: AcumaticaConnection, request: HttpRequest) -> None
 def parse(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
         raise DeliveryRejected(f"body is not JSON: {exc}", verdict=InboundEvent.Verdict.VALID) from exc
     if not isinstance(payload, dict):
         raise DeliveryRejected("body is not a JSON object", verdict=InboundEvent.Verdict.VALID)

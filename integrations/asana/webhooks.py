@@ -98,19 +98,26 @@ def verify_signature(secret: str, body: bytes, given: str | None) -> str:
     )
 
 
+def _member(event: dict[str, Any], name: str) -> dict[str, Any]:
+    """An object member of an event, or {} when it is missing, null or of another JSON type: a signed
+    but malformed event is stored as ignored, never answered with a 500 that Asana would retry."""
+    value = event.get(name)
+    return value if isinstance(value, dict) else {}
+
+
 def event_dedupe_key(tenant_id: int, event: dict[str, Any]) -> str:
     """Asana events have no id (§6.4): (resource, action, field, value, created_at, user) stands in."""
-    change = event.get("change") or {}
+    change = _member(event, "change")
     value = change.get("new_value") or change.get("added_value") or change.get("removed_value") or {}
     parts = [
         str(tenant_id),
-        str((event.get("resource") or {}).get("gid", "")),
+        str(_member(event, "resource").get("gid", "")),
         str(event.get("action", "")),
         str(change.get("field", "")),
         str(value.get("gid", "") if isinstance(value, dict) else value),
-        str((event.get("parent") or {}).get("gid", "")),
+        str(_member(event, "parent").get("gid", "")),
         str(event.get("created_at", "")),
-        str((event.get("user") or {}).get("gid", "")),
+        str(_member(event, "user").get("gid", "")),
     ]
     key = "asana:" + ":".join(parts)
     return key if len(key) <= 300 else "asana:sha256:" + hashlib.sha256(key.encode()).hexdigest()
@@ -118,7 +125,7 @@ def event_dedupe_key(tenant_id: int, event: dict[str, Any]) -> str:
 
 def task_gid_of(event: dict[str, Any]) -> str | None:
     """The task an event is about: the resource itself, or the parent of a story/subtask event."""
-    resource = event.get("resource") or {}
+    resource = _member(event, "resource")
     if resource.get("resource_type") == "task":
         return str(resource.get("gid") or "") or None
     return None
@@ -127,11 +134,12 @@ def task_gid_of(event: dict[str, Any]) -> str | None:
 def is_handled(event: dict[str, Any], connector_user_gid: str) -> tuple[bool, str]:
     """(act on it?, why not). Events caused by the connector's own user are skipped (no echo loops)."""
     if task_gid_of(event) is None:
-        kind = (event.get("resource") or {}).get("resource_type", "?")
+        kind = _member(event, "resource").get("resource_type", "?")
         return False, f"{kind} events are not used by any flow"
-    if event.get("action") not in HANDLED_ACTIONS:
-        return False, f"task {event.get('action')} events are not used by any flow"
-    user = (event.get("user") or {}).get("gid")
+    action = event.get("action")
+    if not isinstance(action, str) or action not in HANDLED_ACTIONS:
+        return False, f"task {action} events are not used by any flow"
+    user = _member(event, "user").get("gid")
     if connector_user_gid and user == connector_user_gid:
         return False, "caused by the connector's own user (write-back echo)"
     return True, ""
@@ -222,7 +230,7 @@ def _delivery(request: HttpRequest, hook: AsanaWebhook, body: bytes) -> HttpResp
         raise BadSignature(f"signature {verdict}", verdict=verdict)
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise Unparseable("body is not JSON") from None
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):

@@ -50,7 +50,7 @@ class SignatureError(Exception):
 
 
 def _to_bytes(value: str | bytes) -> bytes:
-    return value.encode("utf-8") if isinstance(value, str) else value
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
 
 
 def body_sha256(body: bytes | None) -> str:
@@ -127,7 +127,7 @@ def verify_request(
     sig = _header(headers, HEADER_SIGNATURE)
     if not auth.startswith("Bearer ") or not ts_raw or not sig:
         raise SignatureError("missing", "Authorization, X-Timestamp and X-Signature headers are required")
-    presented = auth[len("Bearer ") :].strip().encode("utf-8")
+    presented = _to_bytes(auth[len("Bearer ") :].strip())
     matched: str | None = None
     for api_key in keys:
         # Compare against every key (no early exit) so timing does not reveal which prefix matched.
@@ -135,17 +135,22 @@ def verify_request(
             matched = api_key
     if matched is None:
         raise SignatureError("unknown_key", "unknown API key")
-    try:
-        ts = int(ts_raw)
-    except ValueError:
-        raise SignatureError("missing", "X-Timestamp must be unix seconds") from None
+    ts_text = ts_raw.strip()
+    if not (ts_text.isascii() and ts_text.isdigit() and len(ts_text) <= 12):
+        # Unix seconds only: no sign, no exponent, no 400-digit number (float overflow).
+        raise SignatureError("missing", "X-Timestamp must be unix seconds")
+    ts = int(ts_text)
     current = time.time() if now is None else now
     if abs(current - ts) > max_skew:
         raise SignatureError("skew", f"X-Timestamp is more than {max_skew} s away from the agent's clock")
     declared_hash = _header(headers, HEADER_CONTENT_SHA256)
-    if declared_hash is not None and not hmac.compare_digest(declared_hash.lower(), body_sha256(body)):
+    # Header values are arbitrary text (non-ASCII included): compare bytes, never str, so a stray
+    # character is a mismatch rather than compare_digest's TypeError.
+    if declared_hash is not None and not hmac.compare_digest(
+        _to_bytes(declared_hash.strip().lower()), body_sha256(body).encode()
+    ):
         raise SignatureError("body_hash", "body does not match X-Content-SHA256")
     expected = compute_signature(keys[matched], method, path, ts, body)
-    if not hmac.compare_digest(sig.strip().encode("utf-8"), expected.encode("utf-8")):
+    if not hmac.compare_digest(_to_bytes(sig.strip()), expected.encode("utf-8")):
         raise SignatureError("signature", "signature mismatch")
     return matched
