@@ -148,7 +148,10 @@ def register(hook: AsanaWebhook, client: AsanaClient, *, new_target: bool = Fals
             if filters == CONSERVATIVE_FILTERS or "filter" not in (exc.message or "").lower():
                 raise
             log.warning("asana refused the webhook filters (%s); retrying with %s", exc, CONSERVATIVE_FILTERS)
-            AsanaWebhook.objects.filter(pk=hook.pk).update(filters=CONSERVATIVE_FILTERS)
+            # A new create call means a new handshake: reopen the window.
+            AsanaWebhook.objects.filter(pk=hook.pk).update(
+                filters=CONSERVATIVE_FILTERS, secret="", pending_since=timezone.now()
+            )
             created = client.create_webhook(hook.resource_gid, target_url(hook), CONSERVATIVE_FILTERS)
     except DuplicateWebhook:
         hook.refresh_from_db()
@@ -156,6 +159,10 @@ def register(hook: AsanaWebhook, client: AsanaClient, *, new_target: bool = Fals
             AsanaWebhook.objects.filter(pk=hook.pk).update(secret=previous_secret)
         return _adopt(hook, client)
     except errors.ConnectorError as exc:
+        if not exc.outcome_unknown:
+            # Asana created nothing, so a secret a handshake left here authenticates nothing (and may
+            # be a forger's who beat Asana's own handshake); an unknown outcome keeps it for adoption.
+            AsanaWebhook.objects.filter(pk=hook.pk).update(secret="")
         _close(hook, AsanaWebhook.State.GONE, f"registration failed: {exc}")
         record_entry(
             tenant=hook.tenant,
@@ -177,7 +184,8 @@ def register(hook: AsanaWebhook, client: AsanaClient, *, new_target: bool = Fals
         except errors.ConnectorError as exc:
             log.error("asana webhook %s: could not delete the refused webhook: %s", hook.pk, exc)
         _close(hook, AsanaWebhook.State.GONE, "refused: the handshake secret differs from the 201 body")
-        AsanaWebhook.objects.filter(pk=hook.pk).update(target_uuid=uuid.uuid4())  # the URL may be known
+        # The URL may be known, and the stored secret may be a forger's: neither is used again.
+        AsanaWebhook.objects.filter(pk=hook.pk).update(target_uuid=uuid.uuid4(), secret="")
         record_entry(
             tenant=hook.tenant,
             operation="webhook.register",

@@ -5,7 +5,9 @@ ids, answer — never calling a vendor. Status codes come from exception classes
 
     body over WEBHOOK_MAX_BODY_BYTES            413  (nothing of the body is stored)
     unknown endpoint uuid                       404  stored as rejected
-    handshake with no pending registration      403  stored as rejected (first-writer takeover, §6.2)
+    handshake with no pending registration      403  stored as rejected (first-writer takeover, §6.2);
+      or a second one for the same registration      the first handshake answered closes the window
+    delivery while the registration is pending  401  the handshake's secret is not confirmed yet
     missing / bad X-Hook-Signature              401  stored as rejected with the verdict
     body not JSON / no `events` list            400  stored as rejected
     heartbeat `{"events": []}`                  200  recorded (last_heartbeat_at), nothing queued
@@ -209,6 +211,12 @@ def _handshake(request: HttpRequest, hook: AsanaWebhook, body: bytes) -> HttpRes
             raise HandshakeRefused("handshake after the registration window closed")
         if not secret:
             raise HandshakeRefused("handshake with an empty secret")
+        if row.secret:
+            # Asana sends one handshake per create call; the first one answered closes the window,
+            # so a later one (replayed, or a forger racing Asana) can never replace the secret. If the
+            # forger was first, Asana's own handshake is refused, the create fails and register()
+            # drops the forged secret.
+            raise HandshakeRefused("a handshake was already accepted for this registration")
         # Kept until the create call returns; register() compares it with the secret in the 201 body.
         row.secret = secret
         row.save(update_fields=["secret"])
@@ -225,6 +233,9 @@ def _handshake(request: HttpRequest, hook: AsanaWebhook, body: bytes) -> HttpRes
 
 
 def _delivery(request: HttpRequest, hook: AsanaWebhook, body: bytes) -> HttpResponse:
+    if hook.state == AsanaWebhook.State.PENDING:
+        # The secret a handshake left is unconfirmed until the 201 arrives: it signs nothing yet.
+        raise BadSignature("registration not confirmed yet", verdict=InboundEvent.Verdict.INVALID)
     verdict = verify_signature(hook.secret, body, request.headers.get(SIGNATURE_HEADER))
     if verdict != InboundEvent.Verdict.VALID:
         raise BadSignature(f"signature {verdict}", verdict=verdict)
