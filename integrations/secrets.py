@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from cryptography.fernet import InvalidToken
 from django.apps import apps
 from django.core.signals import setting_changed
 from django.db import models, transaction
 from django.dispatch import receiver
 from fernet_fields import EncryptedField
+
+from .base.errors import ConfigurationError
+
+
+class KeyRotationFailed(ConfigurationError):
+    """A stored secret cannot be decrypted with any configured key; the rotation wrote nothing."""
 
 
 def encrypted_fields() -> Iterator[tuple[type[models.Model], list[EncryptedField]]]:
@@ -48,11 +55,21 @@ def rotate_keys(batch_size: int = 500) -> dict[str, int]:
     with transaction.atomic():
         for model, fields in encrypted_fields():
             names = [f.name for f in fields]
-            n = 0
-            for obj in model._base_manager.only("pk", *names).iterator(chunk_size=batch_size):
-                # Writing the decrypted values back encrypts them again with the first key.
-                model._base_manager.filter(pk=obj.pk).update(**{name: getattr(obj, name) for name in names})
-                n += 1
+            n, last_pk = 0, None
+            rows = model._base_manager.only("pk", *names).order_by("pk").iterator(chunk_size=batch_size)
+            try:
+                for obj in rows:
+                    # Writing the decrypted values back encrypts them again with the first key.
+                    model._base_manager.filter(pk=obj.pk).update(
+                        **{name: getattr(obj, name) for name in names}
+                    )
+                    n, last_pk = n + 1, obj.pk
+            except InvalidToken:
+                after = f" after #{last_pk}" if last_pk is not None else ""
+                raise KeyRotationFailed(
+                    f"a {model._meta.label} row{after} holds a secret that no key in FERNET_KEYS decrypts "
+                    "(was its key removed before rotating?); nothing was re-encrypted"
+                ) from None
             counts[model._meta.label] = n
     return counts
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from integrations.secrets import rotate_keys
+from integrations.secrets import KeyRotationFailed, rotate_keys
 
 NAME = "rotate-keys"
 HELP = (
@@ -16,7 +16,11 @@ def add_arguments(parser) -> None:
 
 
 def run(options, out) -> int:
-    counts = rotate_keys()
+    try:
+        counts = rotate_keys()
+    except KeyRotationFailed as exc:
+        out.error(f"Key rotation failed: {exc}")
+        return 1
     total = sum(counts.values())
     for label, n in sorted(counts.items()):
         out.write(f"{label}: {n} row(s) re-encrypted")
