@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -56,7 +57,27 @@ def is_private_host(host: str) -> bool:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return False
-    return (ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast) and not ip.is_loopback
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+    return (
+        ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
+    ) and not ip.is_loopback
+
+
+def is_numeric_shorthand(host: str) -> bool:
+    """True for an IPv4 address written other than as four decimal parts: 2130706433, 0x7f.1,
+    017700000001 — forms resolvers accept and people reading a URL do not recognise."""
+    host = (host or "").strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        return False
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
 
 
 def validate_outbound_url(value: str, *, allow_private: bool = False) -> None:
@@ -72,6 +93,12 @@ def validate_outbound_url(value: str, *, allow_private: bool = False) -> None:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValidationError(
             "%(value)r is not an absolute http(s) URL.", params={"value": value}, code="url"
+        )
+    if is_numeric_shorthand(parts.hostname):
+        raise ValidationError(
+            "%(value)r writes an IP address in a numeric shorthand; use a host name or dotted form.",
+            params={"value": value},
+            code="url_private",
         )
     loopback = is_loopback_host(parts.hostname)
     if parts.scheme == "http":

@@ -38,6 +38,7 @@ from django.conf import settings
 from urllib3.util import Retry
 
 from . import errors
+from .outbound import GuardedAdapter, OutboundAddressRefused, check_url
 from .redaction import redact_body, redact_text, redact_url, register_secret
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,9 @@ class HttpClient:
     retry_non_idempotent_on: ClassVar[frozenset[int]] = frozenset({429})
     retry_statuses: ClassVar[frozenset[int]] = frozenset({429, 500, 502, 503, 504})
     sensitive_headers: ClassVar[tuple[str, ...]] = ()
+    # Cloud services are reached on public addresses only (base/outbound.py); the Sage 100 agent on the
+    # customer's LAN sets this.
+    private_network_allowed: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.connect_timeout = self.connect_timeout or settings.HTTP_CONNECT_TIMEOUT
@@ -114,6 +118,10 @@ class HttpClient:
         if self.max_inline_wait is None:
             self.max_inline_wait = settings.HTTP_MAX_INLINE_WAIT
         self.session.headers["User-Agent"] = USER_AGENT
+        if not self.private_network_allowed:
+            guard = GuardedAdapter()
+            self.session.mount("https://", guard)
+            self.session.mount("http://", guard)
         if self.recorder is None:
             from audit.recorder import record_api_call
 
@@ -161,6 +169,7 @@ class HttpClient:
     ) -> requests.Response:
         method = method.upper()
         url = self.url_for(path_or_url)
+        check_url(url, private_network_allowed=self.private_network_allowed)
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         body = json.dumps(json_body).encode() if json_body is not None else data
@@ -188,6 +197,9 @@ class HttpClient:
                     timeout=timeout or (self.connect_timeout, self.read_timeout),
                     allow_redirects=False,
                 )
+            except OutboundAddressRefused as exc:  # resolved to a private address: nothing was sent
+                self._record(method, url, started, t0, attempt, None, body, error=str(exc))
+                raise
             except requests.RequestException as exc:
                 error = self._transport_error(exc, method, idempotent)
                 self._record(method, url, started, t0, attempt, None, body, error=str(error))

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -110,6 +110,7 @@ def ca_bundle_file(pem: str) -> str:
 
 @dataclass
 class Sage100Client(HttpClient):
+    private_network_allowed: ClassVar[bool] = True  # the agent lives on the customer's LAN
     api_key: str = ""
     signing_secret: str = ""
     company_code: str = ""
