@@ -104,6 +104,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+else:
+    # Each web or worker process keeps its connection for a minute instead of opening one per request
+    # (about 7 ms and a new server process each on PostgreSQL; it halved the webhook burst's throughput,
+    # docs/PERFORMANCE.md). Health checks drop a connection the server closed. `?conn_max_age=0` on
+    # DATABASE_URL restores one connection per request.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -123,6 +130,8 @@ Q_CLUSTER = {
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    # One Redis connection pool per process instead of one per enqueued task (integrations/tasks/queue.py).
+    Q_CLUSTER["broker_class"] = "integrations.tasks.queue.PooledRedisBroker"
 else:
     Q_CLUSTER["orm"] = "default"
 

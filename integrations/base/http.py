@@ -250,16 +250,17 @@ class HttpClient:
                     system=self.system,
                     retry_after=wait,
                 ),
+                level=logging.DEBUG,  # pacing, not a fault: one line per request would flood the log
             )
 
-    def _pause(self, delay: float, error: errors.ConnectorError) -> None:
+    def _pause(self, delay: float, error: errors.ConnectorError, *, level: int = logging.INFO) -> None:
         """Sleep a short delay; a long one leaves the worker as a RetryableError with the delay."""
         if delay > self.max_inline_wait:
             if not isinstance(error, errors.RetryableError):
                 raise error
             error.retry_after = delay
             raise error
-        log.info("%s: waiting %.2fs before retrying after %s", self.system, delay, type(error).__name__)
+        log.log(level, "%s: waiting %.2fs before retrying after %s", self.system, delay, type(error).__name__)
         self.sleep(delay)
 
     def _transport_error(self, exc: Exception, method: str, idempotent: bool) -> errors.ConnectorError:

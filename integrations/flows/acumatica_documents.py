@@ -322,7 +322,7 @@ class DocumentSync:
             )
         except errors.ConnectorError as exc:
             return self._create_failed(link_pk, key, plan, record, event, exc)
-        self.store_created(link_pk, task["gid"], plan)
+        link = self.store_created(link_pk, task["gid"], plan)
         notes = []
         if self.settings.section_gid and not with_section:
             # Operator chose section_at_create=false: place the task with a second call.
@@ -330,17 +330,17 @@ class DocumentSync:
                 self.asana.move_to_section(task["gid"], self.settings.section_gid)
             except errors.ConnectorError as exc:
                 notes.append(f"task created but not moved to section {self.settings.section_gid}: {exc}")
-        link = RecordLink.objects.get(pk=link_pk)
         self._audit(link, plan, AuditEntry.Status.SUCCEEDED, record, event, notes=notes)
         return Outcome(key, plan, AuditEntry.Status.SUCCEEDED, link_pk, task["gid"], notes=notes)
 
-    def store_created(self, link_pk: int, task_gid: str, plan: Plan) -> None:
+    def store_created(self, link_pk: int, task_gid: str, plan: Plan) -> RecordLink:
         """Store the new task's GID at once (a crash before this is reconciled by the next attempt)."""
         with transaction.atomic():
             link = RecordLink.objects.select_for_update().get(pk=link_pk)
             link.asana_task_gid = task_gid
             link.attempt_started_at = None
             self._linked(link, plan)
+        return link
 
     def _create_failed(
         self, link_pk: int, key: str, plan: Plan, record: Any, event: Any, exc: errors.ConnectorError
