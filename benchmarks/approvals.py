@@ -1,6 +1,6 @@
 """Approval → release latency through the webhook path, and webhook acknowledgement latency under a burst.
 
-Run: `.venv/bin/python -m benchmarks.approvals [--approvals 50] [--burst 500] [--asana-delay 30]`
+Run: `python -m benchmarks approvals [--approvals 50] [--burst 500] [--asana-delay 30]`
 
 What is measured (in-process, SQLite test database, sandboxes mounted through `responses`):
 - connector share of one approval: from the sandbox Asana POSTing the signed event to our view until the
@@ -8,7 +8,9 @@ What is measured (in-process, SQLite test database, sandboxes mounted through `r
   re-read, guarded release with 202 polling (the sandbox answers the polls at once: poll sleeps are a
   fake clock), outcome field + comment written back. The sandboxes' own CPU time is included.
 - acknowledgement latency of the view under a burst of distinct signed single-event deliveries, with the
-  task put on the real ORM broker queue (not run), as in production.
+  task put on the real ORM broker queue (not run): the view's own cost, one request at a time through
+  Django's test client (the served burst is `webhook_burst`: gunicorn on PostgreSQL);
+- API calls per release, from the ApiCall rows the connector writes.
 End to end is modelled, not measured: Asana's delivery delay (documented "average under a minute, most
 within 10 minutes", reference/asana.md §6.5) is the `--asana-delay` parameter, and Acumatica's release
 time is `--release-seconds` (the 202 polling at 1 s per poll, §5.2).
@@ -52,6 +54,10 @@ def add_arguments(parser) -> None:
     group.add_argument("--release-seconds", type=float, default=2.0, help="assumed ReleaseBill time, s")
 
 
+def quick(args) -> None:
+    args.approvals, args.burst = min(args.approvals, 5), min(args.burst, 50)
+
+
 def run(args) -> dict:
     """Entry point of `python -m benchmarks approvals`."""
     return measure(args.approvals, args.burst, args.asana_delay, args.release_seconds)
@@ -76,7 +82,10 @@ def measure(
     watchdog.ensure_webhooks(world.tenant, world.clients.asana)
     world.asana.deliver_pending_events()
 
+    from benchmarks.flows import _calls, _mark
+
     shares = []
+    since = _mark()
     for n in range(approvals):
         bill = world.acumatica.add_bill("ABCCONCRETE", 100.0 + n)
         gid, _ = world.bill_task(bill)
@@ -87,6 +96,7 @@ def measure(
         shares.append(time.perf_counter() - started)
         assert world.bill(bill["ReferenceNbr"])["Status"] == "Open"
 
+    calls_per_release = _calls(since, approvals)
     hook = AsanaWebhook.objects.get()
     from django_q.tasks import async_task
 
@@ -125,6 +135,7 @@ def measure(
         "modelled_end_to_end_p95_s": round(asana_delay + release_seconds + share_p95, 2),
         "asana_delay_s": asana_delay,
         "release_seconds": release_seconds,
+        "api_calls_per_release": calls_per_release,
         "burst": burst,
         "ack_p50_ms": round(statistics.median(acks) * 1000, 2),
         "ack_p99_ms": round(_pct(acks, 99) * 1000, 2),
