@@ -99,10 +99,21 @@ def redact_data(data: Any) -> Any:
     return data
 
 
-def redact_body(body: bytes | str | None, limit: int = 2000) -> str:
-    """A redacted, truncated text excerpt of a request or response body (JSON, form or text)."""
+def redact_body(body: Any, limit: int = 2000) -> str:
+    """A redacted, truncated text excerpt of a request or response body (JSON, form or text).
+
+    `body` may also be form fields as a dict or (name, value) pairs, as `requests` takes them: those
+    are redacted field by field, never through their repr() (where a value containing & or = would
+    be mistaken for more form fields and re-encoded past the known-secret masking)."""
     if not body:
         return ""
+    if isinstance(body, dict | list | tuple):
+        pairs = body.items() if isinstance(body, dict) else body
+        try:
+            fields = {str(k): v for k, v in pairs}
+        except (TypeError, ValueError):
+            fields = {"body": list(body)}
+        return json.dumps(redact_data(fields), ensure_ascii=False, default=str)[:limit]
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else str(body)
     try:
         data = json.loads(text)
@@ -110,7 +121,9 @@ def redact_body(body: bytes | str | None, limit: int = 2000) -> str:
         if "=" in text and "&" in text or text.count("=") == 1 and " " not in text:
             pairs = parse_qsl(text, keep_blank_values=True)
             if pairs:
-                text = urlencode([(k, REDACTED if is_sensitive_name(k) else v) for k, v in pairs])
+                text = urlencode(
+                    [(k, REDACTED if is_sensitive_name(k) else redact_text(v)) for k, v in pairs]
+                )
         return redact_text(text)[:limit]
     return json.dumps(redact_data(data), ensure_ascii=False)[:limit]
 
