@@ -88,6 +88,7 @@ class AcumaticaSimulator(Simulator):
         seat_limit: int = 2,
         token_lifetime: int = 3600,
         release_polls: int = 2,
+        operation_seconds: float | None = None,
         seed: int = 0,
         clock: Callable[[], datetime] | None = None,
     ):
@@ -96,6 +97,9 @@ class AcumaticaSimulator(Simulator):
         self.seat_limit = seat_limit
         self.token_lifetime = token_lifetime
         self.release_polls = release_polls
+        # A long operation also finishes server-side this long after it started, polled or not (a
+        # client that died mid-poll does not leave its session blocked forever). None: only polling.
+        self.operation_seconds = operation_seconds
         self.random = random.Random(seed)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.clients: dict[str, str] = {}
@@ -136,6 +140,7 @@ class AcumaticaSimulator(Simulator):
         self.add_route("GET", ep + "/" + ent + r"/(?P<keys>.+)", self._get)
 
     def handle(self, req: SimRequest) -> SimResponse:
+        self.finish_due_operations()
         try:
             return super().handle(req)
         finally:
@@ -659,6 +664,7 @@ class AcumaticaSimulator(Simulator):
             "remaining": self.release_polls,
             "done": False,
             "bill": (bill["Type"], bill["ReferenceNbr"]),
+            "started": self.clock(),
         }
         return SimResponse.empty(
             202, {"Location": f"{self.base_url}/entity/{ep}/{ver}/Bill/{action}/status/{sid}"}
@@ -690,12 +696,26 @@ class AcumaticaSimulator(Simulator):
         if op["remaining"] > 0:
             op["remaining"] -= 1
             return SimResponse.empty(202, {"Location": req.url.split("?")[0]})
+        bill = self._complete(op)
+        return SimResponse.empty(204, {"Location": self._self_link("Bill", bill)})
+
+    def _complete(self, op: dict[str, Any]) -> dict:
         bill = self.records["Bill"][op["bill"]]
         before = dict(bill)
         bill.update(Status="Open")
         self._touch("Bill", bill, before)
         op["done"] = True
-        return SimResponse.empty(204, {"Location": self._self_link("Bill", bill)})
+        return bill
+
+    def finish_due_operations(self) -> None:
+        """Long operations running for `operation_seconds` finish server-side (see __init__)."""
+        if self.operation_seconds is None:
+            return
+        with self.lock:
+            due = self.clock() - timedelta(seconds=self.operation_seconds)
+            for op in self.operations.values():
+                if not op["done"] and op.get("started") and op["started"] <= due:
+                    self._complete(op)
 
     # ---- storage, rendering, push --------------------------------------------------------------
     def _next(self, name: str, start: int) -> int:

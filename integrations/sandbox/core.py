@@ -14,6 +14,9 @@ Faults (`sim.faults.add(...)`) are consumed by matching requests in order:
     timeout           the client sees a read timeout; the request is NOT applied
     drop_after_write  the request IS applied, then the client sees a lost connection (unknown outcome)
     latency           sleep `delay` seconds, then handle normally
+`request_log` keeps (method, path, status) of every request seen; with `keep_dispatched = True`,
+`dispatched` also keeps each request a handler ran with its status (bodies included, so it is off by
+default), so a test can count the writes a system actually applied.
 """
 
 from __future__ import annotations
@@ -177,6 +180,9 @@ class Simulator:
         self.lock = threading.RLock()
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., SimResponse]]] = []
         self.request_log: list[tuple[str, str, int]] = []
+        # Every request a handler ran, with its status (a drop_after_write is here too: it was applied).
+        self.keep_dispatched = False
+        self.dispatched: list[tuple[SimRequest, int]] = []
 
     # ---- routing ------------------------------------------------------------------------------
     def add_route(self, method: str, pattern: str, handler: Callable[..., SimResponse]) -> None:
@@ -204,6 +210,8 @@ class Simulator:
                 return resp
         with self.lock:
             resp = self._dispatch(req)
+            if self.keep_dispatched:
+                self.dispatched.append((req, resp.status))
         self.request_log.append((req.method, req.path, resp.status))
         if fault is not None and fault.kind == "drop_after_write":
             raise LostResponse("drop_after_write")
