@@ -1,0 +1,83 @@
+"""Inbound events whose task never finished are queued again (django-q2 entry point, every 5 minutes).
+
+A webhook or push view stores the event as `queued` and enqueues its task; if the worker running it dies
+(a killed process, a host restart) or the broker loses the message (Redis pops it before the work is
+done), nothing else would ever pick the row up: it would sit `queued` on the dashboard and its change
+would wait for the next catch-up poll. Processing an event is idempotent (events are hints: the worker
+re-reads the source and every write goes through the RecordLink), so queueing it again is safe.
+
+An Asana event with a retry pending (a `asana-event-<id>@…` schedule) is not stuck; it is left alone.
+A task may also just be waiting in a long queue (a burst, a backfill): each requeue waits twice as long
+as the one before (15, 30, 60… minutes), and after MAX_REQUEUES the event is marked failed with the
+reason, so a poison event cannot loop forever. A duplicate task for an event is harmless: the first
+to finish marks it processed and the others find nothing to do.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from audit.models import InboundEvent
+
+STUCK_AFTER = timedelta(minutes=15)  # longer than a task may run (Q_TIMEOUT) plus the broker's retry
+MAX_REQUEUES = 5
+REQUEUED = re.compile(r"requeued (\d+)/\d+ at (\S+):")
+
+
+def _enqueue(event: InboundEvent) -> None:
+    if event.source == InboundEvent.Source.ACUMATICA_PUSH:
+        from integrations.acumatica.push import enqueue
+    else:
+        from integrations.asana.webhooks import enqueue
+    enqueue(event.pk)
+
+
+def requeue_stuck_events(now=None) -> str:
+    from django_q.models import Schedule
+
+    now = now or timezone.now()
+    stuck = InboundEvent.objects.filter(
+        status__in=[InboundEvent.Status.QUEUED, InboundEvent.Status.RECEIVED],
+        source__in=[InboundEvent.Source.ASANA_WEBHOOK, InboundEvent.Source.ACUMATICA_PUSH],
+        received_at__lt=now - STUCK_AFTER,
+    ).order_by("pk")
+    requeued = failed = 0
+    for event in stuck:
+        if Schedule.objects.filter(name__startswith=f"asana-event-{event.pk}@").exclude(repeats=0).exists():
+            continue  # a retry is scheduled: not stuck
+        match = REQUEUED.search(event.status_reason or "")
+        count = int(match.group(1)) if match else 0
+        if match and datetime.fromisoformat(match.group(2)) > now - STUCK_AFTER * 2**count:
+            continue  # queued again not long ago: give its task time to run
+        if count >= MAX_REQUEUES:
+            InboundEvent.objects.filter(pk=event.pk).update(
+                status=InboundEvent.Status.FAILED,
+                status_reason=f"its task never finished after {count} requeues (worker lost each time)",
+                processed_at=now,
+            )
+            failed += 1
+            continue
+        InboundEvent.objects.filter(pk=event.pk).update(
+            status_reason=f"requeued {count + 1}/{MAX_REQUEUES} at {now.isoformat()}: its task did not finish"
+        )
+        _enqueue(event)
+        requeued += 1
+    return f"{requeued} stuck event(s) queued again, {failed} given up"
+
+
+def ensure_schedules() -> list[str]:
+    from django_q.models import Schedule
+
+    _, created = Schedule.objects.update_or_create(
+        name="requeue-stuck-events",
+        defaults={
+            "func": "integrations.tasks.events.requeue_stuck_events",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 5,
+            "repeats": -1,
+        },
+    )
+    return [f"requeue-stuck-events: {'created' if created else 'kept'}"]
