@@ -429,6 +429,7 @@ def write_back(
     record_entry(
         tenant=flow.tenant,
         flow=flow,
+        record_link=link,
         operation="purchase_request.writeback",
         status="succeeded" if changed else "unchanged",
         record_key=link.asana_task_gid,
@@ -441,6 +442,7 @@ def _entry(flow, link, operation, status, key, *, payload=None, exc=None, note="
     record_entry(
         tenant=flow.tenant,
         flow=flow,
+        record_link=link,  # explicit: the catch-up poll resumes creates outside any audit context
         operation=operation,
         status=status,
         record_key=link.asana_task_gid,

@@ -169,7 +169,13 @@ def poll_all() -> str:
     for flow in Flow.objects.filter(
         enabled=True, tenant__active=True, kind=Flow.Kind.ASANA_PURCHASE_REQUESTS
     ):
-        out.append(f"{flow}: {poll_purchase_requests(flow.pk)}")
+        try:
+            out.append(f"{flow}: {poll_purchase_requests(flow.pk)}")
+        except errors.ConnectorError as exc:
+            # The listing failed (a 429, Asana down): the cursor did not move, the next pass covers it;
+            # the other flows and tenants are polled regardless.
+            log.warning("purchase-request poll of %s stopped: %s", flow, exc)
+            out.append(f"{flow}: not polled, the next pass retries ({exc})")
     for flow in Flow.objects.filter(enabled=True, tenant__active=True, kind=Flow.Kind.SAGE100_PO_STATUS):
         out.append(f"{flow}: {poll_po_status(flow.pk)}")
     return "; ".join(out) or "no Sage 100 flows"

@@ -13,7 +13,7 @@ from django.utils import timezone
 from audit.models import AuditEntry, InboundEvent
 from integrations.asana import watchdog
 from integrations.models import AsanaWebhook
-from integrations.tasks.approvals import poll_approvals
+from integrations.tasks.approvals import check_webhooks, poll_approvals
 from tests.asana_webhooks.harness import World, world  # noqa: F401
 
 
@@ -110,3 +110,22 @@ def test_connector_webhooks_check_command(registered: World):
     out = StringIO()
     call_command("connector", "webhooks", "check", "--tenant", "ridgeline", stdout=out)
     assert "0 re-registered, 0 failing" in out.getvalue()
+
+
+def test_catch_up_poll_and_watchdog_survive_a_rate_limit_and_catch_up_next_time(registered: World):
+    w = registered
+    bill = w.acumatica.add_bill("ABCCONCRETE", 8.0)
+    gid, _ = w.bill_task(bill)
+    w.clock.now += 5
+    w.approve(gid)
+    for queued in w.asana.webhooks.values():
+        queued["queue"].clear()  # the event is never delivered
+    w.asana.faults.add("status", method="GET", path="^/tasks$", status=429, retry_after=90, times=20)
+    assert "not polled, the next pass retries" in poll_approvals(w.tenant.pk)  # no crash
+    w.asana.delete_webhook_silently(AsanaWebhook.objects.get().webhook_gid)
+    assert "stopped" in check_webhooks(w.tenant.pk)  # the gap backfill hit the 429: reported
+    assert w.bill(bill["ReferenceNbr"])["Status"] == "Balanced"
+    w.asana.faults.clear()
+    poll_approvals(w.tenant.pk)  # the cursor did not move: the approval is found now
+    assert w.bill(bill["ReferenceNbr"])["Status"] == "Open"
+    assert release_calls(w) == 1

@@ -4,12 +4,14 @@ answer lost after Sage wrote the PO. Each ends with exactly one PO and nothing l
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django_q.models import Schedule
 
 from audit.models import AuditEntry
 from integrations.base import errors
-from integrations.models import RecordLink
+from integrations.models import Cursor, RecordLink
 from integrations.tasks import sage100 as sage_tasks
 from tests.sage100.flow_harness import F, pr_world  # noqa: F401
 
@@ -106,3 +108,34 @@ def test_second_worker_with_another_key_gets_the_existing_po(pr_world):
     )
     assert w.process(gid) == "PO 0000100 reconciled"
     assert w.backend.count_pos() == 1
+
+
+def test_a_create_resumed_by_the_poll_is_in_the_records_lineage(pr_world, monkeypatch):
+    w = pr_world
+    gid = w.request_task()
+    w.backend.inject_unknown_outcome(calls=1)
+    with pytest.raises(errors.Unavailable):
+        w.process(gid)
+    link = RecordLink.objects.get(asana_task_gid=gid)
+    RecordLink.objects.filter(pk=link.pk).update(attempt_started_at=None)
+    # The task itself is older than the poll's window: only the sweep of links left `creating` sees it.
+    later = datetime.fromtimestamp(w.clock.now + 3600, UTC).isoformat()
+    Cursor.objects.update_or_create(
+        tenant=w.tenant, stream=f"{w.flow.kind}:{w.flow.pk}", defaults={"value": later}
+    )
+    sage_tasks.poll_purchase_requests(w.flow.pk)
+    assert w.backend.count_pos(gid) == 1
+    entry = AuditEntry.objects.get(operation="purchase_order.create", status="succeeded")
+    assert entry.record_link_id == link.pk and "PO 0000100" in entry.error
+    assert AuditEntry.objects.filter(operation="purchase_request.writeback", record_link=link).exists()
+
+
+def test_a_rate_limited_listing_does_not_crash_the_poll_and_the_next_pass_creates(pr_world):
+    w = pr_world
+    gid = w.request_task()
+    w.asana.faults.add("status", method="GET", path="^/tasks$", status=429, retry_after=90, times=20)
+    assert "not polled, the next pass retries" in sage_tasks.poll_all()
+    assert w.backend.count_pos() == 0
+    w.asana.faults.clear()
+    assert "created" in sage_tasks.poll_all()
+    assert w.backend.count_pos(gid) == 1
