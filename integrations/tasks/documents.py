@@ -132,7 +132,11 @@ def check_drift(flow_id: int) -> str:
     flow = _flow(flow_id)
     if flow is None:
         return "flow disabled"
-    report = check_flow(flow, client_for(flow.tenant.asana))
+    try:
+        report = check_flow(flow, client_for(flow.tenant.asana))
+    except errors.ConnectorError as exc:  # a 429 or an outage: the next hourly check runs again
+        log.warning("drift check of %s not run: %s", flow, exc)
+        return f"drift check not run, the next one retries: {exc}"
     return report.summary()
 
 

@@ -108,3 +108,12 @@ def test_a_voided_bill_follows_the_flows_choice(make_sync, asana, acu, bills_flo
     seen = len(asana.requests)
     poll(make_sync())  # already closed: nothing more
     assert writes(asana, seen) == []
+
+
+def test_the_drift_check_task_reports_a_rate_limit_instead_of_crashing(bills_flow, mounted, asana):
+    from integrations.tasks.documents import check_drift
+
+    asana.faults.add("status", method="GET", status=429, retry_after=90, times=20)
+    assert check_drift(bills_flow.pk).startswith("drift check not run")
+    asana.faults.clear()
+    assert "mapping(s) checked" in check_drift(bills_flow.pk)
