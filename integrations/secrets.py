@@ -55,23 +55,36 @@ def rotate_keys(batch_size: int = 500) -> dict[str, int]:
     with transaction.atomic():
         for model, fields in encrypted_fields():
             names = [f.name for f in fields]
-            n, last_pk = 0, None
-            rows = model._base_manager.only("pk", *names).order_by("pk").iterator(chunk_size=batch_size)
-            try:
-                for obj in rows:
+            rows = model._base_manager.only("pk", *names)
+            # Chunks of primary keys, each read whole: no server-side cursor is left open when a
+            # value fails to decrypt (on PostgreSQL that would poison the rolled-back transaction).
+            pks = list(model._base_manager.order_by("pk").values_list("pk", flat=True))
+            for start in range(0, len(pks), batch_size):
+                chunk = pks[start : start + batch_size]
+                try:
+                    objs = list(rows.filter(pk__in=chunk))
+                except InvalidToken:
+                    raise KeyRotationFailed(
+                        f"{model._meta.label} #{_undecryptable(rows, chunk)} holds a secret that no key "
+                        "in FERNET_KEYS decrypts (was its key removed before rotating?); nothing was "
+                        "re-encrypted"
+                    ) from None
+                for obj in objs:
                     # Writing the decrypted values back encrypts them again with the first key.
                     model._base_manager.filter(pk=obj.pk).update(
                         **{name: getattr(obj, name) for name in names}
                     )
-                    n, last_pk = n + 1, obj.pk
-            except InvalidToken:
-                after = f" after #{last_pk}" if last_pk is not None else ""
-                raise KeyRotationFailed(
-                    f"a {model._meta.label} row{after} holds a secret that no key in FERNET_KEYS decrypts "
-                    "(was its key removed before rotating?); nothing was re-encrypted"
-                ) from None
-            counts[model._meta.label] = n
+            counts[model._meta.label] = len(pks)
     return counts
+
+
+def _undecryptable(rows: models.QuerySet, pks: list) -> str:
+    for pk in pks:
+        try:
+            list(rows.filter(pk=pk))
+        except InvalidToken:
+            return str(pk)
+    return "?"
 
 
 def secret_field_names(model: type[models.Model]) -> tuple[str, ...]:

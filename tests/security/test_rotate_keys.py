@@ -140,7 +140,8 @@ def test_a_rotation_that_meets_an_undecryptable_value_writes_nothing(stored, set
     err = StringIO()
     with pytest.raises(CommandError):
         call_command("connector", "rotate-keys", stdout=StringIO(), stderr=err)
-    assert "integrations.AsanaWebhook" in err.getvalue() and "nothing was re-encrypted" in err.getvalue()
+    assert f"integrations.AsanaWebhook #{victim.pk} " in err.getvalue()
+    assert "nothing was re-encrypted" in err.getvalue()
     assert raw_columns() == before
     for (label, pk, name), raw in before.items():
         if (label, pk) != ("integrations.AsanaWebhook", victim.pk):
