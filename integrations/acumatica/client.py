@@ -16,6 +16,9 @@ Quirks handled here:
 - Lists have no count (§4.2): `$top`/`$skip` pages until a short page.
 - A long-running action answers 202 + Location; nothing else may use the session until the status
   URL answers 204 (§5.2): a per-client lock serialises every request, actions hold it while polling.
+  Under OAuth every worker process shares one grant, and one grant is one session (§2.1), so the
+  session is shared across processes too: a long operation also holds the connection's session gate
+  (a one-slot shared budget), and every other request waits at the gate instead of failing.
 - Field names differ between Bill and PurchaseOrder (§3, §8.8): `Bill.Vendor` / `PurchaseOrder.VendorID`,
   `Bill.BranchID` / `PurchaseOrder.Branch`, PO key field `Type` (not OrderType).
 """
@@ -56,6 +59,8 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "Account": ("AccountCD",),
 }
 LOCK_MARKERS = ("another process has updated", "locked", "long operation")
+SESSION_GATE_POLL = 0.25  # seconds between looks at the gate while another worker's action runs
+SESSION_BUSY_RETRY = 10.0  # a task that waited its inline limit at the gate is retried after this
 RATE_LIMIT_RETRY_AFTER = 30.0  # no Retry-After from Acumatica: reschedule a long 429 storm this late
 
 
@@ -96,10 +101,14 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
         self.session.headers["Accept"] = "application/json"
         self.auth: Authenticator = authenticator_for(self, conn)
         self._scope_depth = 0
+        self.session_gate: Any = None
+        self._holding_gate = False
         if self.rate_limiter is None and getattr(conn, "pk", None) is not None:
             from integrations.base.ratelimit import budget_for
 
             self.rate_limiter = budget_for(f"acumatica:{conn.pk}", max_in_flight=conn.max_concurrency or 2)
+            if conn.auth_mode != "cookie":  # a cookie login is a session of this client's own
+                self.session_gate = budget_for(f"acumatica-session:{conn.push_uuid}", max_in_flight=1)
 
     # ---- base hooks ---------------------------------------------------------------------------
     def apply_auth(self, headers: dict[str, str]) -> None:
@@ -111,6 +120,8 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
 
     def request(self, method: str, path_or_url: str, **kwargs: Any) -> requests.Response:
         with self.session_lock:
+            if kwargs.get("authenticated", True) and not self._holding_gate:
+                self._pass_session_gate(f"{method} {path_or_url}")
             try:
                 return super().request(method, path_or_url, **kwargs)
             except errors.RateLimited as exc:
@@ -195,6 +206,42 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
                 self._scope_depth -= 1
                 if self._scope_depth == 0:
                     self.auth.logout()
+
+    # ---- the session shared by every worker (module docstring) -------------------------------
+    def _take_gate(self, what: str) -> bool:
+        """Wait (up to max_inline_wait) until no other worker runs a long operation; True = slot taken."""
+        gate, waited = self.session_gate, 0.0
+        if gate is None:
+            return False
+        while gate.acquire(write=False) > 0:
+            if waited >= self.max_inline_wait:
+                raise errors.Locked(
+                    f"{what}: another worker's long operation (e.g. a release) is running in the "
+                    "shared Acumatica session",
+                    system=self.system,
+                    retry_after=SESSION_BUSY_RETRY,
+                )
+            self.sleep(SESSION_GATE_POLL)
+            waited += SESSION_GATE_POLL
+        return True
+
+    def _pass_session_gate(self, what: str) -> None:
+        if self._take_gate(what):
+            self.session_gate.release(write=False)
+
+    @contextlib.contextmanager
+    def _exclusive_session(self, what: str) -> Iterator[None]:
+        """Hold the gate for a long operation: the POST and its polling run alone in the session. The
+        slot is a lease (ratelimit.LEASE_TTL): a worker killed mid-operation cannot hold it for ever."""
+        if self._holding_gate or not self._take_gate(what):
+            yield
+            return
+        self._holding_gate = True
+        try:
+            yield
+        finally:
+            self._holding_gate = False
+            self.session_gate.release(write=False)
 
     # ---- discovery ----------------------------------------------------------------------------
     def discover(self) -> EndpointInfo:
@@ -317,14 +364,15 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
     ) -> None:
         """POST /{Entity}/{Action} then poll the 202 Location until 204 (§5.1, §5.2).
 
-        The session lock is held throughout, so this client sends nothing else meanwhile. When the
-        deadline passes the outcome is unknown: the caller re-reads the record before trying again.
+        The session lock and the shared session gate are held throughout, so neither this client nor
+        another worker sends anything else in the session meanwhile. When the deadline passes the
+        outcome is unknown: the caller re-reads the record before trying again.
         """
         body: dict[str, Any] = {"entity": values.wrap(keys)}
         if parameters:
             body["parameters"] = parameters
         deadline_at = self.clock() + (self.action_deadline if deadline is None else deadline)
-        with self.session_lock, self.session_scope():
+        with self.session_lock, self.session_scope(), self._exclusive_session(f"{entity} {action}"):
             response = self.request("POST", f"/{entity}/{action}", json_body=body, idempotent=False)
             location = response.headers.get("Location")
             while response.status_code == 202:

@@ -8,6 +8,8 @@ One document:  read it by key → lock its RecordLink → plan (pure, plan.py) �
              (reconcile.py); an attempt still in flight elsewhere (within the lease) is left alone
              and retried later.
     update   PUT only the changed fields; an unchanged payload hash costs no Asana call.
+    stale    a copy older than the version the link already took (LastModifiedDateTime) writes
+             nothing: two workers holding copies read at different moments never go backwards.
 Permanent errors are written to the audit trail and the record shows failed/quarantined with its
 reason; retryable errors are re-raised for the task queue, the record shows `retrying`.
 
@@ -195,10 +197,11 @@ class DocumentSync:
         with transaction.atomic():
             link = RecordLink.objects.select_for_update().get(pk=link_pk)
             if record is not None:
+                modified = _parse_dt(record.get("LastModifiedDateTime"))
+                if modified and link.source_modified_at and modified < link.source_modified_at:
+                    return self._stale(link, key, record, event)
                 link.acumatica_id = getattr(record, "id", None) or link.acumatica_id
-                link.source_modified_at = (
-                    _parse_dt(record.get("LastModifiedDateTime")) or link.source_modified_at
-                )
+                link.source_modified_at = modified or link.source_modified_at
             plan = plan_document(record, self.settings, _view(link), self.live_specs, key=key)
             notes: list[str] = []
             if plan.action == "create" and link.attempt_started_at is not None:
@@ -220,6 +223,19 @@ class DocumentSync:
                 return self._apply_locked(link, plan, record, event, notes)
         # The claim is committed: a crash from here on is reconciled by the next attempt.
         return self._create(link_pk, key, plan, record, event)
+
+    def _stale(self, link: RecordLink, key: str, record: Any, event: Any) -> Outcome:
+        """This copy is older than the version the link already took (a poll page read before a push or
+        another worker's re-read was handled): writing it would put old values back on the task. The
+        newer version is on the task already, or on its way there under its own claim or retry."""
+        plan = Plan(
+            "skip",
+            key,
+            reason=f"stale copy (modified {record.get('LastModifiedDateTime')}); "
+            f"the version of {link.source_modified_at.isoformat()} was already synced",
+        )
+        self._audit(link, plan, AuditEntry.Status.SKIPPED, record, event)
+        return Outcome(key, plan, AuditEntry.Status.SKIPPED, link.pk, link.asana_task_gid)
 
     def _reconcile(self, link: RecordLink, plan: Plan, key: str) -> tuple[Plan, list[str]]:
         task, duplicates = reconcile.find_task(

@@ -16,6 +16,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from django.db import IntegrityError
 from django.utils import timezone
 
 from integrations.base import errors
@@ -35,14 +36,19 @@ def _schedule_once(func: str, *args: Any, delay: float, name: str | None = None)
 
     if name and Schedule.objects.filter(name=name).exists():
         return  # already queued: one pending retry per document is enough
-    schedule(
-        f"{MODULE}.{func}",
-        *args,
-        name=name,
-        schedule_type=Schedule.ONCE,
-        repeats=1,
-        next_run=timezone.now() + timedelta(seconds=max(1.0, delay)),
-    )
+    try:
+        schedule(
+            f"{MODULE}.{func}",
+            *args,
+            name=name,
+            schedule_type=Schedule.ONCE,
+            repeats=1,
+            next_run=timezone.now() + timedelta(seconds=max(1.0, delay)),
+        )
+    except IntegrityError:
+        # Another worker queued the same retry between our check and django-q2's own (it checks the
+        # name, it has no unique constraint): one is enough, and this caller's pass must go on.
+        return
 
 
 def schedule_document(flow_id: int, doc_type: str, number: str, delay: float = DEFAULT_RETRY) -> None:
@@ -125,9 +131,8 @@ def process_push_event(event_id: int) -> str:
 
 
 def check_drift(flow_id: int) -> str:
-    from mappings.drift import check_flow
-
     from integrations.asana.client import client_for
+    from mappings.drift import check_flow
 
     flow = _flow(flow_id)
     if flow is None:

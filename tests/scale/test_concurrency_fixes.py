@@ -1,0 +1,106 @@
+"""The defects the scale-out run found, pinned down one by one in process (fast, every run).
+
+- Two workers holding copies of one bill read at different moments: the older copy must never be
+  written over the newer one (a poll page read before a push was handled).
+- Two workers scheduling the same retry at once: the loser's pass must go on.
+- Workers sharing one Acumatica session: while one runs a long operation (a release), the others wait
+  at the connection's session gate instead of failing inside Acumatica.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError
+
+from audit.models import AuditEntry
+from integrations.acumatica.client import client_for
+from integrations.base import errors
+from integrations.models import AcumaticaConnection, RecordLink
+from integrations.tasks import documents as document_tasks
+from tests.flows.test_documents_support import *  # noqa: F403
+from tests.flows.test_documents_support import F, writes
+
+
+def test_an_older_copy_of_a_bill_never_overwrites_the_newer_one_already_synced(make_sync, asana, acu):
+    make_sync().process("Bill", "000001")
+    sync = make_sync()
+    page_copy = sync.read("Bill", "000001")  # a poll pass read its page…
+    acu.update_record("Bill", ("Bill", "000001"), Amount=19000.5)  # …then someone edited the bill
+    assert make_sync().process("Bill", "000001").plan.action == "update"  # the push's worker
+    seen = len(asana.requests)
+
+    outcome = sync.process("Bill", "000001", record=page_copy)  # the pass reaches its old copy
+
+    assert outcome.plan.action == "skip" and "stale copy" in outcome.plan.reason
+    assert writes(asana, seen) == []
+    link = RecordLink.objects.get(acumatica_ref="000001")
+    assert asana.task_values(link.asana_task_gid)[F["amount"]] == 19000.5
+    assert link.last_payload["custom_fields"][F["amount"]] == 19000.5
+    entry = AuditEntry.objects.filter(record_link=link).first()  # newest first
+    assert entry.status == "skipped" and "stale copy" in entry.error
+
+
+def test_the_same_copy_again_is_not_stale(make_sync, asana, acu):
+    make_sync().process("Bill", "000001")
+    copy = make_sync().read("Bill", "000001")
+    outcome = make_sync().process("Bill", "000001", record=copy)
+    assert (outcome.plan.action, outcome.plan.reason) == ("skip", "unchanged")
+
+
+def test_a_retry_another_worker_scheduled_first_does_not_stop_the_caller(db, monkeypatch):
+    """django-q2 checks the schedule name itself, after our own check: the race raises IntegrityError."""
+
+    def lost_the_race(*args, **kwargs):
+        raise IntegrityError("A schedule with the same name already exists.")
+
+    monkeypatch.setattr("django_q.tasks.schedule", lost_the_race)
+    document_tasks.schedule_document(1, "Bill", "000001", delay=5)  # no exception: one retry is enough
+
+
+@pytest.fixture
+def shared_connection(docs_tenant) -> AcumaticaConnection:
+    return docs_tenant.acumatica
+
+
+def test_a_long_operation_holds_the_shared_session_and_other_workers_wait_for_it(shared_connection):
+    releasing, reading = client_for(shared_connection), client_for(shared_connection)
+    waited: list[float] = []
+    reading.sleep = waited.append
+    reading.max_inline_wait = 2.0
+
+    with releasing._exclusive_session("Bill ReleaseBill"):
+        with pytest.raises(errors.Locked) as refused:
+            reading._pass_session_gate("GET /Bill/Bill/000001")
+        assert "another worker's long operation" in str(refused.value)
+        assert refused.value.retry_after and sum(waited) >= 2.0  # it waited its inline limit first
+        assert releasing._holding_gate  # its own status polling passes (request() skips the gate)
+
+    waited.clear()
+    reading._pass_session_gate("GET /Bill/Bill/000001")
+    assert waited == []  # the session is free again at once
+
+
+def test_a_cookie_session_is_the_clients_own_and_has_no_gate(shared_connection):
+    shared_connection.auth_mode = "cookie"
+    assert client_for(shared_connection).session_gate is None
+
+
+def test_the_release_runs_inside_the_gate(shared_connection, mounted, acu, now):
+    client = client_for(shared_connection, sleep=now.sleep)
+    other = client_for(shared_connection, sleep=now.sleep)
+    other.max_inline_wait = 0.5
+    seen_during: list[str] = []
+
+    def poll_while_held(seconds: float) -> None:  # the release's status polling sleeps here
+        try:
+            other._pass_session_gate("GET from another worker")
+            seen_during.append("passed")
+        except errors.Locked:
+            seen_during.append("waited")
+        now.sleep(seconds)
+
+    client.sleep = poll_while_held
+    bill = client.release_bill("Bill", "000001")
+    assert bill["Status"] == "Open"
+    assert seen_during and set(seen_during) == {"waited"}
+    other._pass_session_gate("GET after the release")  # free again
