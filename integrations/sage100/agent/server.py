@@ -12,6 +12,7 @@ only on loopback (tests, sandbox, or behind an operator-run TLS terminator on th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import threading
@@ -88,10 +89,9 @@ class RunningAgent:
             # Close the sockets from inside the event loop (via its trigger), so select() never sees a
             # descriptor closed under it; the loop exits once its map is empty.
             server = self._server
-            try:
+            # OSError: the loop already closed its trigger, so it is on its way out.
+            with contextlib.suppress(OSError):
                 server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-            except OSError:  # the loop already closed its trigger: it is on its way out
-                pass
             self._thread.join(timeout=10)
             server.task_dispatcher.shutdown()
         self._thread.join(timeout=10)
