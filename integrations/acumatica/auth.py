@@ -8,6 +8,8 @@ Facts this module is built on (reference/acumatica.md §2):
   concurrent save of the connection cannot overwrite it.
 - Every grant or login holds an "API user" seat (§2.3). An "API Login Limit" answer means the seats
   are exhausted: that is `SeatsExhausted` (retryable later), never "wrong password".
+- Every worker process shares the connection's grant: renewals are serialised on the connection's row
+  and a token another worker just obtained is adopted (`OAuthAuthenticator.renew`).
 - Cookie login: `POST {instance}/entity/auth/login` with name/password/tenant/branch, 204 + cookies;
   `POST {instance}/entity/auth/logout` in `finally` (§2.2). The requests.Session keeps the cookies.
 
@@ -23,6 +25,7 @@ import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from integrations.base import errors
@@ -118,13 +121,51 @@ class OAuthAuthenticator(Authenticator):
     def ensure(self) -> None:
         with self.lock:
             if not self._valid():
-                self.obtain()
+                self.renew(replacing=self.access_token)
 
     def reauthenticate(self) -> bool:
         with self.lock:
-            self.access_token = ""
-            self.obtain()
+            rejected, self.access_token = self.access_token, ""
+            self.renew(replacing=rejected)
             return True
+
+    def renew(self, *, replacing: str) -> None:
+        """A fresh access token, renewed by one worker at a time.
+
+        Every worker process signs in with the connection's one grant (one seat, one session, §2.1,
+        §2.3), and a refresh token works once: two workers refreshing together would revoke each
+        other's token and fall back to a second grant (a second seat) or, without a password, fail.
+        So the renewal holds the connection's row (select_for_update; on SQLite the write lock), a
+        token another worker stored meanwhile is adopted, and otherwise the newest refresh token in
+        the database is the one used. `replacing` is the token being given up (expired or refused
+        with 401): it is never adopted back.
+        """
+        conn = self.conn
+        if conn.pk is None:
+            self.obtain()
+            return
+        failure: errors.ConnectorError | None = None
+        with transaction.atomic():
+            row = type(conn).objects.select_for_update().get(pk=conn.pk)
+            fresh = row.token_expires_at is not None and timezone.now() + EXPIRY_MARGIN < row.token_expires_at
+            if row.access_token and row.access_token != replacing and fresh:
+                self._adopt(row)
+                return
+            self.refresh_token = row.refresh_token or self.refresh_token
+            try:
+                self.obtain()
+            except errors.ConnectorError as exc:
+                failure = exc  # raised after the commit, so the failed call's ApiCall row is kept
+        if failure is not None:
+            raise failure
+
+    def _adopt(self, row: Any) -> None:
+        self.access_token, self.expires_at = row.access_token, row.token_expires_at
+        self.refresh_token = row.refresh_token or self.refresh_token
+        self.client.register_secrets(self.access_token, self.refresh_token)
+        for name in ("access_token", "refresh_token", "token_expires_at"):
+            setattr(self.conn, name, getattr(row, name))
+        log.info("acumatica: using the access token another worker obtained")
 
     def expire(self) -> None:
         """Forget the access token (tests, and after a 401)."""

@@ -5,12 +5,15 @@
 - Two workers scheduling the same retry at once: the loser's pass must go on.
 - Workers sharing one Acumatica session: while one runs a long operation (a release), the others wait
   at the connection's session gate instead of failing inside Acumatica.
+- Workers renewing the shared Acumatica token together: one renews, the others adopt its token (one
+  grant, one seat, one refresh chain) instead of revoking each other's refresh token.
 """
 
 from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError
+from django.utils import timezone
 
 from audit.models import AuditEntry
 from integrations.acumatica.client import client_for
@@ -104,3 +107,36 @@ def test_the_release_runs_inside_the_gate(shared_connection, mounted, acu, now):
     assert bill["Status"] == "Open"
     assert seen_during and set(seen_during) == {"waited"}
     other._pass_session_gate("GET after the release")  # free again
+
+
+def token_requests(acu) -> int:
+    return sum(1 for _m, path, _s in acu.request_log if path == "/identity/connect/token")
+
+
+def test_workers_renewing_the_token_together_keep_one_grant_and_one_refresh_chain(
+    shared_connection, mounted, acu
+):
+    first = client_for(shared_connection)
+    first.get_vendor("ABCCONCRETE")  # the first worker signs in (one grant)
+    second = client_for(AcumaticaConnection.objects.get(pk=shared_connection.pk))  # another worker
+    for worker in (first, second):
+        worker.auth.expires_at = timezone.now()  # both see the token about to expire
+    first.get_vendor("ABCCONCRETE")  # renews with the refresh token (which is then revoked)
+    asked = token_requests(acu)
+
+    assert second.get_vendor("STEELWORKS")["VendorName"] == "Tri-County Steelworks"
+
+    assert token_requests(acu) == asked  # it adopted the renewed token: no request, no revoked token
+    assert second.auth.access_token == first.auth.access_token
+    assert len(acu.grants) == 1  # still one grant: no fallback to a second password grant (seat)
+    row = AcumaticaConnection.objects.get(pk=shared_connection.pk)
+    assert row.refresh_token in acu.refresh_tokens
+
+
+def test_a_token_refused_with_401_is_never_adopted_back(shared_connection, mounted, acu):
+    worker = client_for(shared_connection)
+    worker.get_vendor("ABCCONCRETE")
+    acu.expire_access_tokens()  # the server dropped it; the database still says it is valid
+    asked = token_requests(acu)
+    assert worker.get_vendor("ABCCONCRETE")["VendorID"] == "ABCCONCRETE"
+    assert token_requests(acu) == asked + 1  # renewed, not re-adopted from the row
