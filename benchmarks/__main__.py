@@ -74,12 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     options = [a for a in argv if a not in names]
     results: dict = {}
     timings: dict = {}
+    loads: dict = {}
+    host = report.machine()  # before the runs: the load average says how busy the machine was
     started = time.perf_counter()
     failed = False
     for name in names:
         print(f"== {name}", flush=True)
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
             result_file = fh.name
+        loads[name] = round(os.getloadavg()[0], 2)
         t0 = time.perf_counter()
         code = subprocess.call(  # noqa: S603 - our own module
             [
@@ -103,9 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results[name] = json.loads(text)
         print(f"   {name}: {timings[name]} s", flush=True)
+        partial = {"machine": host, "quick": args.quick, "wall_s": timings, "results": results}
+        Path(args.report_dir).mkdir(parents=True, exist_ok=True)
+        (Path(args.report_dir) / "partial.json").write_text(json.dumps(partial, indent=2, default=str))
     total = round(time.perf_counter() - started, 1)
+    host["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     document = {
-        "machine": report.machine(),
+        "machine": host,
+        "load_average_1min_at_start": loads,
         "quick": args.quick,
         "wall_s": {"total": total, **timings},
         "results": results,

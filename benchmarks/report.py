@@ -103,12 +103,16 @@ def markdown(document: dict[str, Any]) -> str:
         + (" (quick: smoke sizes, not measurements)" if document["quick"] else ""),
         "",
         f"{m['date']}, commit {m['commit']}: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
-        f"{m['os']}, Python {m['python']}, Django {m['django']}; load average at start "
-        f"{', '.join(str(x) for x in m['load_average_at_start'])}.",
+        f"{m['os']}, Python {m['python']}, Django {m['django']}; load average (1, 5, 15 min) at start "
+        f"{', '.join(str(x) for x in m['load_average_at_start'])}, at end "
+        f"{', '.join(str(x) for x in m.get('load_average_at_end', []))}.",
         "",
         "Wall time per benchmark (s): "
         + ", ".join(f"{k} {v}" for k, v in document["wall_s"].items() if k != "total")
         + f"; total {document['wall_s']['total']} s.",
+        "",
+        "1-minute load average as each benchmark started: "
+        + ", ".join(f"{k} {v}" for k, v in document.get("load_average_1min_at_start", {}).items()),
         "",
     ]
     for name, values in document["results"].items():
