@@ -12,7 +12,8 @@ qcluster workers, so everything that reads or writes the deployment's database g
                                empty, every cluster idle and nothing was recorded for `quiet` seconds
     wait-claims JSON           {"lease": S, "timeout": S}: until no create claim is younger than lease
     wait-released JSON         {"at_least": N, "timeout": S}: until N documents record a release
-    requeue-asana-events       every stored Asana task event queued again (a redelivering broker)
+    wait-webhook JSON          {"timeout": S}: until the Asana webhook registration is active
+    requeue-asana-events       every Asana event the web process queued, queued again
     clusters                   each running cluster's sentinel, worker, monitor and pusher pids
     report                     the state the invariants are checked on
 """
@@ -103,15 +104,29 @@ def wait_released(arg: dict[str, Any]) -> dict[str, Any]:
     return {"ok": False, "released": released()}
 
 
+def wait_webhook(arg: dict[str, Any]) -> dict[str, Any]:
+    """Until the Asana webhook registration is complete on our side (the 201 stored: state active)."""
+    from integrations.models import AsanaWebhook
+
+    deadline = time.monotonic() + float(arg.get("timeout", 60))
+    while time.monotonic() < deadline:
+        if AsanaWebhook.objects.filter(state=AsanaWebhook.State.ACTIVE).exists():
+            return {"ok": True}
+        time.sleep(0.2)
+    return {"ok": False, "webhooks": list(AsanaWebhook.objects.values("state", "last_failure_content"))}
+
+
 def requeue_asana_events(_arg: Any) -> dict[str, Any]:
-    """Every stored Asana task event queued once more, as a broker that redelivers would."""
+    """Every Asana task event the web process queued, queued once more (a redelivering broker)."""
     from django_q.tasks import async_task
 
     from audit.models import InboundEvent
 
     ids = list(
-        InboundEvent.objects.filter(source=InboundEvent.Source.ASANA_WEBHOOK)
-        .exclude(status=InboundEvent.Status.DUPLICATE)
+        InboundEvent.objects.filter(
+            source=InboundEvent.Source.ASANA_WEBHOOK,
+            status__in=(InboundEvent.Status.QUEUED, InboundEvent.Status.PROCESSED),
+        )
         .exclude(status_reason="heartbeat")
         .values_list("pk", flat=True)
     )
@@ -291,6 +306,7 @@ COMMANDS = {
     "wait-drained": wait_drained,
     "wait-claims": wait_claims,
     "wait-released": wait_released,
+    "wait-webhook": wait_webhook,
     "requeue-asana-events": requeue_asana_events,
     "clusters": clusters,
     "report": report,

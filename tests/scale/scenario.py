@@ -214,10 +214,7 @@ class ScaleOut:
         asana, acu = self.sb.asana, self.sb.acumatica
         # the console's "Register webhooks": a worker registers, the web process answers the handshake
         self.dep.driver("enqueue", [["register_webhooks", self.info["tenant"]]])
-        deadline = time.monotonic() + self.v.timeout
-        while not asana.webhooks:
-            assert time.monotonic() < deadline, "the Asana webhook was never registered"
-            time.sleep(0.2)
+        self.wait("wait-webhook", {})
         by_reference = self.tasks_by_reference()
         candidates = sorted(
             k
@@ -229,7 +226,8 @@ class ScaleOut:
             (gid,) = by_reference[f"{doc_type}/{number}"]
             asana.ui_update_task(gid, ALICE, custom_fields={F["approval_status"]: APPROVED})
         already = len(asana.deliveries)
-        asana.deliver_pending_events()
+        delivered = asana.deliver_pending_events()
+        assert delivered and all(200 <= status < 300 for _gid, status in delivered), delivered
         # Asana delivers at least once, the broker may run a task twice, the catch-up poll runs beside.
         self.dep.driver("enqueue", [["poll_approvals", self.info["tenant"]]])
         for webhook_gid, status, body in list(asana.deliveries[already:]):
