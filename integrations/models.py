@@ -279,7 +279,17 @@ class RecordLink(models.Model):
                 name="recordlink_unique_sage_po",
             ),
         ]
-        indexes = [models.Index(fields=["tenant", "state"])]
+        # The natural-key lookups (`filter(tenant=…, acumatica_ref=…)`) cannot use the partial unique
+        # indexes above on SQLite (a partial index serves only queries that repeat its WHERE clause), so
+        # each lookup scanned every link of the tenant: a backfill went quadratic (docs/PERFORMANCE.md).
+        indexes = [
+            models.Index(fields=["tenant", "state"]),
+            models.Index(
+                fields=["tenant", "kind", "acumatica_type", "acumatica_ref"], name="recordlink_doc_lookup"
+            ),
+            models.Index(fields=["tenant", "asana_task_gid"], name="recordlink_task_lookup"),
+            models.Index(fields=["tenant", "sage_po_number"], name="recordlink_po_lookup"),
+        ]
 
     def __str__(self) -> str:
         if self.acumatica_ref:
