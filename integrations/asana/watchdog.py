@@ -336,38 +336,49 @@ def check_tenant(tenant: Tenant, *, clients, now: datetime | None = None) -> Wat
 
 def backfill_project(tenant: Tenant, project_gid: str, *, clients, since: datetime) -> int:
     """Store each task changed since `since` as a polled event (deduplicated) and process it."""
-    hook = AsanaWebhook.objects.filter(tenant=tenant, resource_gid=project_gid).order_by("-pk").first()
     new_ids = []
     for task in clients.asana.iter_project_tasks(project_gid, modified_since=since, fields=POLL_FIELDS):
-        event = {
-            "action": "changed",
-            "source": "poll",
-            "project": project_gid,
-            "created_at": task.get("modified_at"),
-            "resource": {
-                "gid": str(task["gid"]),
-                "resource_type": "task",
-                "resource_subtype": task.get("resource_subtype"),
-            },
-        }
         key = f"asana:poll:{tenant.pk}:{task['gid']}:{task.get('modified_at')}"
-        try:
-            with transaction.atomic():
-                row = InboundEvent.objects.create(
-                    tenant=tenant,
-                    source=InboundEvent.Source.ASANA_WEBHOOK,
-                    endpoint_uuid=hook.target_uuid if hook else None,
-                    raw_body=json.dumps(event).encode(),
-                    dedupe_key=key,
-                    status=InboundEvent.Status.QUEUED,
-                    status_reason="backfill / catch-up poll",
-                )
-        except IntegrityError:
-            continue  # this change was already picked up
-        new_ids.append(row.pk)
+        event_id = store_task_change(tenant, project_gid, task, key, "backfill / catch-up poll")
+        if event_id is not None:  # else this change was already picked up
+            new_ids.append(event_id)
     for event_id in new_ids:
         webhooks.enqueue(event_id)
     return len(new_ids)
+
+
+def store_task_change(
+    tenant: Tenant, project_gid: str, task: dict[str, Any], dedupe_key: str, reason: str
+) -> int | None:
+    """Store a task change the connector found itself (not delivered by Asana) as a queued event, for
+    the flows that consume the project's task events. None when `dedupe_key` was stored before. The
+    caller enqueues the id once its transaction has committed."""
+    hook = AsanaWebhook.objects.filter(tenant=tenant, resource_gid=project_gid).order_by("-pk").first()
+    event = {
+        "action": "changed",
+        "source": "poll",
+        "project": project_gid,
+        "created_at": task.get("modified_at"),
+        "resource": {
+            "gid": str(task["gid"]),
+            "resource_type": "task",
+            "resource_subtype": task.get("resource_subtype"),
+        },
+    }
+    try:
+        with transaction.atomic():
+            row = InboundEvent.objects.create(
+                tenant=tenant,
+                source=InboundEvent.Source.ASANA_WEBHOOK,
+                endpoint_uuid=hook.target_uuid if hook else None,
+                raw_body=json.dumps(event).encode(),
+                dedupe_key=dedupe_key,
+                status=InboundEvent.Status.QUEUED,
+                status_reason=reason,
+            )
+    except IntegrityError:
+        return None
+    return row.pk
 
 
 def backfill_flow(flow: Flow, *, clients, now: datetime | None = None) -> str:

@@ -6,7 +6,8 @@ One document:  read it by key → lock its RecordLink → plan (pure, plan.py) �
     a prior attempt whose outcome is unknown (timeout, 5xx after sending, a crash before the GID was
              stored) is reconciled by the natural key before anything is created again
              (reconcile.py); an attempt still in flight elsewhere (within the lease) is left alone
-             and retried later.
+             and retried later. An adopted task is queued once for the approval flows: a person
+             may have approved it while it had no link, and that change found nothing to act on.
     update   PUT only the changed fields; an unchanged payload hash costs no Asana call.
     stale    a copy older than the version the link already took (LastModifiedDateTime) writes
              nothing: two workers holding copies read at different moments never go backwards.
@@ -43,6 +44,7 @@ OUTCOME_UNKNOWN = "create outcome unknown: reconcile before creating again"
 DEFAULT_LEASE = timedelta(seconds=120)
 RETRY_UNKNOWN_AFTER = 30.0
 ANSWER_FIELDS = ("name",)  # we never need the written task back: keep answers small
+ADOPTED_CHECK = "asana:adopted:"  # dedupe key prefix of the event that re-checks an adopted task
 
 
 class CreateInProgress(errors.RetryableError):
@@ -93,6 +95,7 @@ class DocumentSync:
         self._live_specs = live_specs
         self.settings: FlowSettings = flow_settings(flow)
         self.lease = timedelta(seconds=float(flow.options.get("create_lease_seconds", DEFAULT_LEASE.seconds)))
+        self._adopted_checks: list[int] = []  # events stored for adopted tasks, enqueued after commit
 
     # ---- clients (lazy; a dry run records no ApiCall rows: it writes nothing anywhere) -------------
     @property
@@ -170,6 +173,8 @@ class DocumentSync:
                 self._mark(link.pk, state=state, reason=str(exc), failed=True)
                 self._audit(link, preview, AuditEntry.Status.FAILED, record, event, error=exc)
                 return Outcome(key, preview, AuditEntry.Status.FAILED, link.pk, error=str(exc))
+            finally:
+                self._enqueue_adopted_checks()
 
     def _specs_or_none(self) -> Any:
         try:
@@ -251,6 +256,7 @@ class DocumentSync:
         link.state = RecordLink.State.LINKED
         link.state_reason = ""
         link.attempt_started_at = None
+        self._check_adopted_task(link, task)
         from integrations.asana.client import task_changes
 
         changes = task_changes(plan.payload, task)
@@ -271,6 +277,37 @@ class DocumentSync:
             payload_hash=plan.payload_hash,
             diff={k: ["(existing task)", v] for k, v in changes.items()},
         ), notes
+
+    def _check_adopted_task(self, link: RecordLink, task: dict[str, Any]) -> None:
+        """An adopted task sat in Asana unlinked (its creator died before storing the GID): a person
+        may have approved or edited it meanwhile, and those changes found no RecordLink, so nothing
+        acted on them, and the catch-up poll has seen them already. Queue the task once for the flows
+        that consume its events (approvals, write-back), in this transaction: the adoption and the
+        check commit together (a worker dying after the commit leaves a queued event for the sweep)."""
+        from integrations.asana import watchdog
+
+        if self.settings.project_gid not in watchdog.webhook_projects(self.tenant):
+            return
+        event_id = watchdog.store_task_change(
+            self.tenant,
+            self.settings.project_gid,
+            task,
+            f"{ADOPTED_CHECK}{self.tenant.pk}:{task['gid']}:{link.pk}",
+            "task adopted from an earlier attempt: changes made while it was unlinked",
+        )
+        if event_id is not None:
+            self._adopted_checks.append(event_id)
+
+    def _enqueue_adopted_checks(self) -> None:
+        """Enqueue the checks whose transaction committed (a rolled-back adoption stored none)."""
+        from audit.models import InboundEvent
+        from integrations.asana import webhooks
+
+        ids, self._adopted_checks = self._adopted_checks, []
+        if ids:
+            stored = InboundEvent.objects.filter(pk__in=ids, dedupe_key__startswith=ADOPTED_CHECK)
+            for event_id in stored.values_list("pk", flat=True):
+                webhooks.enqueue(event_id)
 
     def _apply_locked(
         self, link: RecordLink, plan: Plan, record: Any, event: Any, notes: list[str]

@@ -4,6 +4,8 @@ approval, rejected approval, a 202 that never finishes. Each asserts the effect 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django_q.models import Schedule
 
@@ -208,3 +210,58 @@ def test_unlinked_task_is_ignored(registered: World):
     approve_and_deliver(w, gid)
     assert release_calls(w) == 0
     assert not RecordLink.objects.exists()
+
+
+def test_approval_made_while_the_task_was_not_yet_linked_is_released_once_the_task_is_adopted(
+    registered: World, monkeypatch
+):
+    """A worker dies between Asana creating the task and the connector storing its GID: the task is in
+    Asana, unlinked. A person approves it; that change finds no RecordLink (nothing to act on). The next
+    document sync adopts the task by its ERP reference, and the approval must then be acted on: the
+    catch-up poll will not bring it back, it has already seen that change."""
+    from integrations.flows.acumatica_documents import DocumentSync
+
+    w = registered
+    # The document flow writes its own "Bill/<nbr>" key to the ERP reference field: no mapping of it.
+    w.bills_flow.field_mappings.filter(source_path="ReferenceNbr").delete()
+    bill = w.acumatica.add_bill("ABCCONCRETE", 310.00, vendor_ref="INV-31")
+    ref = bill["ReferenceNbr"]
+
+    def sync() -> DocumentSync:
+        flow = Flow.objects.get(pk=w.bills_flow.pk)
+        return DocumentSync(
+            flow,
+            acumatica=w.clients.acumatica,
+            asana=w.clients.asana,
+            now=lambda: datetime.fromtimestamp(w.clock.now, UTC),
+        )
+
+    def killed(self, *args, **kwargs):
+        raise RuntimeError("worker killed after Asana created the task")
+
+    with monkeypatch.context() as m:
+        m.setattr(DocumentSync, "store_created", killed)
+        with pytest.raises(RuntimeError):
+            sync().process("Bill", ref)
+    (gid,) = [g for g in w.asana.tasks if w.asana.task_values(g).get(F["erp_reference"]) == f"Bill/{ref}"]
+    assert RecordLink.objects.get().asana_task_gid == ""
+
+    approve_and_deliver(w, gid)
+    events = InboundEvent.objects.filter(status=InboundEvent.Status.PROCESSED, dedupe_key__isnull=False)
+    assert [e.status_reason for e in events] == ["no linked Acumatica document"]
+    assert release_calls(w) == 0
+
+    w.clock.now += 600  # past the create lease: the next sync reconciles instead of waiting
+    outcome = sync().process("Bill", ref)
+    assert "adopted task" in " ".join(outcome.notes)
+    link = RecordLink.objects.get()
+    assert link.asana_task_gid == gid
+    assert w.bill(ref)["Status"] == "Open"
+    assert release_calls(w) == 1
+    entry = AuditEntry.objects.get(operation="bill.release")
+    assert entry.status == "succeeded" and entry.record_link_id == link.pk
+    # The check is queued once per adoption: syncing again or replaying events releases nothing twice.
+    sync().process("Bill", ref)
+    for row in InboundEvent.objects.filter(dedupe_key__isnull=False):
+        process_asana_event(row.pk)
+    assert release_calls(w) == 1
