@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError
 from django.utils import timezone
 
 from integrations.base import errors
 from integrations.models import Flow
+from integrations.tasks.retries import schedule_retry
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +29,9 @@ DEFAULT_RETRY = 30.0
 DRIFT_EVERY_MINUTES = 60
 
 
-def _schedule_once(func: str, *args: Any, delay: float, name: str | None = None) -> None:
-    from django_q.models import Schedule
-    from django_q.tasks import schedule
-
-    if name and Schedule.objects.filter(name=name).exists():
-        return  # already queued: one pending retry per document is enough
-    try:
-        schedule(
-            f"{MODULE}.{func}",
-            *args,
-            name=name,
-            schedule_type=Schedule.ONCE,
-            repeats=1,
-            next_run=timezone.now() + timedelta(seconds=max(1.0, delay)),
-        )
-    except IntegrityError:
-        # Another worker queued the same retry between our check and django-q2's own (it checks the
-        # name, it has no unique constraint): one is enough, and this caller's pass must go on.
-        return
+def _schedule_once(func: str, *args: Any, delay: float, name: str) -> None:
+    """One pending retry per document / flow (a fired one, kept by django-q2, does not count: retries.py)."""
+    schedule_retry(f"{MODULE}.{func}", *args, delay=max(1.0, delay), name=name)
 
 
 def schedule_document(flow_id: int, doc_type: str, number: str, delay: float = DEFAULT_RETRY) -> None:

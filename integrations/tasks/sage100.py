@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from integrations.base import errors
 from integrations.models import Cursor, Flow, RecordLink
+from integrations.tasks.retries import schedule_retry
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,8 @@ def clients_for(tenant) -> tuple[Any, Any]:
 
 
 def _retry_later(func: str, *args: Any, delay: float | None, name: str) -> None:
-    from django_q.models import Schedule
-
-    if Schedule.objects.filter(name=name).exists():
-        return  # one pending retry per record is enough
-    Schedule.objects.create(
-        func=f"{MODULE}.{func}",
-        args=",".join(repr(a) for a in args),
-        name=name,
-        schedule_type=Schedule.ONCE,
-        repeats=1,
-        next_run=timezone.now() + timedelta(seconds=max(delay or 30.0, 5.0)),
-    )
+    """One pending retry per record (a fired one, kept by django-q2, does not count: retries.py)."""
+    schedule_retry(f"{MODULE}.{func}", *args, delay=max(delay or 30.0, 5.0), name=name)
 
 
 def _flow(flow_id: int, kind: str) -> Flow | None:

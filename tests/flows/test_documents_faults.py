@@ -14,7 +14,7 @@ from integrations.flows.acumatica_documents import IN_FLIGHT, CreateInProgress, 
 from integrations.models import RecordLink
 
 from .test_documents_support import *  # noqa: F403
-from .test_documents_support import F, tasks_in_project
+from .test_documents_support import F, later, tasks_in_project
 
 
 def _tasks_for(asana, key="Bill/000001"):
@@ -124,3 +124,29 @@ def test_two_workers_on_postgresql_create_one_task(make_sync, asana):
     assert RecordLink.objects.count() == 1
     kinds = sorted(type(r).__name__ for r in results)
     assert kinds in (["CreateInProgress", "Outcome"], ["Outcome", "Outcome"]), results
+
+
+def test_a_document_retry_that_fails_again_schedules_the_next_one(bills_flow, monkeypatch):
+    """django-q2 keeps a ONCE schedule after it fired (repeats=0): the retry that failed again must not
+    take it for one still pending, or the document would wait for the next poll pass (a push-only
+    change: forever)."""
+    from django.utils import timezone
+    from django_q.models import Schedule
+    from django_q.scheduler import scheduler
+
+    from integrations.tasks import documents as document_tasks
+
+    attempts: list[str] = []
+
+    def record_locked(self, doc_type, number, **kwargs):
+        attempts.append(number)
+        raise errors.Locked(f"{doc_type} {number} is locked by another user", system="acumatica")
+
+    monkeypatch.setattr(DocumentSync, "process", record_locked)
+    assert document_tasks.process_document(bills_flow.pk, "Bill", "000001").startswith("retrying")
+    pending = Schedule.objects.filter(name=f"retry:{bills_flow.pk}:Bill/000001").exclude(repeats=0)
+    for _ in range(2):  # the retry fires (sync mode: its task runs at once) and meets the lock again
+        pending.update(next_run=timezone.now() - later(1))
+        scheduler(broker=object())
+        assert pending.count() == 1 and pending.get().next_run > timezone.now()
+    assert attempts == ["000001"] * 3

@@ -4,9 +4,10 @@ answer lost after Sage wrote the PO. Each ends with exactly one PO and nothing l
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 from django_q.models import Schedule
 
 from audit.models import AuditEntry
@@ -139,3 +140,26 @@ def test_a_rate_limited_listing_does_not_crash_the_poll_and_the_next_pass_create
     w.asana.faults.clear()
     assert "created" in sage_tasks.poll_all()
     assert w.backend.count_pos(gid) == 1
+
+
+def test_a_retry_that_fails_again_schedules_the_next_one(pr_world):
+    """django-q2 keeps a ONCE schedule after it fired (repeats=0): the retry that failed again must not
+    take it for one still pending, or the request would wait for the next poll pass (or forever)."""
+    from django_q.scheduler import scheduler
+
+    w = pr_world
+    gid = w.request_task()
+    name = f"sage-pr-retry:{w.flow.pk}:{gid}"
+    pending = Schedule.objects.filter(name=name).exclude(repeats=0)
+    w.backend.inject_lock("vendor:00-0000001", seconds=3600)
+    assert sage_tasks.process_purchase_request(w.flow.pk, gid).startswith("retrying later")
+    for _ in range(2):  # the retry fires (sync mode: its task runs at once) and meets the lock again
+        pending.update(next_run=timezone.now() - timedelta(seconds=1))
+        scheduler(broker=object())
+        assert pending.count() == 1 and pending.get().next_run > timezone.now()
+    assert AuditEntry.objects.filter(operation="purchase_order.create", status="retrying").count() == 3
+    w.backend.clear_faults()
+    pending.update(next_run=timezone.now() - timedelta(seconds=1))
+    scheduler(broker=object())
+    assert w.backend.count_pos(gid) == 1 and w.values(gid)[F["po_number"]] == "0000100"
+    assert not pending.exists()
