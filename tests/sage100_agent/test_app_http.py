@@ -93,6 +93,13 @@ def test_missing_idempotency_key_is_400(agent, sim):
     assert sim.count_pos() == 0
 
 
+def test_a_signed_body_nested_deeper_than_the_json_parser_goes_is_400_not_500(agent, sim):
+    deep = b"[" * 3000 + b"]" * 3000  # the parser raises RecursionError, not ValueError
+    reply = call(agent, "POST", "/v1/purchase-orders", raw_body=deep, idem="deep")
+    assert reply.status == 400 and reply.json["error"]["code"] == "VALIDATION_ERROR"
+    assert sim.count_pos() == 0
+
+
 def test_duplicate_external_id_with_new_key_is_409_with_po_number(agent, sim):
     call(agent, "POST", "/v1/purchase-orders", po_body(), idem="k1")
     reply = call(agent, "POST", "/v1/purchase-orders", po_body(), idem="k2")

@@ -77,3 +77,10 @@ def test_paused_flag_and_po_index_persist(tmp_path):
     assert again.known_po("gid-1") == "0000100"
     again.forget_po("gid-1")
     assert again.known_po("gid-1") is None
+
+
+def test_a_body_nested_deeper_than_the_json_parser_goes_is_fingerprinted_as_bytes():
+    deep = b"[" * 3000 + b"]" * 3000  # the parser raises RecursionError, not ValueError
+    path = "/v1/purchase-orders"
+    assert fingerprint("POST", path, deep) == fingerprint("POST", path, deep)
+    assert fingerprint("POST", path, deep) != fingerprint("POST", path, b"[]")

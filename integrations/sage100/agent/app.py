@@ -61,7 +61,7 @@ class Request:
     def json(self) -> Any:
         try:
             return json.loads(self.body or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise AgentError("VALIDATION_ERROR", "body is not valid JSON") from None
 
     def int_arg(self, name: str, default: int, low: int, high: int) -> int:

@@ -38,7 +38,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     """SHA-256 over method, path and the body (JSON bodies canonicalised so key order does not matter)."""
     try:
         canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         canonical = body
     return hashlib.sha256(method.upper().encode() + b"\n" + path.encode() + b"\n" + canonical).hexdigest()
 
