@@ -85,7 +85,7 @@ def _debug_dump(world, journal) -> str:  # pragma: no cover - a diagnosis aid (S
     from django_q.models import Schedule
 
     from audit.models import AuditEntry, InboundEvent, SyncRun
-    from integrations.models import AsanaWebhook, Cursor
+    from integrations.models import AsanaWebhook, Cursor, RecordLink
 
     lines = [f"kills: {journal.kills}"]
     lines += [f"cursor {c.stream} = {c.value}" for c in Cursor.objects.all()]
@@ -99,11 +99,36 @@ def _debug_dump(world, journal) -> str:  # pragma: no cover - a diagnosis aid (S
     lines += [f"hook {h.resource_gid} {h.state} {h.webhook_gid}" for h in AsanaWebhook.objects.all()]
     lines += [f"sim hooks {list(world.asana.webhooks)}"]
     lines += [
-        f"event {e.pk} {e.source} {e.status} {e.status_reason[:150]}"
+        f"event {e.pk} {e.source} {e.status} task={_event_task(e)} at={e.received_at:%H:%M:%S} "
+        f"key={(e.dedupe_key or '')[:60]} {e.status_reason[:150]}"
         for e in InboundEvent.objects.order_by("pk")
     ]
+    for gid in sorted(journal.approved_tasks):
+        link = RecordLink.objects.filter(asana_task_gid=gid).first()
+        if link is None or (link.approved_snapshot or {}).get("released_at"):
+            continue
+        lines.append(
+            f"unreleased approval {gid}: link {link.pk} {link.acumatica_type} {link.acumatica_ref} "
+            f"{link.state} {link.state_reason!r} created {link.created_at:%H:%M:%S} "
+            f"snapshot {link.approved_snapshot} lease {link.attempt_started_at}"
+        )
+        lines += [
+            f"  audit {a.pk} {a.operation} {a.status} {a.error[:120]}"
+            for a in AuditEntry.objects.filter(record_link=link).order_by("pk")
+        ]
     lines += [
         f"entry {e.operation} {e.status} {e.record_key} {e.error[:150]}"
         for e in AuditEntry.objects.filter(operation__contains="release").order_by("pk")
     ]
     return "\n".join(lines)
+
+
+def _event_task(event) -> str:  # pragma: no cover - a diagnosis aid
+    import json
+
+    try:
+        body = json.loads(bytes(event.raw_body) or b"{}")
+    except ValueError:
+        return "?"
+    body = (body.get("events") or [body])[0] if isinstance(body, dict) else {}
+    return str((body.get("resource") or {}).get("gid") or "")
