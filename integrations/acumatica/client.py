@@ -209,25 +209,34 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
 
     # ---- the session shared by every worker (module docstring) -------------------------------
     def _take_gate(self, what: str) -> bool:
-        """Wait (up to max_inline_wait) until no other worker runs a long operation; True = slot taken."""
+        """Take the gate for a long operation, waiting (up to max_inline_wait) for another worker's to
+        end; True = taken (False: this connection has no gate)."""
         gate, waited = self.session_gate, 0.0
         if gate is None:
             return False
         while gate.acquire(write=False) > 0:
             if waited >= self.max_inline_wait:
-                raise errors.Locked(
-                    f"{what}: another worker's long operation (e.g. a release) is running in the "
-                    "shared Acumatica session",
-                    system=self.system,
-                    retry_after=SESSION_BUSY_RETRY,
-                )
+                raise self._session_busy(what)
             self.sleep(SESSION_GATE_POLL)
             waited += SESSION_GATE_POLL
         return True
 
     def _pass_session_gate(self, what: str) -> None:
-        if self._take_gate(what):
-            self.session_gate.release(write=False)
+        """Wait while another worker holds the gate; only a look, so a worker killed here holds nothing."""
+        gate, waited = self.session_gate, 0.0
+        while gate is not None and gate.in_flight():
+            if waited >= self.max_inline_wait:
+                raise self._session_busy(what)
+            self.sleep(SESSION_GATE_POLL)
+            waited += SESSION_GATE_POLL
+
+    def _session_busy(self, what: str) -> errors.Locked:
+        return errors.Locked(
+            f"{what}: another worker's long operation (e.g. a release) is running in the shared "
+            "Acumatica session",
+            system=self.system,
+            retry_after=SESSION_BUSY_RETRY,
+        )
 
     @contextlib.contextmanager
     def _exclusive_session(self, what: str) -> Iterator[None]:

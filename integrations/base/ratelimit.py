@@ -13,7 +13,8 @@ vendors while holding a RecordLink row lock inside a transaction, and a budget k
 connection would be invisible to other workers until commit.
 
 `acquire(write=…)` returns 0 when it took a slot, or the seconds to wait (nothing taken);
-`release(write=…)` frees the slot taken by this thread's last acquire.
+`release(write=…)` frees the slot taken by this thread's last acquire; `in_flight()` counts the slots
+held right now without taking one.
 """
 
 from __future__ import annotations
@@ -140,6 +141,13 @@ class LocalBudget(_Budget):
 
         self._locked(step)
 
+    def in_flight(self) -> int:
+        """How many leases are held right now, by anyone (a look: nothing is taken)."""
+        now = self.clock()
+        return self._locked(
+            lambda state: (sum(1 for v in state.get("leases", {}).values() if v[0] > now), False)
+        )
+
 
 _REDIS_ACQUIRE = """
 local state_key = KEYS[1]
@@ -218,6 +226,10 @@ class RedisBudget(_Budget):
             pipe.zrem(self.state_key + ":leases", lease)
             pipe.zrem(self.state_key + ":writes", lease)
             pipe.execute()
+
+    def in_flight(self) -> int:
+        """How many leases are held right now, by anyone (a look: nothing is taken)."""
+        return int(self.redis.zcount(self.state_key + ":leases", f"({self.clock()}", "+inf"))
 
 
 def budget_for(

@@ -81,6 +81,7 @@ def test_a_long_operation_holds_the_shared_session_and_other_workers_wait_for_it
     waited.clear()
     reading._pass_session_gate("GET /Bill/Bill/000001")
     assert waited == []  # the session is free again at once
+    assert reading.session_gate.in_flight() == 0  # passing only looks: a worker killed there holds nothing
 
 
 def test_a_cookie_session_is_the_clients_own_and_has_no_gate(shared_connection):
