@@ -296,9 +296,28 @@ class ScaleOut:
         assert not logged, f"lock contention in the logs: {logged[:5]}"
         # every worker shares the connection's one OAuth grant (one API seat, one refresh chain)
         assert len(self.sb.acumatica.grants) == 1, f"{len(self.sb.acumatica.grants)} Acumatica grants"
-        clusters = self.dep.driver("clusters")
-        assert sum(c["reincarnations"] for c in clusters) >= len(self.killed), clusters
+        self.check_respawned()
         return report
+
+    def check_respawned(self) -> None:
+        """Each kill answered by a new worker: no killed pid left, every cluster at full strength.
+
+        The cluster's status is what its sentinel last saved (each guard cycle), so it is read until
+        it shows the respawns, for a bounded while.
+        """
+        deadline = time.monotonic() + 30
+        while True:
+            clusters = self.dep.driver("clusters")
+            workers = [pid for c in clusters for pid in c["workers"]]
+            respawned = (
+                sum(c["reincarnations"] for c in clusters) >= len(self.killed)
+                and not set(self.killed) & set(workers)
+                and all(len(c["workers"]) == self.v.workers for c in clusters)
+            )
+            if respawned or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert respawned, f"killed {self.killed}, clusters now {clusters}"
 
     def check_audit(self, report: dict[str, Any], links: dict[tuple, dict[str, Any]]) -> None:
         silent = [key for key, link in links.items() if not link["audit"]]
