@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import mmap
 import os
@@ -245,7 +246,9 @@ class SandboxProcess:
         self._call("/forget")
 
     def stop(self) -> None:
-        with contextlib.suppress(OSError):
+        # The process closes its servers as soon as /quit is seen, so the answer may be cut short
+        # (IncompleteRead); either way the process is on its way out and is waited for below.
+        with contextlib.suppress(OSError, http.client.HTTPException):
             self._call("/quit")
         try:
             self.proc.wait(timeout=10)
