@@ -52,28 +52,18 @@ def _peak_rss_mb() -> float:
 
 
 def _tenant(urls: dict[str, str]):
-    from integrations.models import AcumaticaConnection, AsanaConnection, Flow, Tenant
-    from integrations.sandbox import acumatica as acu_sim
+    from integrations.models import Flow, Tenant
     from integrations.sandbox import asana as asana_sim
+    from integrations.sandbox.demo import connect_sandboxes
     from mappings.models import FieldMapping
 
     d = asana_sim.DEMO
     tenant = Tenant.objects.create(slug="bench-backfill", name="Bench backfill")
-    AcumaticaConnection.objects.create(
-        tenant=tenant,
-        instance_url=urls["acumatica"],
-        client_id=acu_sim.DEMO_CLIENT_ID,
-        client_secret=acu_sim.DEMO_CLIENT_SECRET,
-        username=acu_sim.DEMO_USER,
-        password=acu_sim.DEMO_PASSWORD,
-    )
-    AsanaConnection.objects.create(
-        tenant=tenant,
-        api_base_url=urls["asana"],
-        personal_access_token=d["pat"],
-        workspace_gid=d["workspace"],
-        requests_per_minute=BUDGET_PER_MINUTE,
-        max_writes_in_flight=10,
+    connect_sandboxes(
+        tenant,
+        urls["acumatica"],
+        urls["asana"],
+        asana={"requests_per_minute": BUDGET_PER_MINUTE, "max_writes_in_flight": 10},
     )
     flow = Flow.objects.create(
         tenant=tenant,

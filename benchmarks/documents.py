@@ -66,9 +66,10 @@ TYPES = {"amount": ("number", 2), "due_date": ("date", None), "vendor": ("text",
 
 
 def _world(kind: str, n: int, clock: SimClock):
-    from integrations.models import AcumaticaConnection, AsanaConnection, Flow, Tenant
+    from integrations.models import Flow, Tenant
     from integrations.sandbox import acumatica as acu_sim
     from integrations.sandbox import asana as asana_sim
+    from integrations.sandbox.demo import connect_sandboxes
     from mappings.models import FieldMapping
 
     flow_kind, entity, mapped = KINDS[kind]
@@ -86,20 +87,11 @@ def _world(kind: str, n: int, clock: SimClock):
     asana = asana_sim.build_demo(ASANA_URL, clock=clock, requests_per_minute=BUDGET_PER_MINUTE)
     d = asana_sim.DEMO
     tenant = Tenant.objects.create(slug=f"bench-{kind}-{int(time.time() * 1000)}", name="Bench")
-    AcumaticaConnection.objects.create(
-        tenant=tenant,
-        instance_url=ACU_URL,
-        client_id=acu_sim.DEMO_CLIENT_ID,
-        client_secret=acu_sim.DEMO_CLIENT_SECRET,
-        username=acu_sim.DEMO_USER,
-        password=acu_sim.DEMO_PASSWORD,
-    )
-    AsanaConnection.objects.create(
-        tenant=tenant,
-        personal_access_token=d["pat"],
-        workspace_gid=d["workspace"],
-        requests_per_minute=BUDGET_PER_MINUTE,
-        max_writes_in_flight=10,
+    connect_sandboxes(
+        tenant,
+        ACU_URL,
+        ASANA_URL,
+        asana={"requests_per_minute": BUDGET_PER_MINUTE, "max_writes_in_flight": 10},
     )
     flow = Flow.objects.create(
         tenant=tenant,

@@ -234,3 +234,38 @@ def seed_purchase_request(asana: Any) -> str:
     )
     asana.ui_update_task(gid, d["users"]["alice"], completed=True)
     return gid
+
+
+def connect_sandboxes(
+    tenant: Any,
+    acumatica_url: str,
+    asana_url: str,
+    *,
+    acumatica: dict[str, Any] | None = None,
+    asana: dict[str, Any] | None = None,
+) -> tuple[Any, Any]:
+    """The tenant's Acumatica and Asana connections, signed in with the sandboxes' own credentials.
+
+    For suites and benchmarks that build their own tenant against sandboxes they serve; `acumatica` and
+    `asana` add or override connection fields (push secret, rate budget, …).
+    """
+    from integrations.models import AcumaticaConnection, AsanaConnection
+
+    acu_conn = AcumaticaConnection.objects.create(
+        tenant=tenant,
+        instance_url=acumatica_url,
+        client_id=acu_sim.DEMO_CLIENT_ID,
+        client_secret=acu_sim.DEMO_CLIENT_SECRET,
+        username=acu_sim.DEMO_USER,
+        password=acu_sim.DEMO_PASSWORD,
+        **(acumatica or {}),
+    )
+    d = asana_sim.DEMO
+    asana_conn = AsanaConnection.objects.create(
+        tenant=tenant,
+        api_base_url=asana_url,
+        personal_access_token=d["pat"],
+        workspace_gid=d["workspace"],
+        **(asana or {}),
+    )
+    return acu_conn, asana_conn

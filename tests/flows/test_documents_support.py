@@ -14,9 +14,10 @@ import responses
 
 from integrations.flows.acumatica_documents import DocumentSync
 from integrations.flows.document_settings import forget_field_specs
-from integrations.models import AcumaticaConnection, AsanaConnection, Flow, Tenant
+from integrations.models import Flow, Tenant
 from integrations.sandbox import acumatica as acu_sim
 from integrations.sandbox import asana as asana_sim
+from integrations.sandbox.demo import connect_sandboxes
 from mappings.models import FieldMapping, ValueMapping
 
 ACU_URL = "https://erp.ridgeline.test/AcumaticaERP"
@@ -98,21 +99,12 @@ def mounted(acu, asana):
 @pytest.fixture
 def docs_tenant(db) -> Tenant:
     tenant = Tenant.objects.create(slug="ridgeline", name="Ridgeline Builders")
-    AcumaticaConnection.objects.create(
-        tenant=tenant,
-        instance_url=ACU_URL,
-        client_id=acu_sim.DEMO_CLIENT_ID,
-        client_secret=acu_sim.DEMO_CLIENT_SECRET,
-        username=acu_sim.DEMO_USER,
-        password=acu_sim.DEMO_PASSWORD,
-        tenant_login_name="Ridgeline",
-        push_secret=PUSH_SECRET,
-    )
-    AsanaConnection.objects.create(
-        tenant=tenant,
-        personal_access_token=D["pat"],
-        workspace_gid=D["workspace"],
-        connector_user_gid=D["connector_user"],
+    connect_sandboxes(
+        tenant,
+        ACU_URL,
+        ASANA_URL,
+        acumatica={"tenant_login_name": "Ridgeline", "push_secret": PUSH_SECRET},
+        asana={"connector_user_gid": D["connector_user"]},
     )
     return tenant
 

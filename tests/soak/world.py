@@ -20,9 +20,10 @@ from typing import Any
 
 import responses
 
-from integrations.models import AcumaticaConnection, AsanaConnection, Flow, Tenant
+from integrations.models import Flow, Tenant
 from integrations.sandbox import acumatica as acu_sim
 from integrations.sandbox import asana as asana_sim
+from integrations.sandbox.demo import connect_sandboxes
 from mappings.models import FieldMapping, ValueMapping
 from tests.asana_webhooks.harness import NoLimit, django_deliverer
 from tests.flows.test_documents_support import ACU_URL, ASANA_URL, PUSH_SECRET, Clock, D, F
@@ -175,24 +176,17 @@ def build_world(*, client, tmp_path, monkeypatch, seed: int, strict_contract: bo
     agent = start_agent(agent_dir)
 
     tenant = Tenant.objects.create(slug="ridgeline", name="Ridgeline Builders")
-    acu_conn = AcumaticaConnection.objects.create(
-        tenant=tenant,
-        instance_url=ACU_URL,
-        client_id=acu_sim.DEMO_CLIENT_ID,
-        client_secret=acu_sim.DEMO_CLIENT_SECRET,
-        username=acu_sim.DEMO_USER,
-        password=acu_sim.DEMO_PASSWORD,
-        tenant_login_name="Ridgeline",
-        push_header_name=PUSH_HEADER,
-        push_secret=PUSH_SECRET,
-        uses_approval_maps=True,
-    )
-    AsanaConnection.objects.create(
-        tenant=tenant,
-        personal_access_token=D["pat"],
-        workspace_gid=D["workspace"],
-        connector_user_gid=D["connector_user"],
-        api_base_url=ASANA_URL,
+    acu_conn, _ = connect_sandboxes(
+        tenant,
+        ACU_URL,
+        ASANA_URL,
+        acumatica={
+            "tenant_login_name": "Ridgeline",
+            "push_header_name": PUSH_HEADER,
+            "push_secret": PUSH_SECRET,
+            "uses_approval_maps": True,
+        },
+        asana={"connector_user_gid": D["connector_user"]},
     )
     make_connection(tenant, agent.url)
     bills, orders, approvals, requests_flow = configure(tenant, memo)
