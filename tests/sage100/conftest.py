@@ -14,7 +14,7 @@ API_KEY = "connector-test-api-key-0123456789"
 SECRET = "connector-test-hmac-secret-0123456789abcdef"
 
 
-def agent_config(tmp_path, **agent: object):
+def agent_config(tmp_path, *, api_key: str = API_KEY, hmac_secret: str = SECRET, **agent: object):
     return from_dict(
         {
             "agent": {
@@ -25,7 +25,7 @@ def agent_config(tmp_path, **agent: object):
                 **agent,
             },
             "server": {"host": "127.0.0.1", "port": 0, "allow_plain_http": True},
-            "auth": {"clients": [{"name": "connector", "api_key": API_KEY, "hmac_secret": SECRET}]},
+            "auth": {"clients": [{"name": "connector", "api_key": api_key, "hmac_secret": hmac_secret}]},
             "simulated": {"state_path": str(tmp_path / "sim.sqlite3"), "seed_demo": True},
         },
         env={},

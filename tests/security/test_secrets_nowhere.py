@@ -37,7 +37,6 @@ from audit.models import Alert, ApiCall, AuditEntry, InboundEvent
 from integrations.base.errors import ConfigurationError, ConnectorError
 from integrations.base.redaction import RedactingFilter, redact_body
 from integrations.models import AcumaticaConnection, AsanaWebhook, Flow, Sage100Connection, Tenant
-from integrations.sage100.agent.config import from_dict
 from integrations.sage100.agent.server import create_app, start_in_thread
 from integrations.sage100.client import client_for as sage_client_for
 from integrations.sandbox import acumatica as acu_sim
@@ -45,6 +44,7 @@ from integrations.sandbox import asana as asana_sim
 from tests.asana_webhooks.harness import django_deliverer
 from tests.flows.test_documents_support import *  # noqa: F403
 from tests.flows.test_documents_support import ACU_URL, ASANA_URL, D
+from tests.sage100.conftest import agent_config
 from tests.sage100.flow_harness import configure as configure_purchase_requests
 
 ACU_CLIENT_ID = "5A1B2C3D-0000-4000-8000-00000000CAFE@Ridgeline"
@@ -79,24 +79,7 @@ def asana(now, client):
 
 @pytest.fixture
 def sage_agent(tmp_path, mounted):
-    config = from_dict(
-        {
-            "agent": {
-                "company": "ABC",
-                "backend": "simulated",
-                "ledger_path": str(tmp_path / "ledger.sqlite3"),
-                "server_timezone": "America/Chicago",
-            },
-            "server": {"host": "127.0.0.1", "port": 0, "allow_plain_http": True},
-            "auth": {
-                "clients": [
-                    {"name": "connector", "api_key": SAGE_API_KEY, "hmac_secret": SAGE_SIGNING_SECRET}
-                ]
-            },
-            "simulated": {"state_path": str(tmp_path / "sim.sqlite3"), "seed_demo": True},
-        },
-        env={},
-    )
+    config = agent_config(tmp_path, api_key=SAGE_API_KEY, hmac_secret=SAGE_SIGNING_SECRET)
     agent = start_in_thread(create_app(config), port=0)
     mounted.add_passthru(agent.url)
     yield agent
