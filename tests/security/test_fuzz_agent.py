@@ -23,6 +23,7 @@ from integrations.sage100.agent.simulated import SimulatedBackend
 from tests.sage100_agent.conftest import API_KEY, READ_KEY, SECRET, make_config, po_body
 
 from .conftest import FUZZ
+from .strategies import LATIN1, json_values
 
 CAP = 16384
 ROUTES = [
@@ -37,20 +38,11 @@ ROUTES = [
     "/v1/admin/resume",
 ]
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "get", "TRACE"]
-LATIN1 = st.characters(max_codepoint=255, blacklist_characters="\r\n\x00")
 header_values = st.one_of(
     st.text(LATIN1, max_size=40),
     st.just("é" * 300),
     st.just("x" * 9000),
     st.sampled_from(["Bearer ", "Bearer " + API_KEY, "v1=", "v1=" + "0" * 64, "-1", "9" * 400, "1e9"]),
-)
-json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12)
-)
-json_values = st.recursive(
-    json_leaf,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=16,
 )
 
 

@@ -24,6 +24,7 @@ from integrations.asana import webhooks as asana_webhooks
 from integrations.models import AcumaticaConnection, AsanaConnection, AsanaWebhook, Tenant
 
 from .conftest import FUZZ
+from .strategies import LATIN1, json_leaf, json_values
 
 CAP = 4096
 ASANA_SECRET = "asana-hook-secret-" + "7" * 46
@@ -31,20 +32,11 @@ PUSH_SECRET = "acumatica-push-secret-0123456789"
 PUSH_HEADER = "X-ML-Connector-Secret"
 UNKNOWN_UUID = "00000000-0000-4000-8000-000000000000"
 
-LATIN1 = st.characters(max_codepoint=255, blacklist_characters="\r\n\x00")
 header_values = st.one_of(
     st.text(LATIN1, max_size=40),
     st.just("é" * 200),
     st.just("z" * 9000),
     st.sampled_from(["", " ", "0" * 64, "sha256=" + "a" * 64, "gzip", "deflate, br", "utf-16"]),
-)
-json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12)
-)
-json_values = st.recursive(
-    json_leaf,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=16,
 )
 EVENT_KEYS = ["user", "created_at", "action", "resource", "parent", "change"]
 asana_events = st.dictionaries(
