@@ -14,6 +14,11 @@ Faults (`sim.faults.add(...)`) are consumed by matching requests in order:
     timeout           the client sees a read timeout; the request is NOT applied
     drop_after_write  the request IS applied, then the client sees a lost connection (unknown outcome)
     latency           sleep `delay` seconds, then handle normally
+Controls (acting as a person, clocks, faults) are one small API for in-process tests and served sandboxes
+alike: a method decorated with `@control` is callable as `sim.control("name", **params)` and, when served,
+as `POST <base_url>/_sandbox/<name>` with a JSON object of the params (answer: `{"data": result}`;
+`GET <base_url>/_sandbox/` lists the controls). Control requests bypass faults, rate limits and contract
+checks: they are the test's hand, not a client of the vendor API.
 `request_log` keeps (method, path, status) of every request seen; with `keep_dispatched = True`,
 `dispatched` also keeps each request a handler ran with its status (bodies included, so it is off by
 default), so a test can count the writes a system actually applied.
@@ -66,10 +71,12 @@ class SimResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> SimResponse:
+    def json(
+        cls, data: Any, status: int = 200, headers: dict[str, str] | None = None, default: Any = None
+    ) -> SimResponse:
         return cls(
             status,
-            json.dumps(data).encode(),
+            json.dumps(data, default=default).encode(),
             {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
         )
 
@@ -166,6 +173,15 @@ def http_deliverer(timeout: float = 10.0) -> Deliverer:
     return deliver
 
 
+CONTROL_PREFIX = "/_sandbox/"
+
+
+def control(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a simulator method as a control (see the module docstring)."""
+    func.is_sandbox_control = True  # type: ignore[attr-defined]
+    return func
+
+
 class Simulator:
     name = "simulator"
     contract: str | None = None
@@ -254,6 +270,52 @@ class Simulator:
             req.method, req.url, dict(req.headers), resp.status, resp.headers, resp.body
         )
 
+    # ---- controls ---------------------------------------------------------------------------------
+    def controls(self) -> dict[str, Callable[..., Any]]:
+        out = {}
+        for name in dir(type(self)):
+            attr = getattr(type(self), name, None)
+            if callable(attr) and getattr(attr, "is_sandbox_control", False):
+                out[name] = getattr(self, name)
+        return out
+
+    @control
+    def inject_fault(self, kind: str, **params: Any) -> dict[str, Any]:
+        """Queue a fault (status | timeout | drop_after_write | latency) for the matching requests."""
+        fault = self.faults.add(kind, **params)
+        return {"kind": fault.kind, "method": fault.method, "path": fault.path, "times": fault.times}
+
+    @control
+    def clear_faults(self) -> int:
+        count = len(self.faults.pending)
+        self.faults.clear()
+        return count
+
+    def control(self, name: str, **params: Any) -> Any:
+        """Run one control (a person's action, a clock, a fault) under the state lock."""
+        func = self.controls().get(name)
+        if func is None:
+            raise SimError(404, {"message": f"{self.name} sandbox has no control {name!r}"})
+        with self.lock:
+            return func(**params)
+
+    def control_response(self, req: SimRequest) -> SimResponse:
+        name = req.path[len(CONTROL_PREFIX) :].strip("/")
+        if not name:
+            return SimResponse.json({"data": sorted(self.controls())})
+        if req.method != "POST":
+            return SimResponse.json({"message": "controls are POSTed"}, 405)
+        try:
+            params = json.loads(req.body) if req.body else {}
+            if not isinstance(params, dict):
+                raise SimError(400, {"message": "control params must be a JSON object"})
+            result = self.control(name, **params)
+        except SimError as exc:
+            return exc.response()
+        except (TypeError, ValueError, KeyError) as exc:
+            return SimResponse.json({"message": f"control {name!r}: {exc}"}, 400)
+        return SimResponse.json({"data": result}, default=str)
+
     # ---- transports ---------------------------------------------------------------------------
     def _request_from(self, method: str, url: str, headers: Any, body: bytes | None) -> SimRequest:
         parts = urlsplit(url)
@@ -276,6 +338,9 @@ class Simulator:
             if isinstance(body, str):
                 body = body.encode()
             req = self._request_from(prepared.method, prepared.url, prepared.headers, body)
+            if req.path.startswith(CONTROL_PREFIX):
+                resp = self.control_response(req)
+                return resp.status, resp.headers, resp.body
             try:
                 resp = self.handle(req)
             except LostResponse as lost:
@@ -307,7 +372,8 @@ class Simulator:
         url = f"http://{host}{path}" + (f"?{query}" if query else "")
         req = self._request_from(environ["REQUEST_METHOD"], url, headers, body)
         try:
-            resp = self.handle(req)
+            is_control = req.path.startswith(CONTROL_PREFIX)
+            resp = self.control_response(req) if is_control else self.handle(req)
         except LostResponse:
             time.sleep(65)  # longer than any client read timeout: the client gives up
             resp = SimResponse.empty(504)
