@@ -240,6 +240,12 @@ class RecordLink(models.Model):
         FAILED = "failed", "Failed"
         CLOSED = "closed", "Closed"
         DELETED = "deleted", "Deleted in source"
+        NEEDS_PERSON = "needs_person", "Outcome unknown — needs a person"
+
+    # A link in one of these states has ended for good: its document was deleted, voided or cancelled.
+    # A new document under the same natural key starts a new generation (a new row, a new task), and
+    # approvals of an ended link's task never act on anything.
+    ENDED_STATES = ("deleted", "closed")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="record_links")
     flow = models.ForeignKey(Flow, on_delete=models.SET_NULL, null=True, blank=True, related_name="links")
@@ -255,6 +261,20 @@ class RecordLink(models.Model):
     last_payload = models.JSONField(default=dict, blank=True)
     approved_snapshot = models.JSONField(default=dict, blank=True)
     attempt_started_at = models.DateTimeField(null=True, blank=True)
+    # Fencing: every claim (a create, a release) takes the next token; storing a result or clearing the
+    # claim is a conditional UPDATE on the token, so a worker that lost its claim cannot overwrite.
+    claim_token = models.PositiveBigIntegerField(default=0)
+    # The create attempt's start on ASANA's clock (its Date header): reconcile windows never use ours.
+    attempt_asana_started_at = models.DateTimeField(null=True, blank=True)
+    generation = models.PositiveIntegerField(
+        default=1, help_text="1 for a document's first life; a re-used number after deletion is 2, 3…"
+    )
+    # What an approval binds to: the guarded values (amount, vendor, reference…) the connector last
+    # wrote to the task, and Asana's time of the last write that changed one of them.
+    guarded_values = models.JSONField(default=dict, blank=True)
+    guarded_written_at = models.DateTimeField(null=True, blank=True)
+    # A create whose outcome is unknown and whose candidates cannot be proven ours: what a person sees.
+    review = models.JSONField(default=dict, blank=True)
     source_modified_at = models.DateTimeField(null=True, blank=True)
     failure_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -264,12 +284,19 @@ class RecordLink(models.Model):
         ordering = ["-updated_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "kind", "acumatica_type", "acumatica_ref"],
+                fields=["tenant", "kind", "acumatica_type", "acumatica_ref", "generation"],
                 condition=~Q(acumatica_ref=""),
                 name="recordlink_unique_acumatica_doc",
             ),
+            # One live link per natural key; ended generations stay as history.
             models.UniqueConstraint(
-                fields=["tenant", "asana_task_gid"],
+                fields=["tenant", "kind", "acumatica_type", "acumatica_ref"],
+                condition=~Q(acumatica_ref="") & ~Q(state__in=["deleted", "closed"]),
+                name="recordlink_one_live_document",
+            ),
+            # One task belongs to at most one link in the whole installation (never across tenants).
+            models.UniqueConstraint(
+                fields=["asana_task_gid"],
                 condition=~Q(asana_task_gid=""),
                 name="recordlink_unique_asana_task",
             ),
@@ -293,10 +320,35 @@ class RecordLink(models.Model):
 
     def __str__(self) -> str:
         if self.acumatica_ref:
-            return f"{self.get_kind_display()} {self.acumatica_type} {self.acumatica_ref}"
+            gen = f" (generation {self.generation})" if self.generation > 1 else ""
+            return f"{self.get_kind_display()} {self.acumatica_type} {self.acumatica_ref}{gen}"
         if self.sage_po_number:
             return f"Sage PO {self.sage_po_number}"
         return f"{self.get_kind_display()} task {self.asana_task_gid}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state not in self.ENDED_STATES
+
+
+class GuardedWrite(models.Model):
+    """Append-only history of the guarded values the connector wrote to a link's task, each with
+    Asana's own time of the write: the evidence of what every approval was bound to."""
+
+    link = models.ForeignKey(RecordLink, on_delete=models.CASCADE, related_name="guarded_writes")
+    generation = models.PositiveIntegerField(default=1)
+    operation = models.CharField(max_length=30, help_text="create, update, baseline")
+    values = models.JSONField(default=dict)
+    previous = models.JSONField(default=dict, blank=True)
+    asana_time = models.DateTimeField(help_text="Asana's time of the write (its answer's modified_at)")
+    approval_reset = models.BooleanField(default=False)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["link", "asana_time", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.link} {self.operation} at {self.asana_time:%Y-%m-%d %H:%M:%S}"
 
 
 class AsanaWebhook(models.Model):

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from django.utils import timezone
@@ -105,6 +107,23 @@ MEMBERSHIP_FIELDS = ("user", "user.name", "workspace", "is_active", "is_admin", 
 PROJECT_FIELDS = ("name", "archived", "workspace", "workspace.name")
 SECTION_FIELDS = ("name",)
 STORY_FIELDS = ("text", "created_at", "created_by")
+# What the approval binding reads from a task's history: who changed what, when, on Asana's clock.
+HISTORY_STORY_FIELDS = (
+    "created_at",
+    "created_by",
+    "resource_subtype",
+    "text",
+    "custom_field",
+    "new_enum_value",
+    "old_enum_value",
+    "new_approval_status",
+    "old_approval_status",
+)
+# Asana's clock, learned from the `Date` header of its answers (RFC 7231, 1 s resolution): the offset
+# from this host's clock per API host. Anything deciding about Asana data (reconcile windows, cursors,
+# approval binding) uses Asana's time, never ours (ARCHITECTURE §6a).
+_clock_offsets: dict[str, tuple[float, float]] = {}  # host -> (offset seconds, time.monotonic() measured)
+CLOCK_OFFSET_MAX_AGE = 600.0
 # Fields a PUT /tasks/{gid} may carry ([OAS] TaskRequestBase); anything else is refused before sending.
 WRITABLE_TASK_FIELDS = frozenset(
     {
@@ -278,6 +297,7 @@ class AsanaClient(HttpClient):
         if self.auth is None:
             raise errors.ConfigurationError("AsanaClient needs credentials (PatAuth or OAuthAuth)")
         self.session.hooks["response"].append(self._log_deprecations)
+        self.session.hooks["response"].append(self._learn_clock)
         if isinstance(self.auth, PatAuth):
             self.register_secrets(self.auth.token)
         else:
@@ -351,6 +371,40 @@ class AsanaClient(HttpClient):
                 response.request.method,
                 urlsplit(response.request.url).path,
             )
+
+    # ---- Asana's clock ------------------------------------------------------------------------------
+    def _learn_clock(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        value = response.headers.get("Date")
+        if not value:
+            return
+        try:
+            asana_time = parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        _clock_offsets[urlsplit(self.base_url).netloc] = (asana_time - time.time(), time.monotonic())
+
+    def clock_offset(self) -> float | None:
+        """Seconds Asana's clock is ahead of ours, from a recent answer's Date header (None: unknown)."""
+        known = _clock_offsets.get(urlsplit(self.base_url).netloc)
+        if known is None or time.monotonic() - known[1] > CLOCK_OFFSET_MAX_AGE:
+            return None
+        return known[0]
+
+    def asana_now(self) -> datetime:
+        """Asana's current time. Measured from the Date header of a recent answer, or of a cheap read
+        made for the purpose; an Asana that sends no Date header (never seen) falls back to our clock."""
+        offset = self.clock_offset()
+        if offset is None:
+            self.me()
+            offset = self.clock_offset()
+        if offset is None:
+            log.warning("asana: no Date header in Asana's answers; using this host's clock")
+            offset = 0.0
+        return timezone.now() + timedelta(seconds=offset)
+
+    def to_asana_time(self, ours: datetime) -> datetime:
+        """A moment taken on this host's clock, as Asana's clock shows it."""
+        return ours + (self.asana_now() - timezone.now())
 
     # ---- envelope and paging ---------------------------------------------------------------------
     def _call(
@@ -440,6 +494,51 @@ class AsanaClient(HttpClient):
                 modified_since.isoformat() if isinstance(modified_since, datetime) else modified_since
             )
         return self.iter_pages("/tasks", fields=fields, params=params)
+
+    def find_task_by_external(self, external_gid: str, *, fields: Iterable[str]) -> dict[str, Any] | None:
+        """GET /tasks/external:<gid> — a task by the app-private external id (OAuth only, §4.5)."""
+        try:
+            return self._call("GET", f"/tasks/external:{quote(external_gid, safe='')}", fields=fields)
+        except errors.NotFound:
+            return None
+
+    def search_tasks(
+        self,
+        *,
+        created_by: str | None = None,
+        created_after: datetime | None = None,
+        fields: Iterable[str],
+        workspace_gid: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """GET /workspaces/{gid}/tasks/search (§4.7): premium only (402 otherwise), eventually consistent
+        (10–60 s behind writes), no pagination — walked by created_at with `created_at.after`."""
+        params: dict[str, Any] = {"sort_by": "created_at", "sort_ascending": "true", "limit": PAGE_SIZE}
+        if created_by:
+            params["created_by.any"] = created_by
+        params.update(extra or {})
+        workspace = workspace_gid or self.workspace_gid
+        out: list[dict[str, Any]] = []
+        after = created_after
+        for _page in range(50):  # a bounded walk: a reconcile window holds few of our own tasks
+            if after is not None:
+                params["created_at.after"] = after.isoformat()
+            page = self._call(
+                "GET", f"/workspaces/{workspace}/tasks/search", fields=(*fields, "created_at"), params=params
+            )
+            out.extend(page or [])
+            if not page or len(page) < PAGE_SIZE:
+                return out
+            newest = max((t.get("created_at") or "" for t in page), default="")
+            parsed = _parse_asana_time(newest)
+            if parsed is None or (after is not None and parsed <= after):
+                return out
+            after = parsed
+        return out
+
+    def iter_stories(self, task_gid: str, *, fields: Iterable[str] = HISTORY_STORY_FIELDS):
+        """GET /tasks/{gid}/stories — the task's history, oldest first ([OAS] getStoriesForTask)."""
+        return self.iter_pages(f"/tasks/{task_gid}/stories", fields=fields)
 
     def create_task(
         self,
@@ -645,6 +744,18 @@ class AsanaClient(HttpClient):
 
     def remove_user_from_team(self, team_gid: str, user: str) -> None:
         self._call("POST", f"/teams/{team_gid}/removeUser", data={"user": user})
+
+
+def _parse_asana_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+parse_asana_time = _parse_asana_time
 
 
 def _normalise(value: Any) -> Any:

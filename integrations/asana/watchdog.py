@@ -305,7 +305,7 @@ def check_tenant(tenant: Tenant, *, clients, now: datetime | None = None) -> Wat
                 error=reason,
             )
             report.backfilled += backfill_project(
-                tenant, hook.resource_gid, clients=clients, since=gap_start - GAP_OVERLAP
+                tenant, hook.resource_gid, clients=clients, since=gap_start - GAP_OVERLAP, our_clock=True
             )
             continue
         deletion = _when(remote.get("failure_deletion_timestamp"))
@@ -324,18 +324,25 @@ def check_tenant(tenant: Tenant, *, clients, now: datetime | None = None) -> Wat
             )
             report.lines.append(f"project {hook.resource_gid}: failing ({why})")
             report.backfilled += backfill_project(
-                tenant, hook.resource_gid, clients=clients, since=gap_start - GAP_OVERLAP
+                tenant, hook.resource_gid, clients=clients, since=gap_start - GAP_OVERLAP, our_clock=True
             )
         elif hook.state == AsanaWebhook.State.FAILING:
             report.lines.append(f"project {hook.resource_gid}: recovered")
             report.backfilled += backfill_project(
-                tenant, hook.resource_gid, clients=clients, since=gap_start - GAP_OVERLAP
+                tenant, hook.resource_gid, clients=clients, since=gap_start - GAP_OVERLAP, our_clock=True
             )
     return report
 
 
-def backfill_project(tenant: Tenant, project_gid: str, *, clients, since: datetime) -> int:
-    """Store each task changed since `since` as a polled event (deduplicated) and process it."""
+def backfill_project(
+    tenant: Tenant, project_gid: str, *, clients, since: datetime, our_clock: bool = False
+) -> int:
+    """Store each task changed since `since` as a polled event (deduplicated) and process it.
+
+    `modified_since` is compared by Asana on ITS clock: `since` is Asana's time; a time taken on this
+    host's clock (a delivery's arrival, say) is passed with `our_clock=True` and converted first."""
+    if our_clock:
+        since = clients.asana.to_asana_time(since)
     new_ids = []
     for task in clients.asana.iter_project_tasks(project_gid, modified_since=since, fields=POLL_FIELDS):
         key = f"asana:poll:{tenant.pk}:{task['gid']}:{task.get('modified_at')}"
@@ -382,8 +389,11 @@ def store_task_change(
 
 
 def backfill_flow(flow: Flow, *, clients, now: datetime | None = None) -> str:
-    """The catch-up poll for one approvals flow, from its cursor (moved only after the page is queued)."""
-    now = now or timezone.now()
+    """The catch-up poll for one approvals flow, from its cursor (moved only after the page is queued).
+
+    The cursor is on Asana's clock (read from its Date header before listing), never on this host's:
+    a connector clock minutes ahead of Asana's would otherwise skip approvals for good."""
+    now = now or clients.asana.asana_now()
     stream = f"asana_approvals:{flow.pk}:modified_since"
     cursor, _ = Cursor.objects.get_or_create(tenant=flow.tenant, stream=stream)
     since = (_when(cursor.value) or now - FIRST_POLL_LOOKBACK) - GAP_OVERLAP

@@ -31,6 +31,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from audit.recorder import audit_context, record_entry
 from integrations.base import errors
+from integrations.base.deadline import attempt_deadline
 from integrations.models import Flow, RecordLink
 
 from . import reconcile
@@ -43,7 +44,8 @@ IN_FLIGHT = "create in flight"
 OUTCOME_UNKNOWN = "create outcome unknown: reconcile before creating again"
 DEFAULT_LEASE = timedelta(seconds=120)
 RETRY_UNKNOWN_AFTER = 30.0
-ANSWER_FIELDS = ("name",)  # we never need the written task back: keep answers small
+# We never need the written task back, only Asana's time of the write (what approvals bind to).
+ANSWER_FIELDS = ("name", "modified_at")
 ADOPTED_CHECK = "asana:adopted:"  # dedupe key prefix of the event that re-checks an adopted task
 
 
@@ -146,9 +148,13 @@ class DocumentSync:
         if record is None and reread:
             record = self.read(doc_type, number)
         key = f"{doc_type}/{number}"
-        existing = RecordLink.objects.filter(
-            tenant=self.tenant, kind=self.doc.link_kind, acumatica_type=doc_type, acumatica_ref=number
-        ).first()
+        existing = self._current_link(doc_type, number)
+        if existing is not None and self._starts_new_generation(existing, record):
+            if self.dry_run:
+                preview = plan_document(record, self.settings, LinkView(), self._specs_or_none(), key=key)
+                preview.reason = f"new generation {existing.generation + 1}: {preview.reason}".rstrip(": ")
+                return Outcome(key, preview, AuditEntry.Status.PLANNED, existing.pk)
+            existing = self._new_generation(existing, record, event)
         preview = plan_document(record, self.settings, _view(existing), self._specs_or_none(), key=key)
         if self.dry_run:
             return Outcome(key, preview, AuditEntry.Status.PLANNED, getattr(existing, "pk", None))
@@ -184,6 +190,57 @@ class DocumentSync:
                 return None
             raise
 
+    def _current_link(self, doc_type: str, number: str) -> RecordLink | None:
+        """The live link of this natural key, else its newest ended generation (None: never seen)."""
+        return (
+            RecordLink.objects.filter(
+                tenant=self.tenant, kind=self.doc.link_kind, acumatica_type=doc_type, acumatica_ref=number
+            )
+            .order_by("-generation")
+            .first()
+        )
+
+    def _starts_new_generation(self, link: RecordLink, record: Any) -> bool:
+        """A live document under a key whose link ended (deleted, voided, cancelled), or under a key
+        whose link holds another Acumatica record (deleted and entered again, the delete never seen)."""
+        if record is None or record.get("Status") in self.doc.closed_statuses:
+            return False
+        if not link.is_live:
+            return True
+        record_id = str(getattr(record, "id", None) or "")
+        return bool(link.acumatica_id and record_id and record_id != link.acumatica_id)
+
+    def _new_generation(self, old: RecordLink, record: Any, event: Any) -> RecordLink:
+        """End the old link for good (closing its task if it is still open) and start the next one."""
+        key = f"{old.acumatica_type}/{old.acumatica_ref}"
+        if old.is_live:  # replaced without the delete ever being seen (deletions arrive by push only)
+            plan = Plan("close", key, reason="deleted in Acumatica (its number was entered again)")
+            plan.close_how = self.settings.on_closed
+            with transaction.atomic():
+                locked = RecordLink.objects.select_for_update().get(pk=old.pk)
+                if locked.is_live:
+                    if locked.asana_task_gid:
+                        self._close(locked, plan)
+                    else:
+                        locked.state, locked.state_reason = RecordLink.State.DELETED, plan.reason
+                        locked.save()
+                    self._audit(locked, plan, AuditEntry.Status.SUCCEEDED, None, event)
+        try:
+            with transaction.atomic():
+                link = RecordLink.objects.create(
+                    tenant=self.tenant,
+                    kind=self.doc.link_kind,
+                    acumatica_type=old.acumatica_type,
+                    acumatica_ref=old.acumatica_ref,
+                    generation=old.generation + 1,
+                    flow=self.flow,
+                    state=RecordLink.State.CREATING,
+                    state_reason=f"new: generation {old.generation + 1} of {key}",
+                )
+        except IntegrityError:  # another worker started it a moment ago
+            link = self._current_link(old.acumatica_type, old.acumatica_ref)
+        return link
+
     def _link_for(self, doc_type: str, number: str) -> RecordLink:
         """Get or create the lineage row; the unique constraint settles a race between two workers."""
         lookup = dict(
@@ -195,10 +252,12 @@ class DocumentSync:
                     **lookup, flow=self.flow, state=RecordLink.State.CREATING, state_reason="new"
                 )
         except IntegrityError:
-            return RecordLink.objects.get(**lookup)
+            return self._current_link(doc_type, number)
 
     def _process_locked(self, link_pk: int, key: str, record: Any, event: Any) -> Outcome:
         now = self.now()
+        # Asana's time, read before the row lock (it may cost a request): a create's window is on it.
+        asana_now = self._asana_now_if_unlinked(link_pk)
         with transaction.atomic():
             link = RecordLink.objects.select_for_update().get(pk=link_pk)
             if record is not None:
@@ -209,6 +268,10 @@ class DocumentSync:
                 link.source_modified_at = modified or link.source_modified_at
             plan = plan_document(record, self.settings, _view(link), self.live_specs, key=key)
             notes: list[str] = []
+            if plan.action == "create" and link.state == RecordLink.State.NEEDS_PERSON:
+                plan = Plan(
+                    "skip", key, reason="create outcome unknown: waiting for a person to adopt or create"
+                )
             if plan.action == "create" and link.attempt_started_at is not None:
                 if link.state_reason == IN_FLIGHT and now - link.attempt_started_at < self.lease:
                     wait = (link.attempt_started_at + self.lease - now).total_seconds()
@@ -222,12 +285,22 @@ class DocumentSync:
             if plan.action == "create":
                 link.state = RecordLink.State.CREATING
                 link.state_reason = IN_FLIGHT
-                link.attempt_started_at = link.attempt_started_at or now
+                link.attempt_started_at = now
+                # A new window: earlier attempts were reconciled and made no task that can be found.
+                link.attempt_asana_started_at = asana_now or self.asana.asana_now()
+                link.claim_token += 1
+                link.review = {}
                 link.save()
             else:
                 return self._apply_locked(link, plan, record, event, notes)
         # The claim is committed: a crash from here on is reconciled by the next attempt.
-        return self._create(link_pk, key, plan, record, event)
+        return self._create(link_pk, key, plan, record, event, token=link.claim_token)
+
+    def _asana_now_if_unlinked(self, link_pk: int) -> Any:
+        has_task = (
+            RecordLink.objects.filter(pk=link_pk).exclude(asana_task_gid="").values_list("pk", flat=True)
+        )
+        return None if has_task.exists() else self.asana.asana_now()
 
     def _stale(self, link: RecordLink, key: str, record: Any, event: Any) -> Outcome:
         """This copy is older than the version the link already took (a poll page read before a push or
@@ -242,20 +315,65 @@ class DocumentSync:
         self._audit(link, plan, AuditEntry.Status.SKIPPED, record, event)
         return Outcome(key, plan, AuditEntry.Status.SKIPPED, link.pk, link.asana_task_gid)
 
+    def _identity(self, link: RecordLink, plan: Plan, key: str) -> reconcile.Identity:
+        asana_conn = getattr(self.tenant, "asana", None)
+        user = getattr(asana_conn, "connector_user_gid", "") or ""
+        if not user and not self.settings.external_prefix:
+            user = str((self.asana.me() or {}).get("gid") or "")
+        return reconcile.Identity(
+            key=key,
+            name=plan.payload.get("name", ""),
+            marker=reconcile.identity_marker(self.tenant.slug, key, link.generation, link.pk),
+            generation=link.generation,
+            link_id=link.pk,
+            connector_user=user,
+        )
+
     def _reconcile(self, link: RecordLink, plan: Plan, key: str) -> tuple[Plan, list[str]]:
-        task, duplicates = reconcile.find_task(
-            self.asana, self.settings, key, plan.payload.get("name", ""), link.attempt_started_at
+        started = link.attempt_asana_started_at or self.asana.asana_now() - (
+            timezone.now() - (link.attempt_started_at or timezone.now())
+        )
+
+        def linked_elsewhere(gids: list[str]) -> list[str]:
+            return list(
+                RecordLink.objects.filter(asana_task_gid__in=gids)
+                .exclude(pk=link.pk)
+                .values_list("asana_task_gid", flat=True)
+            )
+
+        verdict = reconcile.find_task(
+            self.asana,
+            self.settings,
+            self._identity(link, plan, key),
+            attempt_started=started,
+            lease=self.lease,
+            linked_elsewhere=linked_elsewhere,
         )
         how = reconcile.match_method(self.settings)
+        notes = [f"reconciled by {how}", *verdict.notes]
+        if verdict.ambiguous:
+            self._park(link, verdict, key)
+            return Plan("skip", key, reason="create outcome unknown: needs a person"), notes
+        if verdict.undecided:
+            raise errors.Unavailable(
+                f"{key}: the lost create's task is not found yet; Asana's search index may not show it "
+                f"yet, looking again in {verdict.retry_after:.0f} s before creating",
+                system="asana",
+                retry_after=verdict.retry_after,
+            )
+        task = verdict.task
         if task is None:
-            return plan, [f"reconciled by {how}: no task found, creating"]
-        notes = [f"reconciled by {how}: adopted task {task['gid']} from an earlier attempt"]
-        if duplicates:
-            notes.append(f"further tasks carry the same key (duplicates to review): {', '.join(duplicates)}")
+            return plan, [*notes, "no task found, creating"]
+        notes.append(f"adopted task {task['gid']} from an earlier attempt")
+        if verdict.duplicates:
+            notes.append(
+                f"further tasks carry the same key (duplicates to review): {', '.join(verdict.duplicates)}"
+            )
         link.asana_task_gid = task["gid"]
         link.state = RecordLink.State.LINKED
         link.state_reason = ""
         link.attempt_started_at = None
+        link.review = {}
         self._check_adopted_task(link, task)
         from integrations.asana.client import task_changes
 
@@ -277,6 +395,17 @@ class DocumentSync:
             payload_hash=plan.payload_hash,
             diff={k: ["(existing task)", v] for k, v in changes.items()},
         ), notes
+
+    def _park(self, link: RecordLink, verdict: reconcile.Verdict, key: str) -> None:
+        """A task that may be this document's cannot be proven ours: a person decides (adopt or create)."""
+        listed = ", ".join(f"{c['gid']} ({c.get('name') or 'no name'})" for c in verdict.ambiguous)
+        link.state = RecordLink.State.NEEDS_PERSON
+        link.state_reason = (
+            f"create outcome unknown — needs a person: the connector's user created task(s) {listed} "
+            f"during the lost attempt, and none can be proven to be {key}'s; adopt one or create anew"
+        )
+        link.review = {"candidates": verdict.ambiguous, "key": key}
+        link.attempt_started_at = None
 
     def _check_adopted_task(self, link: RecordLink, task: dict[str, Any]) -> None:
         """An adopted task sat in Asana unlinked (its creator died before storing the GID): a person
@@ -315,11 +444,20 @@ class DocumentSync:
         """update / skip / quarantine / close, under the row lock."""
         status = AuditEntry.Status.SUCCEEDED
         if plan.action == "update":
-            self.asana.update_task(link.asana_task_gid, plan.changes, fields=ANSWER_FIELDS)
+            guard = ApprovalGuard(self, link, record)
+            answer = self.asana.update_task(
+                link.asana_task_gid, guard.changes(plan.changes), fields=ANSWER_FIELDS
+            )
             self._linked(link, plan)
+            guard.written(answer, event)
         elif plan.action == "skip":
             status = AuditEntry.Status.UNCHANGED if plan.reason == "unchanged" else AuditEntry.Status.SKIPPED
-            if link.asana_task_gid and plan.payload_hash and link.payload_hash != plan.payload_hash:
+            if link.asana_task_gid and not link.guarded_values and link.state == RecordLink.State.LINKED:
+                # A link from before approvals were bound: the values on the task now are the baseline.
+                self._record_guarded(link, record, None, "baseline")
+            if link.state == RecordLink.State.NEEDS_PERSON:
+                status = AuditEntry.Status.QUARANTINED
+            elif link.asana_task_gid and plan.payload_hash and link.payload_hash != plan.payload_hash:
                 self._linked(link, plan)  # e.g. reconciled: remember what the task now holds
             elif link.asana_task_gid and link.state in (
                 RecordLink.State.QUARANTINED,
@@ -359,41 +497,114 @@ class DocumentSync:
         link.state_reason = f"{plan.reason}; task {'left as is' if how == 'leave' else how + 'd'}"
         link.save()
 
-    def _create(self, link_pk: int, key: str, plan: Plan, record: Any, event: Any) -> Outcome:
+    def _create(self, link_pk: int, key: str, plan: Plan, record: Any, event: Any, *, token: int) -> Outcome:
         payload = plan.payload
-        extra = {"external": payload["external"]} if "external" in payload else None
+        link = RecordLink.objects.get(pk=link_pk)
+        extra = None
+        if "external" in payload:
+            extra = {"external": {"gid": reconcile.external_gid(self.settings, key, link.generation)}}
+        # The identity line proves whose task this is if the answer is lost (reconcile.py). It is
+        # written at create only: once the GID is stored, nothing needs it.
+        marker = reconcile.identity_marker(self.tenant.slug, key, link.generation, link.pk)
+        notes = f"{payload['notes']}\n\n{marker}" if payload.get("notes") else marker
         with_section = bool(self.settings.section_gid) and self.flow.options.get("section_at_create", True)
         try:
-            task = self.asana.create_task(
-                name=payload["name"],
-                project_gid=self.settings.project_gid,
-                section_gid=self.settings.section_gid if with_section else None,
-                custom_fields=payload.get("custom_fields") or None,
-                notes=payload.get("notes"),
-                extra=extra,
-                fields=ANSWER_FIELDS,
-            )
+            with attempt_deadline(self.lease.total_seconds() * 0.75):
+                task = self.asana.create_task(
+                    name=payload["name"],
+                    project_gid=self.settings.project_gid,
+                    section_gid=self.settings.section_gid if with_section else None,
+                    custom_fields=payload.get("custom_fields") or None,
+                    notes=notes,
+                    extra=extra,
+                    fields=ANSWER_FIELDS,
+                )
         except errors.ConnectorError as exc:
             return self._create_failed(link_pk, key, plan, record, event, exc)
-        link = self.store_created(link_pk, task["gid"], plan)
-        notes = []
+        link = self.store_created(link_pk, task["gid"], plan, token=token)
+        if link is None:
+            return self._orphan(link_pk, key, plan, task, record, event)
+        self._record_guarded(link, record, task, "create")
+        out_notes = []
         if self.settings.section_gid and not with_section:
             # Operator chose section_at_create=false: place the task with a second call.
             try:
                 self.asana.move_to_section(task["gid"], self.settings.section_gid)
             except errors.ConnectorError as exc:
-                notes.append(f"task created but not moved to section {self.settings.section_gid}: {exc}")
-        self._audit(link, plan, AuditEntry.Status.SUCCEEDED, record, event, notes=notes)
-        return Outcome(key, plan, AuditEntry.Status.SUCCEEDED, link_pk, task["gid"], notes=notes)
+                out_notes.append(f"task created but not moved to section {self.settings.section_gid}: {exc}")
+        self._audit(link, plan, AuditEntry.Status.SUCCEEDED, record, event, notes=out_notes)
+        return Outcome(key, plan, AuditEntry.Status.SUCCEEDED, link_pk, task["gid"], notes=out_notes)
 
-    def store_created(self, link_pk: int, task_gid: str, plan: Plan) -> RecordLink:
-        """Store the new task's GID at once (a crash before this is reconciled by the next attempt)."""
+    def store_created(self, link_pk: int, task_gid: str, plan: Plan, *, token: int) -> RecordLink | None:
+        """Store the new task's GID at once — only while our claim holds (fencing): None when another
+        worker took the link over meanwhile (our lease ran out) or stored a task first."""
         with transaction.atomic():
             link = RecordLink.objects.select_for_update().get(pk=link_pk)
+            if link.claim_token != token or link.asana_task_gid:
+                return None
             link.asana_task_gid = task_gid
             link.attempt_started_at = None
-            self._linked(link, plan)
+            try:
+                with transaction.atomic():
+                    self._linked(link, plan)
+            except IntegrityError:  # the task already belongs to another link (never shared)
+                return None
         return link
+
+    def _orphan(
+        self, link_pk: int, key: str, plan: Plan, task: dict[str, Any], record: Any, event: Any
+    ) -> Outcome:
+        """Our create outlived our claim: another worker owns the document now. Our task is an orphan:
+        close it, pointing at the winner, and say so in the audit trail (never two open tasks)."""
+        link = RecordLink.objects.get(pk=link_pk)
+        winner = link.asana_task_gid
+        text = (
+            f"Duplicate created by an attempt that lost its claim on {key}; "
+            + (f"the document's task is {winner}." if winner else "another attempt is creating its task.")
+            + " Closed by ml-connector."
+        )
+        note = f"orphan task {task['gid']} closed (claim lost; the document's task is {winner or 'pending'})"
+        try:
+            self.asana.add_comment(task["gid"], text)
+            self.asana.update_task(task["gid"], {"completed": True}, fields=ANSWER_FIELDS)
+        except errors.ConnectorError as exc:
+            note = f"orphan task {task['gid']} could NOT be closed ({exc}); close it by hand"
+        orphan_plan = Plan("close", key, reason=note, close_how="complete")
+        self._audit(link, orphan_plan, AuditEntry.Status.SUCCEEDED, record, event, notes=[note])
+        return Outcome(key, orphan_plan, AuditEntry.Status.SKIPPED, link_pk, winner, notes=[note])
+
+    def _record_guarded(
+        self,
+        link: RecordLink,
+        record: Any,
+        answer: dict[str, Any] | None,
+        operation: str,
+        *,
+        approval_reset: bool = False,
+    ):
+        """What the connector just wrote, with Asana's time of the write (the answer's modified_at)."""
+        if record is None:
+            return False, {}
+        from integrations.asana.client import parse_asana_time
+
+        from . import approval_binding as binding
+
+        values = binding.guarded_values(
+            record, self._mapped, binding.guarded_paths(link.kind, self.flow.options)
+        )
+        if not values:
+            return False, {}
+        when = parse_asana_time((answer or {}).get("modified_at")) or self.asana.asana_now()
+        changed, previous = binding.record_guarded_write(
+            link.pk, values, when, operation=operation, approval_reset=approval_reset
+        )
+        if changed:  # keep the caller's instance in step: a later save() must not undo this
+            link.guarded_values, link.guarded_written_at = dict(values), when
+        return changed, previous
+
+    @property
+    def _mapped(self) -> list[tuple[str, int | None]]:
+        return [(m.source_path, m.precision) for m in self.settings.mappings]
 
     def _create_failed(
         self, link_pk: int, key: str, plan: Plan, record: Any, event: Any, exc: errors.ConnectorError
@@ -404,7 +615,7 @@ class DocumentSync:
             with transaction.atomic():
                 link = RecordLink.objects.select_for_update().get(pk=link_pk)
                 adopted, notes = self._reconcile(link, plan, key)
-                if link.asana_task_gid:
+                if link.asana_task_gid or link.state == RecordLink.State.NEEDS_PERSON:
                     return self._apply_locked(link, adopted, record, event, [str(exc), *notes])
             raise errors.Unavailable(
                 f"{key}: {exc}; no task found yet, will reconcile again before creating",
@@ -471,6 +682,77 @@ class DocumentSync:
                 error_class=type(error).__name__ if error else "",
                 attempts=attempts,
             )
+
+
+class ApprovalGuard:
+    """An update that changes a guarded value of a document whose task is approved but not released:
+    the new values, the approval reset and a comment naming old → new go out in one visible step, and
+    the console lists it as "changed after approval". (Even without this, an approval older than the
+    write never binds: approval_binding.py.)"""
+
+    def __init__(self, sync: DocumentSync, link: RecordLink, record: Any):
+        self.sync, self.link, self.record = sync, link, record
+        self.reset: list[str] = []
+        self.approvals_flow: Flow | None = None
+
+    def changes(self, changes: dict[str, Any]) -> dict[str, Any]:
+        from . import approval_binding as binding
+        from .approvals import DONE_STATUSES, approval_verdict
+
+        link, record = self.link, self.record
+        if record is None or not link.guarded_values or record.get("Status") in DONE_STATUSES[link.kind]:
+            return changes
+        paths = binding.guarded_paths(link.kind, self.sync.flow.options)
+        new = binding.guarded_values(record, self.sync._mapped, paths)
+        if not new or new == link.guarded_values:
+            return changes
+        self.approvals_flow = (
+            Flow.objects.filter(
+                tenant=self.sync.tenant,
+                kind=Flow.Kind.ASANA_APPROVALS,
+                enabled=True,
+                asana_project_gid=self.sync.settings.project_gid,
+            )
+            .order_by("pk")
+            .first()
+        )
+        if self.approvals_flow is None:
+            return changes
+        task = self.sync.asana.get_task(link.asana_task_gid)
+        approved, _why = approval_verdict(self.approvals_flow, task)
+        if not approved:
+            return changes
+        self.reset = binding.describe_changes(link.guarded_values, new)
+        return binding.merge_changes(changes, binding.approval_reset_changes(self.approvals_flow, task))
+
+    def written(self, answer: dict[str, Any] | None, event: Any) -> None:
+        changed, _previous = self.sync._record_guarded(
+            self.link, self.record, answer, "update", approval_reset=bool(self.reset)
+        )
+        if not self.reset:
+            return
+        text = "; ".join(self.reset)
+        comment = (
+            f"Changed in Acumatica after approval: {text}. The approval was reset: please review the new "
+            "values and approve again. (ml-connector)"
+        )
+        try:
+            self.sync.asana.add_comment(self.link.asana_task_gid, comment)
+        except errors.ConnectorError as exc:
+            log.warning("could not comment on task %s: %s", self.link.asana_task_gid, exc)
+        RecordLink.objects.filter(pk=self.link.pk).update(approved_snapshot={})
+        self.link.approved_snapshot = {}
+        record_entry(
+            tenant=self.sync.tenant,
+            flow=self.sync.flow,
+            record_link=self.link,
+            operation="changed_after_approval",
+            status=AuditEntry.Status.SUCCEEDED,
+            record_key=f"{self.sync.doc.entity}:{self.link.acumatica_type}/{self.link.acumatica_ref}",
+            payload={"changes": self.reset, "approval_reset": True},
+            inbound_event=event,
+            error=f"changed after approval: {text}; approval reset and a new approval asked for",
+        )
 
 
 def _view(link: RecordLink | None) -> LinkView:

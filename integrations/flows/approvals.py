@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
@@ -40,15 +39,14 @@ from integrations.base import errors
 from integrations.models import Flow, RecordLink, Tenant
 from mappings.models import FieldMapping, ValueMapping
 
+from . import approval_binding as binding
+
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
-# Fields that identify "the bill that was approved": compared between the approval snapshot and the
-# document re-read before releasing (by whatever FieldMapping puts them on the task).
-GUARDED_FIELDS = {
-    RecordLink.Kind.BILL: ("Amount", "Vendor", "ReferenceNbr", "VendorRef"),
-    RecordLink.Kind.PURCHASE_ORDER: ("OrderTotal", "VendorID", "OrderNbr", "VendorRef"),
-}
+# Fields that identify "the bill that was approved" (approval_binding.GUARDED_FIELDS): compared between
+# what the connector last wrote to the task, the task now and the document re-read before releasing.
+GUARDED_FIELDS = binding.GUARDED_FIELDS
 DONE_STATUSES = {
     RecordLink.Kind.BILL: frozenset({"Open", "Closed"}),
     RecordLink.Kind.PURCHASE_ORDER: frozenset({"Open", "Completed", "Closed"}),
@@ -92,20 +90,7 @@ def approval_verdict(flow: Flow, task: dict[str, Any]) -> tuple[bool, str]:
     return bool(task.get("completed")), "completed" if task.get("completed") else "not completed"
 
 
-def _normalise(value: Any, precision: int | None = None) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (int, float, Decimal)):
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            return str(value)
-        if precision is not None:
-            number = number.quantize(Decimal(1).scaleb(-precision))
-        return str(number.normalize() if precision is None else number)
-    return str(value).strip()
+_normalise = binding.normalise
 
 
 def snapshot_values(task: dict[str, Any], mappings: list[FieldMapping], guarded: tuple[str, ...]) -> dict:
@@ -155,12 +140,45 @@ def handle_task_change(
     from . import writeback
 
     with audit_context(tenant_id=flow.tenant_id, record_link=link):
-        written = writeback.apply_task_values(flow, link, task, clients=clients, inbound_event=inbound_event)
         approved, why = approval_verdict(flow, task)
+        if not link.is_live:
+            # The document was deleted, voided or cancelled: its task's approvals act on nothing, and
+            # a document entered again under the same number has its own generation and task.
+            if approved:
+                _ended_link_approved(flow, link, task, clients, inbound_event)
+            return f"the task's document is {link.get_state_display().lower()}; nothing to act on"
+        written = writeback.apply_task_values(flow, link, task, clients=clients, inbound_event=inbound_event)
         if not approved:
             _withdraw_if_unapproved(link, why)
             return f"not approved ({why}); {written}"
         return release_document(flow, link.pk, task, clients=clients, inbound_event=inbound_event)
+
+
+def _ended_link_approved(flow: Flow, link: RecordLink, task: dict[str, Any], clients, inbound_event) -> None:
+    """Say once, on the task and in the audit trail, that this approval acts on nothing."""
+    snapshot = link.approved_snapshot or {}
+    if snapshot.get("ended_noted"):
+        return
+    reason = (
+        f"{_key(link)} was {link.get_state_display().lower()} in Acumatica ({link.state_reason}); "
+        "this task's approval acts on nothing"
+    )
+    record_entry(
+        tenant=link.tenant,
+        flow=flow,
+        operation=f"{link.kind}.release",
+        status="skipped",
+        record_key=_key(link),
+        idempotency_key=f"release:{task['gid']}",
+        inbound_event=inbound_event,
+        error=reason,
+    )
+    try:
+        clients.asana.add_comment(task["gid"], f"Not released: {reason}. (ml-connector)")
+    except errors.ConnectorError as exc:
+        log.warning("could not comment on task %s: %s", task["gid"], exc)
+        return
+    RecordLink.objects.filter(pk=link.pk).update(approved_snapshot={**snapshot, "ended_noted": True})
 
 
 def _withdraw_if_unapproved(link: RecordLink, why: str) -> None:
@@ -182,6 +200,7 @@ def _key(link: RecordLink) -> str:
 
 
 def _claim(link_id: int) -> RecordLink:
+    """Take the link's lease with the next fencing token (`link.claim_token` is ours afterwards)."""
     now = timezone.now()
     with transaction.atomic():
         link = RecordLink.objects.select_for_update().get(pk=link_id)
@@ -192,7 +211,8 @@ def _claim(link_id: int) -> RecordLink:
                 retry_after=30,
             )
         link.attempt_started_at = now
-        link.save(update_fields=["attempt_started_at"])
+        link.claim_token += 1
+        link.save(update_fields=["attempt_started_at", "claim_token"])
     return link
 
 
@@ -216,7 +236,13 @@ def release_document(
     try:
         return _release_claimed(flow, link, task, clients, inbound_event)
     finally:
-        RecordLink.objects.filter(pk=link.pk).update(attempt_started_at=None)
+        # Only the holder clears the lease: a worker whose lease expired and was taken over must not
+        # clear its successor's claim (a conditional UPDATE on the fencing token).
+        RecordLink.objects.filter(pk=link.pk, claim_token=link.claim_token).update(attempt_started_at=None)
+
+
+def _doc_flow_options(flow: Flow, link: RecordLink) -> dict[str, Any]:
+    return dict(getattr(link.flow, "options", None) or {}) if link.flow_id else dict(flow.options or {})
 
 
 def _release_claimed(
@@ -224,35 +250,42 @@ def _release_claimed(
 ) -> str:
     kind = link.kind
     mappings = _document_mappings(flow, link)
-    precisions = {m.source_path: m.precision for m in mappings}
+    paths = binding.guarded_paths(kind, _doc_flow_options(flow, link))
+    mapped = [(m.source_path, m.precision) for m in mappings]
     snapshot = dict(link.approved_snapshot or {})
-    if snapshot.get("values") is None or snapshot.get("task_gid") != task["gid"]:
-        snapshot = {
-            "task_gid": task["gid"],
-            "approved_seen_at": timezone.now().isoformat(),
-            "task_modified_at": task.get("modified_at"),
-            "values": snapshot_values(task, mappings, GUARDED_FIELDS[kind]),
-        }
-        RecordLink.objects.filter(pk=link.pk).update(approved_snapshot=snapshot)
+    if snapshot.get("task_gid") != task["gid"]:
+        snapshot = {"task_gid": task["gid"]}
     ctx = Attempt(
         flow=flow, link=link, task=task, clients=clients, snapshot=snapshot, inbound_event=inbound_event
     )
     if snapshot.get("released_at"):
         return ctx.finish("released", "already released by an earlier attempt", calls=False)
-    if not snapshot["values"]:
+    if not any(path in paths for path, _ in mapped):
         return ctx.refuse(
             "no amount, vendor or reference is mapped to the task: the approval cannot be "
             "checked against the document",
             reopen=False,
         )
     try:
-        document = ctx.read()
-        if document.get("Status") in DONE_STATUSES[kind]:
+        moment = binding.approval_moment(clients.asana, flow, task)
+        shown = snapshot_values(task, mappings, paths)
+        try:
+            document = ctx.read()
+        except errors.NotFound:
+            document = None
+        if document is not None and document.get("Status") in DONE_STATUSES[kind]:
+            ctx.bind(moment, {})
             return ctx.finish("released", f"already {document['Status']} in Acumatica")
-        diffs = document_differences(snapshot["values"], document, precisions)
-        if diffs:
-            text = "; ".join(f"{p}: approved {a!r}, now {c!r}" for p, a, c in diffs)
-            return ctx.refuse(f"the document changed after approval ({text})", diffs=diffs)
+        values = binding.guarded_values(document or {}, mapped, paths)
+        ctx.bind(moment, values)
+        problems = binding.binding_problems(link, moment, shown, document, values)
+        if problems:
+            diffs = [
+                (p, link.guarded_values.get(p), values.get(p))
+                for p in link.guarded_values
+                if document is not None and values.get(p) != link.guarded_values.get(p)
+            ]
+            return ctx.refuse("; ".join(problems), diffs=diffs)
         document = ctx.prepare(document)
         document = ctx.act(document, deadline=float(flow.options.get("release_deadline_seconds", 300)))
         if document.get("Status") in DONE_STATUSES[kind]:
@@ -288,6 +321,22 @@ class Attempt:
         self.steps: list[str] = []
         self.is_bill = link.kind == RecordLink.Kind.BILL
         self.action_name = "ReleaseBill" if self.is_bill else str(flow.options.get("po_action") or "Approve")
+
+    def bind(self, moment: binding.ApprovalMoment, document_values: dict[str, Any]) -> None:
+        """Record what this approval is bound to: Asana's time of it, the approver, and the values the
+        connector had written (the evidence an auditor reads)."""
+        link = self.link
+        self.snapshot = {
+            **self.snapshot,
+            "generation": link.generation,
+            "approved_at": moment.at.isoformat() if moment.at else None,
+            "approved_by": moment.by,
+            "approval_source": moment.source,
+            "values": dict(link.guarded_values or {}),
+            "values_written_at": link.guarded_written_at.isoformat() if link.guarded_written_at else None,
+            "document_values": document_values,
+        }
+        RecordLink.objects.filter(pk=link.pk).update(approved_snapshot=self.snapshot)
 
     # ---- Acumatica ---------------------------------------------------------------------------------
     def read(self) -> dict[str, Any]:
@@ -399,13 +448,7 @@ class Attempt:
     def reopen(self) -> None:
         flow, asana, gid = self.flow, self.clients.asana, self.task["gid"]
         try:
-            if flow.approval_rule == Flow.ApprovalRule.ENUM_OPTION:
-                reset = flow.options.get("reopen_option_gid")  # None clears the field
-                asana.update_task(gid, {"custom_fields": {flow.approval_field_gid: reset}})
-            elif approval_outcome(self.task) is not None:
-                asana.update_task(gid, {"approval_status": "pending"})
-            else:
-                asana.uncomplete_task(gid)
+            asana.update_task(gid, binding.approval_reset_changes(flow, self.task))
             RecordLink.objects.filter(pk=self.link.pk).update(approved_snapshot={})
         except errors.ConnectorError as exc:
             log.warning("could not reopen task %s after a refused release: %s", gid, exc)
