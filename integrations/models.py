@@ -209,6 +209,41 @@ class Flow(models.Model):
     def __str__(self) -> str:
         return f"{self.tenant.slug}/{self.name}"
 
+    # Flows that turn tasks into money movements: two tenants' flows of one of these kinds on one Asana
+    # project would each act on every task (one approval releasing a bill in two ERPs).
+    PROJECT_EXCLUSIVE_KINDS = (
+        Kind.ACUMATICA_BILLS,
+        Kind.ACUMATICA_PURCHASE_ORDERS,
+        Kind.ASANA_APPROVALS,
+        Kind.ASANA_PURCHASE_REQUESTS,
+    )
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        super().clean()
+        if not self.asana_project_gid or self.kind not in self.PROJECT_EXCLUSIVE_KINDS:
+            return
+        if (self.options or {}).get("share_project_with_other_tenants"):
+            return  # stated on purpose; tasks are still never shared (one link per task)
+        others = (
+            Flow.objects.filter(kind=self.kind, asana_project_gid=self.asana_project_gid)
+            .exclude(tenant_id=self.tenant_id)
+            .select_related("tenant")
+        )
+        other = others.first()
+        if other is not None:
+            raise ValidationError(
+                {
+                    "asana_project_gid": (
+                        f"project {self.asana_project_gid} already carries tenant {other.tenant.slug}'s "
+                        f"{other.get_kind_display()} flow '{other.name}': two tenants' flows of one kind "
+                        "on one project would act on each other's tasks. Use another project, or set "
+                        'options {"share_project_with_other_tenants": true} if this is on purpose.'
+                    )
+                }
+            )
+
 
 class Cursor(models.Model):
     """A watermark per (tenant, stream). It moves only after the page it covers is processed."""
