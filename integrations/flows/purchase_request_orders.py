@@ -51,7 +51,12 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
 PR_TASK_FIELDS = (*TASK_FIELDS, "num_subtasks", "created_by", "completed_by", "completed_by.name")
-SUBTASK_FIELDS = ("name", "completed", *[f for f in TASK_FIELDS if f.startswith("custom_fields.")])
+SUBTASK_FIELDS = (
+    "name",
+    "completed",
+    "modified_at",
+    *[f for f in TASK_FIELDS if f.startswith("custom_fields.")],
+)
 REFUSED = "REFUSED"  # OrderStatus value written back (through a ValueMapping) when a request is refused
 DELETED = "DELETED"  # … and when the PO disappeared from Sage
 
@@ -138,6 +143,9 @@ def process_purchase_request(
     """Act on the task's current state. Raises only RetryableError; returns a short outcome."""
     from .approvals import approval_verdict
 
+    owner = RecordLink.objects.filter(asana_task_gid=task_gid).exclude(tenant=flow.tenant).first()
+    if owner is not None:  # one task belongs to one link in the installation: never two POs
+        return f"task belongs to another tenant's record ({owner.tenant.slug}); nothing done"
     link = RecordLink.objects.filter(tenant=flow.tenant, asana_task_gid=task_gid).first()
     if link is not None and link.kind != RecordLink.Kind.PURCHASE_REQUEST:
         return f"task is linked to a {link.get_kind_display()}, not a purchase request"
@@ -165,6 +173,10 @@ def process_purchase_request(
         if not approved:
             return f"not approved ({why})"
         subtasks = _subtasks(asana, task)
+        if not dry_run:
+            changed = changed_after_approval(flow, task, subtasks, asana=asana)
+            if changed:
+                return reset_approval(flow, task, link, changed, asana=asana, event=inbound_event)
         settings = request_settings(flow)
         settings = pr.RequestSettings(
             **{**settings.__dict__, "option_names": {**_option_names(task), **settings.option_names}}
@@ -209,6 +221,77 @@ def process_purchase_request(
             return create_po(flow, link, asana=asana, sage=sage, fresh=fresh)
 
 
+# Story subtypes that are the approval itself or comments, never a change of what was approved.
+NOT_INPUT_STORIES = frozenset(
+    {"comment_added", "marked_complete", "marked_incomplete", "approved", "rejected", "changes_requested"}
+)
+
+
+def changed_after_approval(
+    flow: Flow, task: dict[str, Any], subtasks: list[dict[str, Any]], *, asana: Any
+) -> list[str]:
+    """What changed in the request's inputs after its approval, on Asana's clock (empty: nothing).
+
+    The approval binds to what the approver saw (ARCHITECTURE §6a): a mapped field, the name (the
+    default description) or a line (subtask) changed at or after the approval's time needs a new
+    approval. Times are Asana's: the stories' `created_at` and the subtasks' `modified_at`."""
+    from integrations.asana.client import parse_asana_time
+
+    from . import approval_binding as binding
+
+    moment = binding.approval_moment(asana, flow, task)
+    if moment.at is None:
+        return ["Asana does not say when the request was approved"]
+    inputs = set(
+        FieldMapping.objects.filter(flow=flow, direction=FieldMapping.Direction.TO_ERP).values_list(
+            "asana_field_gid", flat=True
+        )
+    ) - {flow.approval_field_gid}
+    changes = []
+    for story in asana.iter_stories(task["gid"]):
+        when = parse_asana_time(story.get("created_at"))
+        subtype = story.get("resource_subtype") or ""
+        if when is None or when < moment.at or subtype in NOT_INPUT_STORIES:
+            continue
+        field = str((story.get("custom_field") or {}).get("gid") or "")
+        if (field and field in inputs) or subtype == "name_changed":
+            changes.append(story.get("text") or subtype)
+    for sub in subtasks:
+        when = parse_asana_time(sub.get("modified_at"))
+        if when is not None and when >= moment.at:
+            changes.append(f"line '{sub.get('name')}' changed")
+    return changes
+
+
+def reset_approval(
+    flow: Flow, task: dict[str, Any], link: RecordLink | None, changes: list[str], *, asana: Any, event=None
+) -> str:
+    """Ask for a new approval: reset it on the task, with a comment naming what changed, and record it."""
+    from . import approval_binding as binding
+
+    text = "; ".join(changes)
+    try:
+        asana.update_task(task["gid"], binding.approval_reset_changes(flow, task))
+        asana.add_comment(
+            task["gid"],
+            f"Changed after approval ({text}). No purchase order was created: please review and approve "
+            "again. (ml-connector)",
+        )
+    except errors.ConnectorError as exc:
+        log.warning("could not reset the approval of task %s: %s", task["gid"], exc)
+    record_entry(
+        tenant=flow.tenant,
+        flow=flow,
+        record_link=link,
+        operation="changed_after_approval",
+        status="quarantined",
+        record_key=task["gid"],
+        error=f"changed after approval: {text}; approval reset, a new approval is needed",
+        inbound_event=event,
+    )
+    return f"changed after approval ({text}): approval reset"
+
+
 def _people(flow: Flow, task: dict[str, Any], *, asana: Any) -> TaskPeople:
     """Requester → requisitioner, approver → confirm-to, through UserMapping (mappings/users.py).
     Flow.options `requester_field_gid` / `approver_field_gid` name people custom fields that override the
@@ -243,8 +326,10 @@ def claim(flow: Flow, task_gid: str, link: RecordLink | None, payload: dict, not
                         asana_task_gid=task_gid,
                         state=RecordLink.State.CREATING,
                     )
-            except IntegrityError:  # another worker created it a moment ago
-                link = RecordLink.objects.get(tenant=flow.tenant, asana_task_gid=task_gid)
+            except IntegrityError:  # another worker created it a moment ago — or another tenant owns it
+                link = RecordLink.objects.get(asana_task_gid=task_gid)
+                if link.tenant_id != flow.tenant_id:
+                    return None
         locked = RecordLink.objects.select_for_update().get(pk=link.pk)
         if locked.state in (RecordLink.State.LINKED, RecordLink.State.CLOSED, RecordLink.State.DELETED):
             return None
