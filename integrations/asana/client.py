@@ -513,7 +513,7 @@ class AsanaClient(HttpClient):
     ) -> list[dict[str, Any]]:
         """GET /workspaces/{gid}/tasks/search (§4.7): premium only (402 otherwise), eventually consistent
         (10–60 s behind writes), no pagination — walked by created_at with `created_at.after`."""
-        params: dict[str, Any] = {"sort_by": "created_at", "sort_ascending": "true", "limit": PAGE_SIZE}
+        params: dict[str, Any] = {"sort_by": "created_at", "sort_ascending": "true"}  # no limit param (spec)
         if created_by:
             params["created_by.any"] = created_by
         params.update(extra or {})
