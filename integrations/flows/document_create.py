@@ -108,6 +108,7 @@ class ExactlyOnceCreateMixin:
         link.state = RecordLink.State.LINKED
         link.state_reason = ""
         link.attempt_started_at = None
+        link.claim_token += 1  # fencing: the lost attempt, if still running, must not store over this
         link.review = {}
         self._check_adopted_task(link, task)
         from integrations.asana.client import task_changes
@@ -216,6 +217,8 @@ class ExactlyOnceCreateMixin:
         worker took the link over meanwhile (our lease ran out) or stored a task first."""
         with transaction.atomic():
             link = RecordLink.objects.select_for_update().get(pk=link_pk)
+            if link.asana_task_gid == task_gid:
+                return link  # another attempt adopted this very task meanwhile: it is linked
             if link.claim_token != token or link.asana_task_gid:
                 return None
             link.asana_task_gid = task_gid
