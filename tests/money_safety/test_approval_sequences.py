@@ -14,7 +14,7 @@ from integrations.asana import watchdog
 from integrations.flows.acumatica_documents import DocumentSync
 from integrations.models import RecordLink
 from integrations.tasks.approvals import poll_approvals
-from tests.asana_webhooks.harness import F, OPT, World, world  # noqa: F401
+from tests.asana_webhooks.harness import OPT, F, World, world  # noqa: F401
 
 
 @pytest.fixture
