@@ -10,6 +10,7 @@ that exactly one does and the record is linked to it (or waits for a person, who
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -65,10 +66,8 @@ def machine_for(make_sync, asana, acu, now, monkeypatch):
             with monkeypatch.context() as m:
                 if kill:
                     m.setattr(DocumentSync, "store_created", crash)
-                try:
+                with contextlib.suppress(errors.RetryableError, Killed):
                     make_sync().process("Bill", self.ref)
-                except (errors.RetryableError, Killed):
-                    pass
             self.notice_new_tasks()
 
         # ---- what happens --------------------------------------------------------------------------
