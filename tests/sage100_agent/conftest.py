@@ -20,7 +20,7 @@ from integrations.sage100.agent.server import RunningAgent, create_app, start_in
 from integrations.sage100.agent.signing import sign_request
 from integrations.sage100.agent.simulated import SimulatedBackend
 
-from .fake_com import FakeSage
+from .fake_com import PERSONALITIES, FakeSage
 
 API_KEY = "test-api-key-0123456789"
 SECRET = "test-hmac-secret-0123456789abcdef0123456789"
@@ -152,9 +152,11 @@ def po_body(external_id: str = "1209876543210987", **overrides: Any) -> dict[str
     return body
 
 
-@pytest.fixture
-def sage():
-    return FakeSage()
+@pytest.fixture(params=PERSONALITIES)
+def sage(request):
+    """The fake ProvideX in both personalities (typed: tuples; late-bound: by-reference VARIANTs only),
+    so every test that drives the BOI backend runs against each (issue 19 item 1)."""
+    return FakeSage(request.param)
 
 
 @pytest.fixture

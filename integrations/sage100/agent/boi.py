@@ -1,9 +1,10 @@
 """BOI backend: Sage 100's Business Object Interface through pywin32 COM (Windows only, imported lazily).
 
 Follows reference sage100.md §1-§4 and the §10 checklist. Every ProvideX call goes through
-:meth:`BOISession.call`, which normalises pywin32's return shapes: a method with ByRef arguments comes
-back as a tuple ``(retval, out1, …)``; one without as a plain value (§1.5: pywin32 ByRef behaviour is [U],
-so both shapes are accepted). Return codes: 1 ok, -1 ok with a warning (kept), 0 failed (§1.2).
+:meth:`BOISession.call`, which marshals ByRef outputs as typed by-reference VARIANTs and reads them back
+(``byref.py``: pywin32 fills ByRef arguments of late-bound objects only that way); when type information
+exists pywin32 returns ``(retval, out1, …)`` instead and the tuple is used. Return codes: 1 ok, -1 ok with
+a warning (kept), 0 failed (§1.2).
 
 Threading: COM objects are apartment-bound, so each pooled session owns one worker thread (its STA,
 §8.5 "one dedicated STA thread per session") and every call for that session runs there. A COM exception
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 from .backend import Backend, company_write_lock
 from .boi_write import BOIOps
+from .byref import Marshaller
 from .config import AgentConfig, BOIConfig
 from .ledger import Ledger
 from .model import (
@@ -78,6 +80,7 @@ class BOISession:
         )
         self.script: Any = None
         self.ss: Any = None
+        self.marshaller = Marshaller(cfg.byref)
         self.run(lambda: self._open(factory), timeout=cfg.acquire_timeout_seconds + 60)
 
     def _open(self, factory: Callable[[], Any]) -> None:
@@ -85,9 +88,10 @@ class BOISession:
         self.script = factory()
         self.script.Init(self.cfg.home)
         self.ss = self.script.NewObject("SY_Session")
+        cfg_names = self.cfg.names
         for method, args in (
-            ("nSetUser", (self.cfg.user, self.cfg.password)),
-            ("nSetCompany", (self.company,)),
+            (cfg_names["set_user"], (self.cfg.user, self.cfg.password)),
+            (cfg_names["set_company"], (self.company,)),
         ):
             code, _ = self.call(self.ss, method, *args)
             if code != 1:
@@ -97,13 +101,9 @@ class BOISession:
                     "SAGE_LOGIN_FAILED", f"{method} failed", step="session", sage_message=message
                 )
 
-    @staticmethod
-    def call(obj: Any, method: str, *args: Any) -> tuple[Any, tuple[Any, ...]]:
-        """Invoke ``obj.method(*args)``; return (return code, ByRef outputs)."""
-        result = getattr(obj, method)(*args)
-        if isinstance(result, tuple):
-            return (result[0] if result else 0), tuple(result[1:])
-        return result, ()
+    def call(self, obj: Any, method: str, *args: Any) -> tuple[Any, tuple[Any, ...]]:
+        """Invoke ``obj.method(*args)`` (``byref.OUT_STR``/``OUT_NUM`` mark outputs); return (rc, outputs)."""
+        return self.marshaller.call(obj, method, *args)
 
     def run(self, fn: Callable[[], T], timeout: float) -> T:
         """Run ``fn`` on this session's COM thread; past ``timeout`` raise 504 (the call keeps running)."""

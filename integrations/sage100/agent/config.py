@@ -61,6 +61,19 @@ class BOIConfig:
     session_max_age_seconds: float = 4 * 3600  # UAF recycles pooled sessions after 4 h (§1.3)
     acquire_timeout_seconds: float = 30.0
     max_scan_rows: int = 25000  # UAF caps _svc scans at 25k rows (§8.7)
+    byref: str = "variant"  # ByRef outputs as by-reference VARIANTs (byref.py); "plain" only if typed
+    methods: dict[str, str] = field(default_factory=dict)  # [boi.methods] overrides (boi_names.METHODS)
+    next_number_column: str = "NextPurchaseOrderNo$"  # [U] PO_Options column read by selftest
+
+    @property
+    def names(self) -> dict[str, str]:
+        from .boi_names import method_names
+
+        return method_names(self.methods)
+
+    @property
+    def next_po_number_method(self) -> str:
+        return self.names["next_po_number"]
 
 
 @dataclass
@@ -137,6 +150,12 @@ class AgentConfig:
             )
         if self.backend == "boi" and not (self.boi.home and self.boi.user and self.boi.password):
             raise ConfigError("boi.home and the Sage user/password environment variables are required")
+        if self.boi.byref not in ("variant", "plain"):
+            raise ConfigError("boi.byref must be 'variant' or 'plain'")
+        try:
+            self.boi.names  # noqa: B018 — validates [boi.methods]
+        except ValueError as exc:
+            raise ConfigError(f"boi.methods: {exc}") from None
         if not 5 <= self.max_skew_seconds <= 900:
             raise ConfigError("agent.max_skew_seconds must be between 5 and 900")
         self.timezone()
@@ -225,6 +244,9 @@ def from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> 
             session_max_age_seconds=float(boi.get("session_max_age_seconds", 4 * 3600)),
             acquire_timeout_seconds=float(boi.get("acquire_timeout_seconds", 30)),
             max_scan_rows=int(boi.get("max_scan_rows", 25000)),
+            byref=str(boi.get("byref", "variant")),
+            methods={str(k): str(v) for k, v in boi.get("methods", {}).items()},
+            next_number_column=str(boi.get("next_number_column", "NextPurchaseOrderNo$")),
         )
     config.validate()
     return config
