@@ -42,8 +42,11 @@ from .model import (
 log = logging.getLogger("sage100_agent.boi")
 T = TypeVar("T")
 
-#: §1.3: the exact lock texts are [U]; classify /in use|locked|lock/ as RECORD_LOCKED and log the raw text.
-LOCK_PATTERN = re.compile(r"in use|locked|lock", re.IGNORECASE)
+#: §1.3: the exact lock texts are [U]; classify "in use" / "locked" / "lock" as RECORD_LOCKED and log the
+#: raw text. Whole words only (issue 19 item 6): "Vendor is blocked." is a validation error, not a lock.
+#: A setting (``boi.lock_pattern``) so it can be refined from the customer's logs.
+DEFAULT_LOCK_PATTERN = r"\b(?:in use|locked|locks?|locking)\b"
+LOCK_PATTERN = re.compile(DEFAULT_LOCK_PATTERN, re.IGNORECASE)
 
 
 def default_com_factory(prog_id: str) -> Callable[[], Any]:
@@ -220,7 +223,13 @@ class BOIBackend(Backend):
         self.call_timeout = call_timeout
         factory = com_factory or default_com_factory(cfg.prog_id)
         self.pool = SessionPool(lambda: BOISession(factory, cfg, self.company, com_init), cfg)
-        self.ops = BOIOps(cfg=cfg, tz=tz, today=today, lock_pattern=LOCK_PATTERN, cfg_udf=external_id_udf)
+        self.ops = BOIOps(
+            cfg=cfg,
+            tz=tz,
+            today=today,
+            lock_pattern=re.compile(cfg.lock_pattern or DEFAULT_LOCK_PATTERN, re.IGNORECASE),
+            cfg_udf=external_id_udf,
+        )
 
     @classmethod
     def from_config(cls, config: AgentConfig) -> BOIBackend:

@@ -105,7 +105,11 @@ class BOIOps(BOIReads):
             ]
             if req.required_date:
                 header.append(("RequiredExpireDate$", req.required_date.strftime("%Y%m%d")))
-            header += [(f"{name}$", value) for name, value in sorted(req.udf.items())]  # incl. UDF_ASANA_GID
+            # UDFs (§2.6): a string UDF is "UDF_X$"; a numeric one has no "$" and takes a number (§1.2).
+            header += [
+                (name, float(value)) if name in req.numeric_udfs else (f"{name}$", value)
+                for name, value in sorted(req.udf.items())
+            ]  # incl. UDF_ASANA_GID
             for column, value in header:
                 self.check(
                     s, po, self.m("set_value"), column, value, step="header", field=column, notices=notices

@@ -8,6 +8,7 @@ loopback sandboxes only. See ``agent.example.toml`` for every key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class BOIConfig:
     byref: str = "variant"  # ByRef outputs as by-reference VARIANTs (byref.py); "plain" only if typed
     methods: dict[str, str] = field(default_factory=dict)  # [boi.methods] overrides (boi_names.METHODS)
     next_number_column: str = "NextPurchaseOrderNo$"  # [U] PO_Options column read by selftest
+    lock_pattern: str = ""  # "" = boi.DEFAULT_LOCK_PATTERN (whole words: in use / locked / lock)
 
     @property
     def names(self) -> dict[str, str]:
@@ -153,6 +155,10 @@ class AgentConfig:
         if self.boi.byref not in ("variant", "plain"):
             raise ConfigError("boi.byref must be 'variant' or 'plain'")
         try:
+            re.compile(self.boi.lock_pattern)
+        except re.error as exc:
+            raise ConfigError(f"boi.lock_pattern is not a regular expression: {exc}") from None
+        try:
             self.boi.names  # noqa: B018 — validates [boi.methods]
         except ValueError as exc:
             raise ConfigError(f"boi.methods: {exc}") from None
@@ -232,6 +238,7 @@ def from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> 
             lengths=lengths,
             external_id_udf=str(rules.get("external_id_udf", "UDF_ASANA_GID")),
             gl_account_mask=str(rules.get("gl_account_mask", "####-##-##")),
+            numeric_udfs=frozenset(str(n) for n in rules.get("numeric_udfs", [])),
         ),
     )
     if config.backend == "boi":
@@ -247,6 +254,7 @@ def from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> 
             byref=str(boi.get("byref", "variant")),
             methods={str(k): str(v) for k, v in boi.get("methods", {}).items()},
             next_number_column=str(boi.get("next_number_column", "NextPurchaseOrderNo$")),
+            lock_pattern=str(boi.get("lock_pattern", "")),
         )
     config.validate()
     return config

@@ -150,6 +150,8 @@ class PurchaseOrderRequest:
     requisitioner: str = ""  # header RequisitorName (fields.REQUISITIONER_COLUMN)
     confirm_to: str = ""  # header ConfirmTo
     udf: dict[str, str] = field(default_factory=dict)
+    #: UDFs declared numeric ([rules] numeric_udfs): written without ``$`` as numbers (ref §1.2)
+    numeric_udfs: frozenset[str] = frozenset()
 
 
 # --- results ------------------------------------------------------------------------------------------
