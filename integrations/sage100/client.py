@@ -207,6 +207,11 @@ class Sage100Client(HttpClient):
         """GET /v1/ping — company, backend, agent_version, paused, server_time…"""
         return self._get("/v1/ping")
 
+    def selftest(self) -> dict[str, Any]:
+        """GET /v1/selftest — every BOI object, method and column the agent uses, checked without writing
+        (agent doc §7): ``{ok, backend, company, checks, problems, table}``. Needs the ``selftest`` scope."""
+        return self._get("/v1/selftest")
+
     def search_vendors(
         self, q: str = "", *, division: str | None = None, page_size: int = 100
     ) -> Iterator[dict[str, Any]]:

@@ -244,6 +244,8 @@ class FakeSvc(FakeObject):
             return [dict(r) for _, r in sorted(s.pos.items())]
         if self.name == "PO_Options_svc":  # one record; the next number is read, not consumed
             return [{"ModuleCode$": "P/O", "NextPurchaseOrderNo$": f"{s.next_po:07d}"}]
+        if not self.browse:  # no browse filter: the whole detail file, in key order
+            return [dict(r) for _, rows in sorted(s.lines.items()) for r in rows]
         return [dict(r) for r in s.lines.get(self.browse, [])]
 
     def nSetKeyValue(self, column: str, value: str) -> int:

@@ -148,6 +148,7 @@ class AgentApp:
             ("POST", re.compile(r"^/v1/purchase-orders$"), self.create_po, create, True),
             ("GET", re.compile(r"^/v1/purchase-orders$"), self.list_pos, read, True),
             ("GET", re.compile(r"^/v1/purchase-orders/(?P<po_number>[^/]+)$"), self.get_po, read, True),
+            ("GET", re.compile(r"^/v1/selftest$"), self.selftest, ("selftest", "admin"), True),
             ("POST", re.compile(r"^/v1/admin/drain$"), self.drain, admin, False),
             ("POST", re.compile(r"^/v1/admin/resume$"), self.resume, admin, False),
         ]
@@ -422,6 +423,12 @@ class AgentApp:
             "effective_since": floor,
             "server_time": iso_utc(datetime.now(UTC)),
         }
+
+    def selftest(self, req: Request) -> tuple[int, dict[str, Any]]:
+        """Objects, methods and columns the agent uses, checked without writing (selftest.py)."""
+        report = self.backend.selftest()
+        log.info("selftest by %s: %s", req.client, "ok" if report.ok else "problems found")
+        return 200, {**report.to_json(), "table": report.table()}
 
     def drain(self, req: Request) -> tuple[int, dict[str, Any]]:
         body = req.json() or {}

@@ -38,6 +38,7 @@ from .model import (
     UnknownOutcome,
     Vendor,
 )
+from .selftest import SelftestReport, run_boi_selftest
 
 log = logging.getLogger("sage100_agent.boi")
 T = TypeVar("T")
@@ -305,3 +306,17 @@ class BOIBackend(Backend):
 
     def release_sessions(self) -> int:
         return self.pool.release_all()
+
+    def selftest(self) -> SelftestReport:
+        """Objects, methods, columns and three reads on one pooled session; writes nothing."""
+        try:
+            return self._with_session(
+                lambda s: run_boi_selftest(
+                    s, self.ops, self.company, self.ops.cfg_udf, self.cfg.next_number_column
+                )
+            )
+        except AgentError as exc:  # cannot even log on: that is the finding
+            report = SelftestReport(self.name, self.company)
+            fix = "check boi.home, the Sage user and password, and Allow External Access (docs §8)"
+            report.add("SY_Session", "logon", "FAILED", f"{exc.code}: {exc.sage_message or exc.message}", fix)
+            return report
