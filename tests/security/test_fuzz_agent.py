@@ -34,6 +34,7 @@ ROUTES = [
     "/v1/gl-accounts/5000-01-00",
     "/v1/purchase-orders",
     "/v1/purchase-orders/0000001",
+    "/v1/selftest",
     "/v1/admin/drain",
     "/v1/admin/resume",
 ]
@@ -73,6 +74,7 @@ ROUTE_METHODS = [
     ("POST", "/v1/purchase-orders"),
     ("GET", "/v1/purchase-orders"),
     ("GET", "/v1/purchase-orders/0000001"),
+    ("GET", "/v1/selftest"),
     ("POST", "/v1/admin/drain"),
     ("POST", "/v1/admin/resume"),
 ]

@@ -318,5 +318,6 @@ class BOIBackend(Backend):
         except AgentError as exc:  # cannot even log on: that is the finding
             report = SelftestReport(self.name, self.company)
             fix = "check boi.home, the Sage user and password, and Allow External Access (docs §8)"
-            report.add("SY_Session", "logon", "FAILED", f"{exc.code}: {exc.sage_message or exc.message}", fix)
+            item = "logon" if exc.code == "SAGE_LOGIN_FAILED" else "session"
+            report.add("SY_Session", item, "FAILED", f"{exc.code}: {exc.sage_message or exc.message}", fix)
             return report
