@@ -328,7 +328,9 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
 
     @property
     def _mapped(self) -> list[tuple[str, int | None]]:
-        return [(m.source_path, m.precision) for m in self.settings.mappings]
+        from . import approval_binding as binding
+
+        return binding.mapped_guards(self.settings.mappings, self.settings.erp_reference_field_gid)
 
     # ---- bookkeeping ----------------------------------------------------------------------------------
     def _mark(

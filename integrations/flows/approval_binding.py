@@ -82,6 +82,19 @@ def guarded_values(
     return {path: normalise(record.get(path), precision) for path, precision in mapped if path in wanted}
 
 
+def mapped_guards(mappings: Iterable[Any], erp_reference_field_gid: str = "") -> list[tuple[str, int | None]]:
+    """(source path, precision) of the ERP → Asana mappings an approver sees as figures. The ERP
+    reference field is left out: it holds the connector's natural key ("Bill/000123"), the key the
+    link and the document re-read are found by — it cannot differ from the document."""
+    out = []
+    for m in mappings:
+        gid = getattr(m, "asana_field_gid", None) or getattr(m, "field_gid", "")
+        if erp_reference_field_gid and gid == erp_reference_field_gid:
+            continue
+        out.append((m.source_path, m.precision))
+    return out
+
+
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """["Amount 1000.00 → 19000.00", …] for every guarded value that differs."""
     out = []

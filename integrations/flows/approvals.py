@@ -255,7 +255,9 @@ def _release_claimed(
     kind = link.kind
     mappings = _document_mappings(flow, link)
     paths = binding.guarded_paths(kind, _doc_flow_options(flow, link))
-    mapped = [(m.source_path, m.precision) for m in mappings]
+    doc_flow = link.flow if link.flow_id else flow
+    mapped = binding.mapped_guards(mappings, getattr(doc_flow, "erp_reference_field_gid", ""))
+    mappings = [m for m in mappings if (m.source_path, m.precision) in mapped]
     snapshot = dict(link.approved_snapshot or {})
     if snapshot.get("task_gid") != task["gid"]:
         snapshot = {"task_gid": task["gid"]}

@@ -118,7 +118,9 @@ class World:
             state=link_state,
             last_payload={"custom_fields": values},
         )
-        mapped = [(m.source_path, m.precision) for m in flow.field_mappings.filter(direction="to_asana")]
+        mapped = binding.mapped_guards(
+            flow.field_mappings.filter(direction="to_asana"), flow.erp_reference_field_gid
+        )
         written = binding.guarded_values(bill, mapped, binding.guarded_paths(kind, flow.options))
         binding.record_guarded_write(
             link.pk,
