@@ -37,3 +37,14 @@ def _forget_registered_secrets():
     before = set(_known_secrets)
     yield
     _known_secrets.intersection_update(before)
+
+
+@pytest.fixture(autouse=True)
+def _forget_asanas_clock():
+    """Each test's sandbox Asana has a clock of its own: what an earlier test taught the client about
+    Asana's time (from Date headers) must not carry over."""
+    from integrations.asana import client
+
+    client._clock_offsets.clear()
+    yield
+    client._clock_offsets.clear()

@@ -205,6 +205,7 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
                         retry_after=max(1.0, wait),
                     )
                 plan, notes = self._reconcile(link, plan, key)
+                asana_now = self.asana.asana_now()  # just read from the reconcile's own answers
             if plan.action == "create":
                 link.state = RecordLink.State.CREATING
                 link.state_reason = IN_FLIGHT
