@@ -204,7 +204,7 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
                         system="connector",
                         retry_after=max(1.0, wait),
                     )
-                plan, notes = self._reconcile(link, plan, key)
+                plan, notes = self._reconcile(link, plan, key, record)
                 asana_now = self.asana.asana_now()  # just read from the reconcile's own answers
             if plan.action == "create":
                 link.state = RecordLink.State.CREATING

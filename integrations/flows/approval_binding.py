@@ -223,7 +223,9 @@ def binding_problems(
         )
     in_erp = describe_changes(link.guarded_values, {p: document_values.get(p) for p in link.guarded_values})
     if in_erp:
-        problems.append("the document changed in the ERP since the task was written: " + "; ".join(in_erp))
+        problems.append(
+            "changed after approval in the ERP (the task shows the old values): " + "; ".join(in_erp)
+        )
     return problems
 
 

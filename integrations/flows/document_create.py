@@ -64,7 +64,9 @@ class ExactlyOnceCreateMixin:
             connector_user=user,
         )
 
-    def _reconcile(self, link: RecordLink, plan: Plan, key: str) -> tuple[Plan, list[str]]:
+    def _reconcile(
+        self, link: RecordLink, plan: Plan, key: str, record: Any = None
+    ) -> tuple[Plan, list[str]]:
         started = link.attempt_asana_started_at or self.asana.asana_now() - (
             timezone.now() - (link.attempt_started_at or timezone.now())
         )
@@ -110,6 +112,7 @@ class ExactlyOnceCreateMixin:
         link.attempt_started_at = None
         link.claim_token += 1  # fencing: the lost attempt, if still running, must not store over this
         link.review = {}
+        self._record_guarded(link, record, {"modified_at": self._guarded_time_of(task)}, "adopted")
         self._check_adopted_task(link, task)
         from integrations.asana.client import task_changes
 
@@ -131,6 +134,19 @@ class ExactlyOnceCreateMixin:
             payload_hash=plan.payload_hash,
             diff={k: ["(existing task)", v] for k, v in changes.items()},
         ), notes
+
+    def _guarded_time_of(self, task: dict[str, Any]) -> str:
+        """Asana's time of the last change of a guarded figure on an adopted task: its creation, or the
+        latest story that changed one of those fields since (by anyone). An approval binds only after it."""
+        from . import approval_binding as binding
+
+        paths = set(binding.guarded_paths(self.doc.link_kind, self.flow.options))
+        fields = {m.field_gid for m in self.settings.mappings if m.source_path in paths}
+        latest = task.get("created_at") or ""
+        for story in self.asana.iter_stories(task["gid"]):
+            if str((story.get("custom_field") or {}).get("gid") or "") in fields:
+                latest = max(latest, story.get("created_at") or "")
+        return latest
 
     def _park(self, link: RecordLink, verdict: reconcile.Verdict, key: str) -> None:
         """A task that may be this document's cannot be proven ours: a person decides (adopt or create)."""
@@ -268,7 +284,7 @@ class ExactlyOnceCreateMixin:
             # GET /tasks is read-your-write: look once now, before handing the retry to the queue.
             with transaction.atomic():
                 link = RecordLink.objects.select_for_update().get(pk=link_pk)
-                adopted, notes = self._reconcile(link, plan, key)
+                adopted, notes = self._reconcile(link, plan, key, record)
                 if link.asana_task_gid or link.state == RecordLink.State.NEEDS_PERSON:
                     return self._apply_locked(link, adopted, record, event, [str(exc), *notes])
             raise errors.Unavailable(

@@ -64,7 +64,11 @@ def tick(w: World, seconds: float = 5) -> None:
 
 
 def comments(w: World, gid: str) -> list[str]:
-    return [s["text"] for s in w.asana.stories.values() if s.get("task") == gid and s.get("text")]
+    return [
+        s["text"]
+        for s in w.asana.stories.values()
+        if s.get("task") == gid and s.get("subtype") == "comment_added"
+    ]
 
 
 def test_a_delayed_approval_never_releases_an_amount_raised_after_it(w: World):

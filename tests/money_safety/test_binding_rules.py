@@ -57,7 +57,7 @@ def test_figures_typed_into_the_task_or_changed_in_the_erp_do_not_bind():
     on_task = binding.binding_problems(link(), approval(5), {**VALUES, "Amount": "10.00"}, Doc(), VALUES)
     assert "the task shows other figures" in on_task[0] and "Amount 1000.00 → 10.00" in on_task[0]
     in_erp = binding.binding_problems(link(), approval(5), VALUES, Doc(), {**VALUES, "Amount": "19000.00"})
-    assert "changed in the ERP" in in_erp[0] and "1000.00 → 19000.00" in in_erp[0]
+    assert "changed after approval in the ERP" in in_erp[0] and "1000.00 → 19000.00" in in_erp[0]
 
 
 def test_a_number_entered_again_is_another_document_even_with_the_same_values():
