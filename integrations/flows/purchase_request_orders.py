@@ -247,11 +247,16 @@ def changed_after_approval(
             "asana_field_gid", flat=True
         )
     ) - {flow.approval_field_gid}
+    # The connector's own writes (the PO number, vendor name and status written back) change nothing
+    # the approver approved.
+    ours = getattr(getattr(flow.tenant, "asana", None), "connector_user_gid", "") or ""
     changes = []
     for story in asana.iter_stories(task["gid"]):
         when = parse_asana_time(story.get("created_at"))
         subtype = story.get("resource_subtype") or ""
         if when is None or when < moment.at or subtype in NOT_INPUT_STORIES:
+            continue
+        if ours and str((story.get("created_by") or {}).get("gid") or "") == ours:
             continue
         field = str((story.get("custom_field") or {}).get("gid") or "")
         if (field and field in inputs) or subtype == "name_changed":
