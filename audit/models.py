@@ -59,6 +59,8 @@ class InboundEvent(models.Model):
         DUPLICATE = "duplicate", "Duplicate"
         REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
+        # Authentic, but no row names a document in any spelling we know (acumatica/push_rows.py).
+        UNREADABLE = "unreadable", "Unreadable (no row names a document)"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.SET_NULL, null=True, blank=True)
     source = models.CharField(max_length=20, choices=Source.choices)

@@ -22,13 +22,13 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from audit.models import InboundEvent
+from integrations.acumatica.push_rows import read_rows, unreadable_reason
 from integrations.base.redaction import redact_headers
 from integrations.base.webhooks import (
     BadCredential,
@@ -86,31 +86,9 @@ def parse(body: bytes) -> dict[str, Any]:
 
 
 def document_keys(payload: dict[str, Any], flow_kind: str) -> list[tuple[str, str]]:
-    """(Type, number) of every row in `Inserted` and `Deleted` that names a document of this flow's kind.
-
-    Rows are flat generic-inquiry rows keyed by column name, not value-wrapped (§7.3); the column
-    names depend on the GI, so both the DAC names (DocType/RefNbr, OrderType/OrderNbr, §7.5) and the
-    contract names (Type/ReferenceNbr) are accepted.
-    """
-    from integrations.flows.plan import DOCUMENT_TYPES
-
-    doc = DOCUMENT_TYPES.get(flow_kind)
-    if doc is None:
-        return []
-    keys: dict[tuple[str, str], None] = {}
-    for row in _rows(payload):
-        doc_type = next((row.get(c) for c in doc.push_type_columns if row.get(c)), None)
-        number = next((row.get(c) for c in doc.push_number_columns if row.get(c)), None)
-        if doc_type and number:
-            keys[(str(doc_type).strip(), str(number).strip())] = None
-    return list(keys)
-
-
-def _rows(payload: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    for name in ("Inserted", "Deleted"):
-        for row in payload.get(name) or []:
-            if isinstance(row, dict):
-                yield row
+    """(Type display value, number) of every row in `Inserted` and `Deleted` that names a document of
+    this flow's kind, read in every spelling a generic inquiry uses (push_rows.PushVocabulary)."""
+    return read_rows(payload).for_kind(flow_kind)
 
 
 def _headers(request: HttpRequest, connection: AcumaticaConnection | None) -> dict[str, str]:
@@ -159,9 +137,16 @@ def receive(request: HttpRequest, push_uuid: uuid.UUID) -> HttpResponse:
         signature=InboundEvent.Verdict.VALID,
     )
     key = f"{connection.pk}|{payload['Query']}|{payload['Id']}"[:300]
+    reading = read_rows(payload)
+    status, reason = InboundEvent.Status.QUEUED, ""
+    if reading.unreadable:
+        reason = unreadable_reason(reading)
+        log.warning("acumatica push %s: %s", push_uuid, reason)
+        if not reading.readable_count:
+            status = InboundEvent.Status.UNREADABLE
     try:
         with transaction.atomic():
-            event = InboundEvent.objects.create(**fields, dedupe_key=key, status=InboundEvent.Status.QUEUED)
+            event = InboundEvent.objects.create(**fields, dedupe_key=key, status=status, status_reason=reason)
     except IntegrityError:
         original = InboundEvent.objects.filter(source=fields["source"], dedupe_key=key).first()
         InboundEvent.objects.create(
@@ -171,5 +156,8 @@ def receive(request: HttpRequest, push_uuid: uuid.UUID) -> HttpResponse:
             status_reason=f"same Query and Id as event #{getattr(original, 'pk', '?')}",
         )
         return JsonResponse({"status": "duplicate"})
+    if status == InboundEvent.Status.UNREADABLE:
+        # 200: Acumatica would re-send the same rows on an error (§7.4); the operator sees it instead.
+        return JsonResponse({"status": "unreadable", "event": event.pk})
     enqueue(event.pk)
     return JsonResponse({"status": "queued", "event": event.pk})
