@@ -166,6 +166,11 @@ ALERT_ASANA_PROJECT_GID = env.str("ALERT_ASANA_PROJECT_GID", default="")
 # Largest webhook / push body accepted; larger deliveries get 413 and are not stored.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_048_576)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(WEBHOOK_MAX_BODY_BYTES * 2, 2_621_440)
+# Refused deliveries (unknown hook, bad secret/signature, oversize) are counted per source address;
+# past this many in a minute the address gets 429 (integrations/base/refusals.py).
+WEBHOOK_REFUSALS_PER_MINUTE = env.int("WEBHOOK_REFUSALS_PER_MINUTE", default=30)
+# Behind a trusted reverse proxy: the header naming the client address (e.g. X-Forwarded-For).
+WEBHOOK_CLIENT_IP_HEADER = env.str("WEBHOOK_CLIENT_IP_HEADER", default="")
 
 # Outbound HTTP defaults (seconds). Acumatica may queue requests silently: its read timeout is generous.
 HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=10.0)
