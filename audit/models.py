@@ -84,6 +84,14 @@ class InboundEvent(models.Model):
                 name="inboundevent_unique_dedupe",
             )
         ]
+        indexes = [
+            # The every-minute sweep and the dashboard's backlog read only the rows still waiting.
+            models.Index(
+                fields=["status", "received_at"],
+                condition=Q(status__in=["received", "queued"]),
+                name="inboundevent_waiting",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_source_display()} #{self.pk} ({self.status})"

@@ -18,6 +18,7 @@ AREAS = (
     ),
     ("Sage 100 (purchase requests, PO status)", "integrations.tasks.sage100", "ensure_schedules"),
     ("alerts (health sweep)", "audit.alerts", "ensure_schedule"),
+    ("audit retention (daily purge by kind and age)", "audit.retention", "ensure_schedule"),
     (
         "inbound events (unqueued and stuck events queued, every minute)",
         "integrations.tasks.events",

@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import ApiCall, AuditEntry, InboundEvent, SyncRun
+from audit.retention import retention_days
 from integrations.models import AsanaWebhook, Flow, RecordLink, Tenant
 
 GREEN, AMBER, RED, GREY = "green", "amber", "red", "grey"
@@ -143,14 +144,23 @@ def unreadable_health(unreadable_7d: int, url: str = "") -> Health:
 
 
 def history_health(
-    oldest_entry: datetime | None, oldest_call: datetime | None, now: datetime, url: str = ""
+    oldest_entry: datetime | None,
+    oldest_call: datetime | None,
+    now: datetime,
+    url: str = "",
+    days: dict[str, int] | None = None,
 ) -> Health:
     """How far back the audit trail goes after retention purges (audit/retention.py)."""
+    days = days or {}
     if oldest_entry is None:
         return Health(GREY, "no audit history yet", url, "—")
     text = f"audit entries since {oldest_entry:%Y-%m-%d}"
+    if "effects" in days:
+        text += f" (effects kept {days['effects']} days)"
     if oldest_call is not None:
         text += f", API calls since {oldest_call:%Y-%m-%d}"
+        if "api_calls" in days:
+            text += f" (kept {days['api_calls']} days)"
     return Health(GREEN, text, url, f"{(now - oldest_entry).days} days")
 
 
@@ -307,6 +317,7 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
     # lookup each: MIN over the indexed timestamp, never a scan per tenant).
     oldest_entry = AuditEntry.objects.aggregate(v=Min("created_at"))["v"]
     oldest_call = ApiCall.objects.aggregate(v=Min("started_at"))["v"]
+    retention = retention_days()
     hooks: dict[int, list[AsanaWebhook]] = {}
     for hook in AsanaWebhook.objects.filter(tenant_id__in=ids):
         hooks.setdefault(hook.tenant_id, []).append(hook)
@@ -341,6 +352,7 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
             oldest_call,
             now,
             _changelist("audit_auditentry", tenant__id__exact=t),
+            retention,
         )
         row.items["webhooks"] = webhook_health(
             hooks.get(t, []), now, _changelist("integrations_asanawebhook", tenant__id__exact=t)
