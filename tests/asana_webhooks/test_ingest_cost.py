@@ -127,3 +127,45 @@ def test_an_acumatica_push_is_one_insert(world: World, client, monkeypatch, decr
             assert deliver(n).status_code == 200
         assert statements(ctx) == ["INSERT"]
     assert len(queued) == 11
+
+
+def test_the_wsgi_entry_serves_hooks_without_the_console_middleware(world: World, monkeypatch):  # noqa: F811
+    import io
+
+    from connector_site.wsgi import application
+
+    hook = AsanaWebhook.objects.create(
+        tenant=world.tenant, resource_gid=DEMO["ap_project"], secret=SECRET, state=AsanaWebhook.State.ACTIVE
+    )
+    queued: list[int] = []
+    monkeypatch.setattr(webhooks, "enqueue", queued.append)
+
+    def call(path: str, body: bytes, **headers: str):
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "HTTP_HOST": "testserver",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/json",
+            "REMOTE_ADDR": "127.0.0.1",
+            **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
+        }
+        status: list[str] = []
+        out = b"".join(application(environ, lambda s, h: status.append(s)))
+        return status[0], out
+
+    body = asana_event(1)
+    with CaptureQueriesContext(connection) as ctx:
+        status, _ = call(
+            f"/hooks/asana/{hook.target_uuid}/", body, X_HOOK_SIGNATURE=webhooks.sign(SECRET, body)
+        )
+    assert status.startswith("200") and len(queued) == 1
+    assert "SELECT 1" not in [q["sql"] for q in ctx.captured_queries]  # no per-request health check
+    assert InboundEvent.objects.get(pk=queued[0]).status == "queued"
+    # The console still has its middleware: an anonymous admin request is redirected to the login.
+    environ_status, _ = call("/admin/", b"")
+    assert environ_status.startswith(("302", "403", "405"))
