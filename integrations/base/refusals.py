@@ -15,6 +15,7 @@ filled only when a refusal's shared count crosses the limit.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 
 from django.conf import settings
@@ -42,14 +43,14 @@ class RefusalCounter:
 
     def __init__(self) -> None:
         self._blocked: dict[str, float] = {}  # address -> monotonic time its block ends
+        self._namespace = ""  # shared by every process; reset() (tests) starts a fresh one
 
     @staticmethod
     def _limit() -> int:
         return int(getattr(settings, "WEBHOOK_REFUSALS_PER_MINUTE", 30))
 
-    @staticmethod
-    def _key(address: str, minute: int) -> str:
-        return f"ingest:refused:{address}:{minute}"
+    def _key(self, address: str, minute: int) -> str:
+        return f"ingest:refused{self._namespace}:{address}:{minute}"
 
     def blocked(self, address: str) -> bool:
         until = self._blocked.get(address)
@@ -86,7 +87,9 @@ class RefusalCounter:
         return max(1, int(until - time.monotonic()) + 1)
 
     def reset(self) -> None:
+        """Forget this process's blocks and count in a fresh namespace (the old keys expire)."""
         self._blocked.clear()
+        self._namespace = ":" + secrets.token_hex(4)
 
 
 refusals = RefusalCounter()
