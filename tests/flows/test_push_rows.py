@@ -80,3 +80,28 @@ def test_an_unreadable_push_is_answered_stored_with_its_columns_and_counted(push
     assert tasks_in_project(asana) == {}
     [row] = build_dashboard(tenants=type(docs_tenant).objects.filter(pk=docs_tenant.pk))
     assert row.items["unreadable"].value == "1" and row.items["unreadable"].level == "amber"
+
+
+def test_a_push_while_the_broker_is_down_is_answered_200_and_synced_by_the_sweep(
+    pushing,  # noqa: F811
+    asana,
+    docs_tenant,
+    monkeypatch,
+):
+    import django_q.tasks
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from integrations.tasks.events import requeue_stuck_events
+
+    def broker_down(*_a, **_k):
+        raise RedisConnectionError("Connection refused")
+
+    with monkeypatch.context() as m:
+        m.setattr(django_q.tasks, "async_task", broker_down)
+        assert deliver(pushing, docs_tenant, fixture("push__bill_internal_type_code")) == 200
+    event = InboundEvent.objects.get(source="acumatica_push")
+    assert event.status == InboundEvent.Status.RECEIVED and tasks_in_project(asana) == {}
+    assert requeue_stuck_events().startswith("1 event(s) queued after a broker outage")
+    event.refresh_from_db()
+    assert event.status == InboundEvent.Status.PROCESSED, event.status_reason
+    assert len(tasks_in_project(asana)) == 1
