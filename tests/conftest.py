@@ -33,6 +33,19 @@ def _isolated_var_dir(tmp_path, settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_receivers():
+    """The webhook receivers' per-process state (endpoint cache, slowed addresses) starts empty."""
+    from integrations.acumatica.push import receiver as push_receiver
+    from integrations.asana.webhooks import receiver as asana_receiver
+    from integrations.base.refusals import refusals
+
+    for state in (push_receiver, asana_receiver):
+        state.invalidate()
+    refusals.reset()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _forget_registered_secrets():
     before = set(_known_secrets)
     yield
