@@ -49,7 +49,9 @@ def machine_for(make_sync, asana, acu, now, monkeypatch):
             self.ref = f"{900000 + counter['n']:06d}"
             acu.add_bill("ABCCONCRETE", 100.0 + counter["n"], reference_nbr=self.ref)
             self.mine: set[str] = set()  # every task ever created for this bill
-            asana.faults.clear()
+            asana.faults.clear()  # nothing of an earlier example reaches this one
+            asana.control("set_clock_offset", seconds=0)
+            asana.control("set_search_lag", seconds=0)
 
         def key_line(self) -> str:
             return f"· Bill/{self.ref} ·"
