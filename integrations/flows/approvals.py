@@ -273,7 +273,7 @@ def _release_claimed(
             reopen=False,
         )
     try:
-        moment = binding.approval_moment(clients.asana, flow, task)
+        moment = binding.approval_moment(clients.asana, flow, task, inbound_event)
         shown = snapshot_values(task, mappings, paths)
         try:
             document = ctx.read()
