@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -119,9 +120,21 @@ class ActionsMixin:
             "polls": 0,
             "done": False,
         }
+        self._wake_at_completion(self.operation_seconds)
         return SimResponse.empty(
             202, {"Location": f"{self.base_url}/entity/{ep}/{ver}/Bill/{action}/status/{sid}"}
         )
+
+    def _wake_at_completion(self, seconds: float) -> None:
+        """On a real clock nothing else may arrive: complete (and push) when the time comes."""
+        timer = threading.Timer(max(0.0, seconds) + 0.01, self._finish_in_background)
+        timer.daemon = True
+        timer.start()
+
+    def _finish_in_background(self) -> None:
+        with self.lock:
+            self.finish_due_operations()
+        self._auto_flush()
 
     def _po_action(self, req: SimRequest, ep: str, ver: str, action: str) -> SimResponse:
         """PurchaseOrder Approve/Reject under approval maps: Pending Approval → Open / Rejected."""

@@ -179,5 +179,7 @@ class SeedMixin:
         return self._store("PurchaseOrder", po, modified=modified, push=False)
 
     def record(self, entity: str, *keys: str) -> dict[str, Any] | None:
-        """The stored record (plain values, not wrapped) or None."""
-        return self.records[entity].get(tuple(keys))
+        """The stored record (plain values, not wrapped) or None; long operations due by now are done."""
+        with self.lock:
+            self.finish_due_operations()
+            return self.records[entity].get(tuple(keys))
