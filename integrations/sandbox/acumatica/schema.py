@@ -1,7 +1,7 @@
 """`<endpoint>/swagger.json` and `<Entity>/$adHocSchema` (reference §1.1).
 
 swagger.json is the vendor's own export (`shared/specs/acumatica_default_24.200.001.json`, see
-SPEC_GAPS ACU-SWAGGER) with `servers` pointing at this instance, as an instance exports its own URL.
+SPEC_GAPS SBX-ACU-SWAGGER) with `servers` pointing at this instance, as an instance exports its own URL.
 $adHocSchema answers the entity's contract fields (empty values), the fields of its views under
 `custom` with `type`/`viewName`/`fieldName`, and `_workflowActions`: the contract's actions for the
 entity (the spec's `POST /<Entity>/<Action>` paths) plus the workflow actions the form offers (§5.4).
