@@ -288,3 +288,43 @@ def test_custom_and_nested_select(sim):
     assert employee["ContactInfo"] == {"Email": {"value": "maria.lopez@ridgeline.example"}}
     unknown = session.get(f"{EP}/Bill/Bill/000001", params={"$custom": "Document.UsrNope"}, timeout=5)
     assert unknown.status_code == 500
+
+
+def test_the_controls_are_the_same_over_http(sim, clock):
+    listed = requests.get(f"{BASE}/_sandbox/", timeout=5).json()["data"]
+    assert {
+        "person_enter_bill",
+        "person_edit_bill",
+        "person_delete_bill",
+        "person_hold",
+        "person_enter_purchase_order",
+        "person_edit_purchase_order",
+        "person_delete_purchase_order",
+        "set_clock_offset",
+        "advance_clock",
+        "hold_seats",
+        "seats",
+        "revoke_access",
+        "complete_long_operations",
+        "long_operations",
+        "overlaps_seen",
+        "configure_push",
+    } <= set(listed)
+    entered = requests.post(
+        f"{BASE}/_sandbox/person_enter_bill",
+        json={"vendor": "HEAVYRENT", "amount": "410.25", "vendor_ref": "HR-900", "due_date": "2026-04-30"},
+        timeout=5,
+    )
+    assert entered.status_code == 200, entered.text
+    ref = entered.json()["data"]["ReferenceNbr"]
+    stored = sim.record("Bill", "Bill", ref)
+    assert (stored["Amount"], stored["VendorRef"], stored["DueDate"].date().isoformat()) == (
+        410.25,
+        "HR-900",
+        "2026-04-30",
+    )
+    assert release(login(), ref).status_code == 202
+    running = requests.post(f"{BASE}/_sandbox/long_operations", timeout=5).json()["data"]
+    assert [[op["bill"], op["done"]] for op in running] == [[["Bill", ref], False]]
+    requests.post(f"{BASE}/_sandbox/advance_clock", json={"seconds": sim.operation_seconds}, timeout=5)
+    assert sim.record("Bill", "Bill", ref)["Status"] == "Open"  # completed on the clock, never polled
