@@ -15,12 +15,23 @@ TASKS = {
 }
 
 
-def release_bill(connection_id: int, doc_type: str, number: str) -> str:
+def release_bill(connection_id: int, doc_type: str, number: str, attempt: int = 1) -> str:
+    """Release through the product's client; a session busy past the inline wait (errors.Locked) is
+    queued again, as the product's tasks reschedule it (at most 5 attempts)."""
+    from django_q.tasks import async_task
+
     from integrations.acumatica.client import client_for
+    from integrations.base import errors
     from integrations.models import AcumaticaConnection
 
     client = client_for(AcumaticaConnection.objects.get(pk=connection_id))
-    return client.release_bill(doc_type, number)["Status"]
+    try:
+        return client.release_bill(doc_type, number)["Status"]
+    except errors.Locked:
+        if attempt >= 5:
+            raise
+        async_task(TASKS["release_bill"], connection_id, doc_type, number, attempt + 1)
+        return "rescheduled"
 
 
 def main(argv: list[str]) -> int:

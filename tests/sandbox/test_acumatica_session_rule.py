@@ -30,6 +30,9 @@ def test_two_workers_never_overlap_a_release_in_the_shared_session(tmp_path):
     acu = sandboxes.acumatica
     acu.release_polls = None  # a release takes real time on the sandbox's clock, polled or not
     acu.operation_seconds = 0.5
+    # Every read of a document spends a moment on its way in (the API queue, §6.3): the window
+    # between a worker's decision to send and the request reaching the session is wide open.
+    acu.faults.add("latency", method="GET", path=r"/Bill/Bill/", delay=0.08, times=10**6)
     deployment = Deployment(tmp_path, SqliteDatabase(tmp_path), redis_url=None, workers=2)
     started = time.monotonic()
     try:
