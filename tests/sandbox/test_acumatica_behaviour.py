@@ -328,3 +328,44 @@ def test_the_controls_are_the_same_over_http(sim, clock):
     assert [[op["bill"], op["done"]] for op in running] == [[["Bill", ref], False]]
     requests.post(f"{BASE}/_sandbox/advance_clock", json={"seconds": sim.operation_seconds}, timeout=5)
     assert sim.record("Bill", "Bill", ref)["Status"] == "Open"  # completed on the clock, never polled
+
+
+def test_files_attached_to_a_bill_are_listed_and_served(sim):
+    import base64
+
+    session = login()
+    pdf = b"%PDF-1.4 invoice INV-7781\n" * 100
+    modified = sim.record("Bill", "Bill", "000001")["LastModifiedDateTime"]
+    put = session.put(
+        f"{EP}/Bill/Bill/000001/files/INV-7781.pdf",
+        data=pdf,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=5,
+    )
+    assert put.status_code == 204 and "/files/" in put.headers["Location"]
+    added = sim.control(
+        "person_attach_file",
+        kind="bill",
+        type="Bill",
+        nbr="000001",
+        filename="delivery-note.pdf",
+        content_base64=base64.b64encode(b"%PDF-1.4 note").decode(),
+    )
+    bill = session.get(f"{EP}/Bill/Bill/000001", params={"$expand": "files"}, timeout=5).json()
+    names = sorted(f["filename"] for f in bill["files"])
+    assert names == [
+        "Bills and Adjustments (Bill 000001)\\INV-7781.pdf",
+        "Bills and Adjustments (Bill 000001)\\delivery-note.pdf",
+    ]
+    invoice = next(f for f in bill["files"] if f["filename"].endswith("INV-7781.pdf"))
+    served = session.get(invoice["href"], timeout=5)
+    assert served.status_code == 200 and served.content == pdf
+    assert served.headers["Content-Type"] == "application/pdf"
+    # The same name again replaces the content under the same file id (a new revision).
+    session.put(f"{EP}/Bill/Bill/000001/files/INV-7781.pdf", data=b"%PDF-1.4 v2", timeout=5)
+    assert session.get(invoice["href"], timeout=5).content == b"%PDF-1.4 v2"
+    assert sim.record("Bill", "Bill", "000001")["LastModifiedDateTime"] == modified  # the form is unchanged
+    assert "files" not in session.get(f"{EP}/Bill/Bill/000001", timeout=5).json()  # only with $expand
+    sim.control("person_delete_bill", type="Bill", nbr="000001")
+    assert sim.files == {} and added["size"] == len(b"%PDF-1.4 note")
+    assert session.get(invoice["href"], timeout=5).status_code == 500  # no entity

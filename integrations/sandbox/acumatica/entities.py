@@ -270,6 +270,7 @@ class EntitiesMixin:
         key = tuple(str(rec[k]) for k in ENTITY_KEYS[entity])
         del self.records[entity][key]
         self.deleted[entity].add(key)
+        self._drop_files(rec)
         if entity in PUSH_QUERIES and self.push:
             self._queue_push(entity, None, rec)
 
@@ -314,6 +315,8 @@ class EntitiesMixin:
                     out[key] = wrap_fields(_only(value, nested))
             else:
                 out[key] = wrap_value(value)
+        if "files" in expand:
+            out["files"] = self._file_links(entity, rec)
         out["_links"] = {"self": self._self_link(entity, rec, relative=True)}
         return out
 

@@ -10,6 +10,7 @@ Routes, relative to the instance URL it is built with (e.g. https://erp.sandbox.
     GET|DELETE <endpoint>/<Entity>/<keys|id>       by key (URL-encoded segments) or session id
     POST <endpoint>/Bill/<Action>, PurchaseOrder/<Action>   actions (actions.py)
     GET  <endpoint>/Bill/<Action>/status/<guid>    a long operation's status: 202 running, 204 done
+    PUT  <endpoint>/<Entity>/<keys>/files/<name>   attach a file; GET <endpoint>/files/<id> (files.py)
 where <endpoint> is /entity/Default/<version>. Anything else: 404 "No HTTP resource was found that
 matches the request URI …"; a known URL with another method: 405 as ASP.NET Web API answers it.
 """
@@ -17,6 +18,7 @@ matches the request URI …"; a known URL with another method: 405 as ASP.NET We
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -26,6 +28,7 @@ from ..core import SimRequest, SimResponse, Simulator
 from .actions import ActionsMixin
 from .common import BUILD_VERSION, ENTITIES, VERSIONS, no_resource
 from .entities import EntitiesMixin
+from .files import FilesMixin
 from .people import PeopleMixin
 from .push import PushMixin
 from .schema import SchemaMixin
@@ -33,10 +36,26 @@ from .seed import SeedMixin
 from .sessions import SessionsMixin
 
 SWAGGER_RE = r"/entity/[^/]+/[^/]+/swagger\.json"
+# Served but not checked against the spec: the spec document itself (SPEC_GAPS SBX-ACU-SWAGGER), a
+# file's bytes and a file upload's raw body (SBX-ACU-FILES).
+UNCHECKED_REQUESTS = (
+    ("GET", SWAGGER_RE),
+    ("GET", r"/entity/[^/]+/[^/]+/files/[^/]+"),
+    ("PUT", r".*/files/[^/]+"),
+)
+UNCHECKED_RESPONSES = UNCHECKED_REQUESTS[:2]
 
 
 class AcumaticaSimulator(
-    SessionsMixin, ActionsMixin, EntitiesMixin, PeopleMixin, PushMixin, SchemaMixin, SeedMixin, Simulator
+    SessionsMixin,
+    ActionsMixin,
+    EntitiesMixin,
+    FilesMixin,
+    PeopleMixin,
+    PushMixin,
+    SchemaMixin,
+    SeedMixin,
+    Simulator,
 ):
     name = "acumatica"
     contract = "acumatica"
@@ -80,6 +99,7 @@ class AcumaticaSimulator(
         self._init_sessions()
         self._init_actions()
         self._init_push()
+        self._init_files()
         self._routes()
 
     # ---- routes -------------------------------------------------------------------------------
@@ -95,6 +115,8 @@ class AcumaticaSimulator(
             "GET", ep + r"/Bill/(?P<action>\w+)/status/(?P<sid>[0-9a-fA-F-]{36})", self._action_status
         )
         self.add_route("GET", ep + "/" + ent + r"/\$adHocSchema", self._ad_hoc_schema)
+        self.add_route("GET", ep + r"/files/(?P<file_id>[0-9a-fA-F-]{36})", self._get_file)
+        self.add_route("PUT", ep + "/" + ent + r"/(?P<keys>.+?)/files/(?P<filename>[^/]+)", self._put_file)
         self.add_route("POST", ep + r"/Bill/(?P<action>\w+)", self._bill_action)
         self.add_route("POST", ep + r"/PurchaseOrder/(?P<action>\w+)", self._po_action)
         self.add_route("GET", ep + "/" + ent, self._list)
@@ -125,14 +147,14 @@ class AcumaticaSimulator(
         return resp
 
     def _validate_request(self, req: SimRequest) -> None:
-        if req.method == "GET" and _is_swagger(req.path):
-            return  # the spec document itself is not in the spec (SPEC_GAPS SBX-ACU-SWAGGER)
+        if _unchecked(req, UNCHECKED_REQUESTS):
+            return
         if not any(pattern.match(req.path) for _m, pattern, _h in self.routes):
             return  # no such resource: answered 404 as Acumatica answers it, not a contract failure
         super()._validate_request(req)
 
     def _validate_response(self, req: SimRequest, resp: SimResponse) -> None:
-        if req.method == "GET" and _is_swagger(req.path):
+        if _unchecked(req, UNCHECKED_RESPONSES):
             return
         if not any(pattern.match(req.path) for _m, pattern, _h in self.routes):
             return
@@ -181,7 +203,5 @@ class AcumaticaSimulator(
         )
 
 
-def _is_swagger(path: str) -> bool:
-    import re
-
-    return re.fullmatch(SWAGGER_RE, path) is not None
+def _unchecked(req: SimRequest, rules: tuple[tuple[str, str], ...]) -> bool:
+    return any(req.method == method and re.fullmatch(pattern, req.path) for method, pattern in rules)
