@@ -69,6 +69,10 @@ class PeopleMixin:
         return self.now().isoformat()
 
     # ---- a person's changes -----------------------------------------------------------------------
+    def _known_vendor(self, vendor: str) -> None:
+        if (vendor,) not in self.records["Vendor"]:  # the form's selector offers only vendors
+            raise SimError(400, {"message": f"'Vendor' {vendor!r} cannot be found in the system."})
+
     def _doc(self, entity: str, doc_type: str, number: str) -> dict:
         rec = self.records[entity].get((doc_type, number))
         if rec is None:
@@ -93,6 +97,8 @@ class PeopleMixin:
             if name not in EDITABLE[entity].values():
                 raise SimError(400, {"message": f"a person cannot edit {key!r} on a {entity} here"})
             changes[name] = _value(name, value)
+            if name in ("Vendor", "VendorID"):
+                self._known_vendor(value)
         if entity == "Bill" and "Amount" in changes:
             changes["Balance"] = changes["Amount"]
             if len(rec.get("Details") or []) == 1:
@@ -109,10 +115,13 @@ class PeopleMixin:
     def person_enter_bill(self, vendor: str, amount: float, **fields: Any) -> dict:
         """A person enters a bill on AP301000 (`reference_nbr` given: manual numbering, and a deleted
         number may be entered again). Returns the stored record."""
+        self._known_vendor(vendor)
         ref = fields.get("reference_nbr")
         doc_type = fields.get("type", "Bill")
         if ref and (doc_type, ref) in self.records["Bill"]:
             raise SimError(409, {"message": f"bill {doc_type} {ref} already exists"})
+        if "date" in fields:
+            fields["date_"] = fields.pop("date")
         for name in ("due_date", "date_"):
             if isinstance(fields.get(name), str):
                 fields[name] = date.fromisoformat(fields[name][:10])
@@ -144,6 +153,7 @@ class PeopleMixin:
 
     @control
     def person_enter_purchase_order(self, vendor: str, total: float, **fields: Any) -> dict:
+        self._known_vendor(vendor)
         nbr = fields.get("order_nbr")
         doc_type = fields.get("type", "Normal")
         if nbr and (doc_type, nbr) in self.records["PurchaseOrder"]:
