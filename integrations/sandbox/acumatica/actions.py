@@ -7,7 +7,7 @@
   operation is also seen done by the status poll after that many 202s.
 - One long operation per session at a time (§5.2): while one runs, every other request of that
   session (a session = one OAuth grant or one cookie) is refused — only its status URL answers — and
-  each such overlap is recorded in `self.overlaps` (a test asserts it empty) .
+  each such overlap is recorded in `self.overlaps` (a test asserts it empty).
 - `Bill/Approve` and `PurchaseOrder/Approve|Reject` are workflow actions by name (§5.4): 204 at once.
 - Controls: `complete_long_operations()`, `long_operations()`, `overlaps_seen()`.
 """
@@ -126,7 +126,10 @@ class ActionsMixin:
         )
 
     def _wake_at_completion(self, seconds: float) -> None:
-        """On a real clock nothing else may arrive: complete (and push) when the time comes."""
+        """On the host's clock nothing else may arrive: complete (and push) when the time comes. (A
+        test's own clock moves only when the test moves it; the next request or `record()` sees it.)"""
+        if not self.real_clock:
+            return
         timer = threading.Timer(max(0.0, seconds) + 0.01, self._finish_in_background)
         timer.daemon = True
         timer.start()

@@ -89,6 +89,7 @@ class AcumaticaSimulator(
         self.operation_seconds = operation_seconds
         self.random = random.Random(seed)
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.real_clock = clock is None
         self.clock_offset = clock_offset
         self.records: dict[str, dict[tuple[str, ...], dict[str, Any]]] = {e: {} for e in ENTITIES}
         self.deleted: dict[str, set[tuple[str, ...]]] = {e: set() for e in ENTITIES}
