@@ -246,8 +246,10 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
             return
         what, waited = f"{method} {path_or_url}", 0.0
         while True:
-            self._pass_session_gate(what, waited)
+            waited = self._pass_session_gate(what, waited)
             if users.acquire(write=False) > 0:  # all user slots taken: look again shortly
+                if waited >= self.max_inline_wait:
+                    raise self._session_busy(what)
                 waited += SESSION_GATE_POLL
                 self.sleep(SESSION_GATE_POLL)
                 continue
@@ -259,14 +261,16 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
         finally:
             users.release(write=False)
 
-    def _pass_session_gate(self, what: str, waited: float = 0.0) -> None:
-        """Wait while another worker holds the gate; only a look, so a worker killed here holds nothing."""
+    def _pass_session_gate(self, what: str, waited: float = 0.0) -> float:
+        """Wait while another worker holds the gate; only a look, so a worker killed here holds nothing.
+        Returns the time waited so far (the bound, max_inline_wait, covers the whole entry)."""
         gate = self.session_gate
         while gate is not None and gate.in_flight():
             if waited >= self.max_inline_wait:
                 raise self._session_busy(what)
             self.sleep(SESSION_GATE_POLL)
             waited += SESSION_GATE_POLL
+        return waited
 
     def _session_busy(self, what: str) -> errors.Locked:
         return errors.Locked(

@@ -52,6 +52,15 @@ def test_two_workers_never_overlap_a_release_in_the_shared_session(tmp_path):
             if n < len(to_release):
                 calls.append(["release_bill", info["acumatica_connection"], *to_release[n]])
         deployment.run("-m", "tests.sandbox.acumatica_workers", "enqueue", json.dumps(calls))
+        # A task that waited its inline limit at the gate runs again later (rescheduled): wait for the
+        # outcomes themselves, then for the deployment to fall quiet.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(
+            acu.record("Bill", *key)["Status"] != "Open" for key in to_release
+        ):
+            time.sleep(0.25)
+        linked = deployment.driver("wait-links", {"at_least": len(to_sync), "timeout": 60}, timeout=90)
+        assert linked.get("ok"), linked
         drained = deployment.driver("wait-drained", {"quiet": 2.0, "timeout": 60}, timeout=90)
         assert drained.get("ok"), drained
         report = deployment.driver("report")
