@@ -158,7 +158,8 @@ def test_rejected_approval_task_is_not_approval(registered: World):
 
 def test_release_that_never_finishes_is_outcome_unknown_and_reread_before_acting_again(registered: World):
     w = registered
-    w.acumatica.release_polls = 10_000  # the 202 never turns into 204 within the deadline
+    w.acumatica.release_polls = None  # the 202 never turns into 204 within the deadline:
+    w.acumatica.operation_seconds = 3600  # the release runs for an hour on the sandbox's clock
     bill = w.acumatica.add_bill("ABCCONCRETE", 42.00)
     gid, link = w.bill_task(bill)
     approve_and_deliver(w, gid)
@@ -172,9 +173,8 @@ def test_release_that_never_finishes_is_outcome_unknown_and_reread_before_acting
     # Still running: Acumatica refuses the session meanwhile (§5.2) → the retry reschedules, acts on nothing.
     assert process_asana_event(event_id, attempt).startswith("retrying")
     # Acumatica finishes the release server-side; the next retry re-reads and does not release again.
-    for op in w.acumatica.operations.values():
-        op["done"] = True
-    w.acumatica.update_record("Bill", ("Bill", bill["ReferenceNbr"]), Status="Open")
+    assert w.acumatica.control("complete_long_operations") == 1
+    assert w.acumatica.record("Bill", "Bill", bill["ReferenceNbr"])["Status"] == "Open"
     assert "released" in process_asana_event(event_id, attempt + 1)
     assert release_calls(w) == 1
     assert AuditEntry.objects.filter(operation="bill.release", status="succeeded").count() == 1
