@@ -238,12 +238,14 @@ def _changelist(model: str, **filters: Any) -> str:
 
 
 def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = None) -> list[TenantRow]:
+    """The rows of the tenants `user` sees (every active tenant when no user is given: commands)."""
+    from .tenancy import scope
+
     now = now or timezone.now()
-    tenants = list(
-        (tenants if tenants is not None else Tenant.objects.filter(active=True))
-        .select_related("acumatica", "asana", "sage100")
-        .prefetch_related("flows")
-    )
+    base = tenants if tenants is not None else Tenant.objects.filter(active=True)
+    if user is not None:
+        base = scope(base, user)
+    tenants = list(base.select_related("acumatica", "asana", "sage100").prefetch_related("flows"))
     ids = [t.pk for t in tenants]
     day_ago = now - timedelta(hours=24)
     last_success = dict(
