@@ -48,3 +48,4 @@ class UserMappingAdmin(ScopedModelAdmin):
     )
     list_filter = ("tenant", "active")
     search_fields = ("email", "display_name", "acumatica_employee_id", "sage_user")
+    autocomplete_fields = ("tenant",)  # the remote TenantAdmin's queryset: the user's tenants only

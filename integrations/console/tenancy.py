@@ -174,8 +174,15 @@ class TenantScopedAdmin:
     def get_queryset(self, request):
         return scope(super().get_queryset(request), request.user)
 
+    def get_object(self, request, object_id, from_field=None):
+        # Django checks the model-level permission before it notices a missing object (a 403) and then
+        # redirects to the index ("doesn't exist"): another tenant's object is a 404 before either.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404(f"No {self.opts.verbose_name} with ID {object_id!r}.")
+        return obj
+
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        # Django redirects to the index with "doesn't exist"; another tenant's object must be a 404.
         raise Http404(f"No {opts.verbose_name} with ID {object_id!r}.")
 
     # -- permissions
