@@ -164,7 +164,9 @@ def test_view_only_operators_cannot_change_anything(
     refused = 0
     for name, url in console_urls():
         response = client.post(url, {"name": "changed by a viewer", "post": "yes", "confirm": "yes"})
-        if name.endswith(("_add", "_change", "_delete", "_replay", "_dry_run", "_discover_fields")):
+        if name.endswith(("_change", "_delete")) and _model_is_empty(name, scoped_only=True):
+            assert response.status_code == 404, (name, response.status_code)  # no such row
+        elif name.endswith(("_add", "_change", "_delete", "_replay", "_dry_run", "_discover_fields")):
             assert response.status_code == 403, (name, response.status_code)
             refused += 1
         else:
@@ -191,8 +193,16 @@ def _prefix(model) -> str:
     return f"{model._meta.app_label}_{model._meta.model_name}_"
 
 
-def _model_is_empty(url_name: str) -> bool:
-    model = next(m for m in admin.site._registry if url_name.startswith(_prefix(m)))
+def _model_is_empty(url_name: str, scoped_only: bool = False) -> bool:
+    """The URL names pk 1 of a model with no row (a tenant-scoped admin answers 404 before it checks
+    permissions; a superuser-only one refuses first)."""
+    from integrations.console.tenancy import TenantScopedAdmin
+
+    model, model_admin = next(
+        (m, ma) for m, ma in admin.site._registry.items() if url_name.startswith(_prefix(m))
+    )
+    if scoped_only and not isinstance(model_admin, TenantScopedAdmin):
+        return False
     return not model._default_manager.exists()
 
 
