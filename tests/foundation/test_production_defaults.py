@@ -44,7 +44,8 @@ def run(args: list[str], env: dict) -> subprocess.CompletedProcess:
 
 def settings_of(env: dict) -> dict:
     code = (
-        "import json, django; from django.conf import settings as s; print(json.dumps({k: getattr(s, k) for k in "
+        "import json, django; from django.conf import settings as s; "
+        "print(json.dumps({k: getattr(s, k) for k in "
         "('ALLOW_LOOPBACK_HTTP', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_SSL_REDIRECT', "
         "'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_PROXY_SSL_HEADER')}))"
     )
