@@ -19,6 +19,7 @@ AREAS = (
     ("Sage 100 (purchase requests, PO status)", "integrations.tasks.sage100", "ensure_schedules"),
     ("alerts (health sweep)", "audit.alerts", "ensure_schedule"),
     ("inbound events (stuck events queued again)", "integrations.tasks.events", "ensure_schedules"),
+    ("health (runs abandoned by a stopped worker)", "integrations.health", "ensure_schedule"),
 )
 
 

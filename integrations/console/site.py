@@ -51,7 +51,14 @@ def install(site: admin.AdminSite) -> None:
     def index(request, extra_context=None):
         context = dict(extra_context or {})
         if request.user.is_active and request.user.is_staff:
+            from integrations.health import system_health
+            from integrations.models import Tenant
+
+            from .tenancy import scope
+
             context["dashboard"] = build_dashboard(request.user)
+            # The queue is everyone's; runs, events and webhooks only of the user's tenants.
+            context["cluster_health"] = system_health(tenants=scope(Tenant.objects.all(), request.user))
         return original(request, extra_context=context)
 
     site.index = index
