@@ -204,6 +204,12 @@ if _proxy_header and len(_proxy_header) != 2:
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) or None
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]  # preload: opt-in, see above
 
+# /healthz and the dashboard's Cluster panel (integrations/health.py): red past these (seconds).
+HEALTH_QUEUE_MAX_AGE_SECONDS = env.int("HEALTH_QUEUE_MAX_AGE_SECONDS", default=600)
+HEALTH_WORKER_IDLE_SECONDS = env.int("HEALTH_WORKER_IDLE_SECONDS", default=300)
+# A run still "running" this long after it started is abandoned by the sweep (default 2 × Q_TIMEOUT, ≥ 30 min).
+RUN_DEADLINE_SECONDS = env.int("RUN_DEADLINE_SECONDS", default=max(2 * Q_CLUSTER["timeout"], 1800))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
