@@ -105,7 +105,13 @@ def poll_health(
     if not polled:
         return Health(GREY, "event-driven flow (no polling pass)", url, "—")
     if last_success is None:
-        return Health(RED, "no successful pass yet", url, "never")
+        return Health(
+            RED,
+            "no successful pass yet: open the flow's runs for the error, or select the flow under "
+            "Flows and run “Sync now” (a dry run shows the plan first)",
+            url,
+            "never",
+        )
     late = now - last_success
     interval = timedelta(minutes=max(1, interval_minutes))
     value = _age(now, last_success)
@@ -252,7 +258,10 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
         SyncRun.objects.filter(
             tenant_id__in=ids, status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL]
         )
-        .exclude(trigger__in=[SyncRun.Trigger.DRY_RUN, SyncRun.Trigger.REPLAY])
+        # A dry run plans without writing, so it is no pass — except the roster's report-only run,
+        # which is that flow's normal pass (flows/roster.py, `apply_on_schedule` off by default).
+        .exclude(trigger=SyncRun.Trigger.REPLAY)
+        .exclude(Q(trigger=SyncRun.Trigger.DRY_RUN) & ~Q(flow__kind=Flow.Kind.ACUMATICA_EMPLOYEES))
         .values_list("flow_id")
         .annotate(Max("finished_at"))
     )
