@@ -66,6 +66,7 @@ class TenantRow:
     tenant: Tenant
     items: dict[str, Health] = field(default_factory=dict)
     flows: list[FlowRow] = field(default_factory=list)
+    can_operate: bool = False  # the viewing user may sync / dry-run this tenant's flows
 
     @property
     def worst(self) -> str:
@@ -245,6 +246,7 @@ def _changelist(model: str, **filters: Any) -> str:
 
 def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = None) -> list[TenantRow]:
     """The rows of the tenants `user` sees (every active tenant when no user is given: commands)."""
+    from .permissions import can_run_sync
     from .tenancy import scope
 
     now = now or timezone.now()
@@ -299,7 +301,7 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
     }
     rows = []
     for tenant in tenants:
-        row = TenantRow(tenant)
+        row = TenantRow(tenant, can_operate=user is not None and can_run_sync(user, tenant.pk))
         t = tenant.pk
         waiting = backlog.get(t, {})
         row.items["backlog"] = backlog_health(

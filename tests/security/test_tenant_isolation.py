@@ -232,3 +232,16 @@ def test_replay_preview_for_a_tenant_without_acumatica_says_what_is_missing(clie
     assert response.status_code == 200
     assert b"lacks a connection" in response.content
     assert b'value="yes"' not in response.content or b"disabled" in response.content
+
+
+def test_the_dashboard_offers_a_dry_run_only_where_the_user_operates(client, world, django_user_model):
+    from integrations.models import TenantMembership
+
+    a, b, users = world
+    user = users["operate"]
+    TenantMembership.objects.create(user=user, tenant=b[Tenant], role="view")
+    client.force_login(user)
+    page = client.get(reverse("admin:index")).content.decode()
+    assert reverse("admin:integrations_flow_dry_run", args=[a[Flow].pk]) in page
+    assert reverse("admin:integrations_flow_dry_run", args=[b[Flow].pk]) not in page
+    assert f'data-tenant="{MARK}"' in page  # a viewer of B sees B, without the operator's links
