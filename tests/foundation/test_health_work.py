@@ -148,3 +148,23 @@ def test_the_dashboard_shows_the_cluster_panel_red_with_the_reason(admin_client,
     assert 'id="cluster-health"' in page
     assert 'class="health-workers"' in page and "rag-red" in page
     assert "no worker has finished a task ever" in page
+
+
+@pytest.mark.django_db
+def test_connector_health_sweeps_and_reports_with_its_exit_code(cluster, clock, tenant, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    start, move = clock
+    run = SyncRun.objects.create(tenant=tenant)
+    enqueue(start)
+    move(minutes=31)
+    with pytest.raises(CommandError):
+        call_command("connector", "health")
+    out = capsys.readouterr()
+    assert "runs" in out.err and "past the 1800 s deadline" in out.err
+    with pytest.raises(CommandError):  # the queue is still stuck
+        call_command("connector", "health", "--sweep")
+    assert "Marked 1 run(s) abandoned." in capsys.readouterr().out
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.ABANDONED

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEARED = (
+    "DJANGO_ALLOW_ASYNC_UNSAFE",  # the browser suite sets it in this process; a deployment never does
     "DEBUG",
     "SECRET_KEY",
     "FERNET_KEYS",
