@@ -218,3 +218,9 @@ class TenantMembershipAdmin(SuperuserOnlyAdmin, admin.ModelAdmin):
     list_display = ("user", "tenant", "role", "created_at")
     list_filter = ("role", "tenant")
     search_fields = ("user__username", "user__email", "tenant__slug")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not obj.user.is_staff:  # the console admits staff only: a membership is meant to be used
+            type(obj.user).objects.filter(pk=obj.user_id).update(is_staff=True)
+            self.message_user(request, f"{obj.user} may now sign in to the console (staff).")

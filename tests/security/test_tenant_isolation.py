@@ -245,3 +245,18 @@ def test_the_dashboard_offers_a_dry_run_only_where_the_user_operates(client, wor
     assert reverse("admin:integrations_flow_dry_run", args=[a[Flow].pk]) in page
     assert reverse("admin:integrations_flow_dry_run", args=[b[Flow].pk]) not in page
     assert f'data-tenant="{MARK}"' in page  # a viewer of B sees B, without the operator's links
+
+
+def test_a_superuser_grants_a_membership_and_the_user_becomes_staff(admin_client, world, django_user_model):
+    from integrations.models import TenantMembership
+
+    a, _, _ = world
+    user = django_user_model.objects.create_user("newcomer", "n@alpha.example", "pw-12345678")
+    response = admin_client.post(
+        reverse("admin:integrations_tenantmembership_add"),
+        {"user": str(user.pk), "tenant": str(a[Tenant].pk), "role": "operate"},
+    )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.is_staff
+    assert TenantMembership.objects.get(user=user).role == "operate"
