@@ -7,6 +7,7 @@ from django.utils.html import format_html
 
 from mappings.admin_views import DocumentFlowActions
 
+from .console.tenancy import ScopedModelAdmin, SuperuserOnlyAdmin
 from .forms import WriteOnlySecretsForm
 from .models import (
     AcumaticaConnection,
@@ -17,6 +18,7 @@ from .models import (
     RecordLink,
     Sage100Connection,
     Tenant,
+    TenantMembership,
 )
 
 
@@ -68,7 +70,7 @@ class FlowInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ScopedModelAdmin):
     list_display = ("slug", "name", "active", "systems", "flow_count", "updated_at")
     list_filter = ("active",)
     search_fields = ("slug", "name")
@@ -89,6 +91,13 @@ class TenantAdmin(admin.ModelAdmin):
         return obj.flows.count()
 
     actions = ["test_connections", "register_webhooks"]
+
+    # A whole tenant is created or deleted by a superuser (who then grants memberships).
+    def has_add_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
 
     def has_test_permission(self, request) -> bool:
         from integrations.console.permissions import can_run_sync
@@ -135,7 +144,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Flow)
-class FlowAdmin(DocumentFlowActions, admin.ModelAdmin):
+class FlowAdmin(DocumentFlowActions, ScopedModelAdmin):
     list_display = ("name", "tenant", "kind", "enabled", "asana_project_gid", "mapping_badge", "updated_at")
     list_filter = ("tenant", "kind", "enabled", "mapping_status")
     search_fields = ("name", "tenant__slug", "asana_project_gid")
@@ -148,14 +157,14 @@ class FlowAdmin(DocumentFlowActions, admin.ModelAdmin):
 
 
 @admin.register(Cursor)
-class CursorAdmin(admin.ModelAdmin):
+class CursorAdmin(ScopedModelAdmin):
     list_display = ("tenant", "stream", "value", "updated_at")
     list_filter = ("tenant",)
     search_fields = ("stream",)
 
 
 @admin.register(RecordLink)
-class RecordLinkAdmin(admin.ModelAdmin):
+class RecordLinkAdmin(ScopedModelAdmin):
     list_display = (
         "__str__",
         "tenant",
@@ -175,7 +184,7 @@ class RecordLinkAdmin(admin.ModelAdmin):
 
 
 @admin.register(AsanaWebhook)
-class AsanaWebhookAdmin(admin.ModelAdmin):
+class AsanaWebhookAdmin(ScopedModelAdmin):
     form = WriteOnlySecretsForm
     list_display = (
         "resource_gid",
@@ -200,3 +209,18 @@ class AsanaWebhookAdmin(admin.ModelAdmin):
         "failure_deletion_timestamp",
         "created_at",
     )
+
+
+@admin.register(TenantMembership)
+class TenantMembershipAdmin(SuperuserOnlyAdmin, admin.ModelAdmin):
+    """Who sees which tenant, with which role. Granted by superusers; the user must be staff to log in."""
+
+    list_display = ("user", "tenant", "role", "created_at")
+    list_filter = ("role", "tenant")
+    search_fields = ("user__username", "user__email", "tenant__slug")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not obj.user.is_staff:  # the console admits staff only: a membership is meant to be used
+            type(obj.user).objects.filter(pk=obj.user_id).update(is_staff=True)
+            self.message_user(request, f"{obj.user} may now sign in to the console (staff).")

@@ -67,6 +67,7 @@ class TenantRow:
     tenant: Tenant
     items: dict[str, Health] = field(default_factory=dict)
     flows: list[FlowRow] = field(default_factory=list)
+    can_operate: bool = False  # the viewing user may sync / dry-run this tenant's flows
 
     @property
     def worst(self) -> str:
@@ -106,7 +107,13 @@ def poll_health(
     if not polled:
         return Health(GREY, "event-driven flow (no polling pass)", url, "—")
     if last_success is None:
-        return Health(RED, "no successful pass yet", url, "never")
+        return Health(
+            RED,
+            "no successful pass yet: open the flow's runs for the error, or select the flow under "
+            "Flows and run “Sync now” (a dry run shows the plan first)",
+            url,
+            "never",
+        )
     late = now - last_success
     interval = timedelta(minutes=max(1, interval_minutes))
     value = _age(now, last_success)
@@ -274,19 +281,25 @@ def _changelist(model: str, **filters: Any) -> str:
 
 
 def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = None) -> list[TenantRow]:
+    """The rows of the tenants `user` sees (every active tenant when no user is given: commands)."""
+    from .permissions import can_run_sync
+    from .tenancy import scope
+
     now = now or timezone.now()
-    tenants = list(
-        (tenants if tenants is not None else Tenant.objects.filter(active=True))
-        .select_related("acumatica", "asana", "sage100")
-        .prefetch_related("flows")
-    )
+    base = tenants if tenants is not None else Tenant.objects.filter(active=True)
+    if user is not None:
+        base = scope(base, user)
+    tenants = list(base.select_related("acumatica", "asana", "sage100").prefetch_related("flows"))
     ids = [t.pk for t in tenants]
     day_ago = now - timedelta(hours=24)
     last_success = dict(
         SyncRun.objects.filter(
             tenant_id__in=ids, status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL]
         )
-        .exclude(trigger__in=[SyncRun.Trigger.DRY_RUN, SyncRun.Trigger.REPLAY])
+        # A dry run plans without writing, so it is no pass — except the roster's report-only run,
+        # which is that flow's normal pass (flows/roster.py, `apply_on_schedule` off by default).
+        .exclude(trigger=SyncRun.Trigger.REPLAY)
+        .exclude(Q(trigger=SyncRun.Trigger.DRY_RUN) & ~Q(flow__kind=Flow.Kind.ACUMATICA_EMPLOYEES))
         .values_list("flow_id")
         .annotate(Max("finished_at"))
     )
@@ -334,7 +347,7 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
     }
     rows = []
     for tenant in tenants:
-        row = TenantRow(tenant)
+        row = TenantRow(tenant, can_operate=user is not None and can_run_sync(user, tenant.pk))
         t = tenant.pk
         waiting = backlog.get(t, {})
         row.items["backlog"] = backlog_health(
