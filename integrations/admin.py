@@ -15,6 +15,7 @@ from .models import (
     AsanaWebhook,
     Cursor,
     Flow,
+    GuardedWrite,
     RecordLink,
     Sage100Connection,
     Tenant,
@@ -178,8 +179,62 @@ class RecordLinkAdmin(ScopedModelAdmin):
     list_filter = ("tenant", "kind", "state", "flow")
     search_fields = ("acumatica_ref", "asana_task_gid", "sage_po_number", "acumatica_id")
     readonly_fields = [f.name for f in RecordLink._meta.fields]
+    actions = ("adopt_only_candidate", "create_new_task")
 
     def has_add_permission(self, request):
+        return False
+
+    def _resolve(self, request, queryset, **how) -> None:
+        from integrations.flows import parked
+
+        done, refused = 0, []
+        for link in queryset.filter(state=RecordLink.State.NEEDS_PERSON):
+            candidates = [c.get("gid") for c in (link.review or {}).get("candidates", [])]
+            choice = dict(how)
+            if choice.get("adopt_gid") == "only":
+                if len(candidates) != 1:
+                    refused.append(
+                        f"{link}: {len(candidates)} candidates — choose with `connector links resolve`"
+                    )
+                    continue
+                choice["adopt_gid"] = str(candidates[0])
+            try:
+                parked.resolve(link.pk, actor=f"console:{request.user.get_username()}", **choice)
+                done += 1
+            except parked.CannotResolve as exc:
+                refused.append(str(exc))
+        self.message_user(request, f"{done} record(s) decided.")
+        for text in refused:
+            self.message_user(request, text, level="warning")
+
+    @admin.action(description="Waiting for a person: adopt the only candidate task")
+    def adopt_only_candidate(self, request, queryset):
+        self._resolve(request, queryset, adopt_gid="only")
+
+    @admin.action(description="Waiting for a person: create a new task instead")
+    def create_new_task(self, request, queryset):
+        self._resolve(request, queryset, create=True)
+
+    adopt_only_candidate.tenant_role = "operate"
+    create_new_task.tenant_role = "operate"
+
+
+@admin.register(GuardedWrite)
+class GuardedWriteAdmin(ScopedModelAdmin):
+    """What every approval was bound to: the guarded values written to a task, on Asana's clock."""
+
+    list_display = ("link", "operation", "values", "previous", "asana_time", "approval_reset")
+    list_filter = ("operation", "approval_reset")
+    search_fields = ("link__acumatica_ref", "link__asana_task_gid")
+    readonly_fields = [f.name for f in GuardedWrite._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

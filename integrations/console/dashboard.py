@@ -150,6 +150,32 @@ def unreadable_health(unreadable_7d: int, url: str = "") -> Health:
     )
 
 
+def approvals_health(
+    needs_person: int, changed_7d: int, refused_7d: int, url: str, changed_url: str
+) -> Health:
+    """Money safety at a glance: records whose create outcome waits for a person (red: the document has
+    no task until someone decides), documents changed after approval and releases refused (7 days)."""
+    if needs_person:
+        return Health(
+            RED,
+            f"{needs_person} record(s) wait for a person: a create's outcome is unknown and its candidate "
+            "task cannot be proven the document's — adopt it or create anew",
+            url,
+            str(needs_person),
+        )
+    if changed_7d or refused_7d:
+        return Health(
+            AMBER,
+            f"{changed_7d} document(s) changed after approval and {refused_7d} release(s) refused in 7 days: "
+            "a new approval was asked for on each task",
+            changed_url,
+            str(changed_7d + refused_7d),
+        )
+    return Health(
+        GREEN, "no approval changed or refused in 7 days; nothing waits for a person", changed_url, "0"
+    )
+
+
 def history_health(
     oldest_entry: datetime | None,
     oldest_call: datetime | None,
@@ -303,16 +329,40 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
         .values_list("flow_id")
         .annotate(Max("finished_at"))
     )
-    failures = dict(
-        AuditEntry.objects.filter(tenant_id__in=ids, status=AuditEntry.Status.FAILED, created_at__gte=day_ago)
-        .values_list("flow_id")
-        .annotate(Count("id"))
-    )
-    quarantined = dict(
-        RecordLink.objects.filter(tenant_id__in=ids, state=RecordLink.State.QUARANTINED)
-        .values_list("flow_id")
-        .annotate(Count("id"))
-    )
+    # One query per table: per (tenant, flow), the counts each tile needs.
+    week = now - timedelta(days=7)
+    failed_q = Q(status=AuditEntry.Status.FAILED, created_at__gte=day_ago)
+    changed_q = Q(operation="changed_after_approval")
+    refused_q = Q(operation__endswith=".release", status=AuditEntry.Status.QUARANTINED)
+    failures: dict[Any, int] = {}
+    approvals: dict[int, dict[str, int]] = {}
+    for row in (
+        AuditEntry.objects.filter(tenant_id__in=ids, created_at__gte=week)
+        .filter(failed_q | changed_q | refused_q)
+        .values("tenant_id", "flow_id")
+        .annotate(
+            failed=Count("id", filter=failed_q),
+            changed=Count("id", filter=changed_q),
+            refused=Count("id", filter=refused_q),
+        )
+    ):
+        failures[row["flow_id"]] = failures.get(row["flow_id"], 0) + row["failed"]
+        mine = approvals.setdefault(row["tenant_id"], {"changed": 0, "refused": 0})
+        mine["changed"] += row["changed"]
+        mine["refused"] += row["refused"]
+    quarantined: dict[Any, int] = {}
+    needs_person: dict[int, int] = {}
+    for row in (
+        RecordLink.objects.filter(
+            tenant_id__in=ids, state__in=[RecordLink.State.QUARANTINED, RecordLink.State.NEEDS_PERSON]
+        )
+        .values("tenant_id", "flow_id", "state")
+        .annotate(n=Count("id"))
+    ):
+        if row["state"] == RecordLink.State.QUARANTINED:
+            quarantined[row["flow_id"]] = quarantined.get(row["flow_id"], 0) + row["n"]
+        else:
+            needs_person[row["tenant_id"]] = needs_person.get(row["tenant_id"], 0) + row["n"]
     waiting_q = Q(status__in=[InboundEvent.Status.RECEIVED, InboundEvent.Status.QUEUED])
     unreadable_q = Q(status=InboundEvent.Status.UNREADABLE, received_at__gte=now - timedelta(days=7))
     backlog = {
@@ -355,6 +405,13 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
             waiting.get("oldest"),
             now,
             _changelist("audit_inboundevent", tenant__id__exact=t, status__exact="queued"),
+        )
+        row.items["approvals"] = approvals_health(
+            needs_person.get(t, 0),
+            approvals.get(t, {}).get("changed", 0),
+            approvals.get(t, {}).get("refused", 0),
+            _changelist("integrations_recordlink", tenant__id__exact=t, state__exact="needs_person"),
+            _changelist("audit_auditentry", tenant__id__exact=t, operation="changed_after_approval"),
         )
         row.items["unreadable"] = unreadable_health(
             waiting.get("unreadable", 0),

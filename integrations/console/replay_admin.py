@@ -89,7 +89,11 @@ def confirm_replay(
 class RecordLinkConsole:
     """Lineage page, replay page, replay action and a "Lineage" column for RecordLinkAdmin."""
 
-    actions = ["replay_selected"]
+    def get_actions(self, request):
+        actions = super().get_actions(request)  # the owner's actions (deciding parked records) stay
+        if can_replay(request.user):
+            actions["replay_selected"] = self.get_action("replay_selected")
+        return actions
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -106,12 +110,6 @@ class RecordLinkConsole:
         return format_html(
             '<a href="{}">timeline</a>', reverse("admin:integrations_recordlink_lineage", args=[obj.pk])
         )
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if not can_replay(request.user):
-            actions.pop("replay_selected", None)
-        return actions
 
     @admin.action(description="Replay selected records (preview first)")
     def replay_selected(self, request, queryset):
