@@ -78,6 +78,27 @@ class AcumaticaConnection(ConnectionCheck):
     )
     max_concurrency = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(1)])
     build_version = models.CharField(max_length=50, blank=True, editable=False)
+    # The seat governor (integrations/acumatica/seats.py, reference/acumatica.md §2.3, §6.3).
+    max_api_sessions = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="API-user seats the connector may hold at once on this tenant's licence (other "
+        "integrations share the licence's 'Maximum Number of Web Services API Users'). OAuth uses one.",
+    )
+    seats_paused_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="After 'API Login Limit' no sign-in is attempted before this time; a passing "
+        "`connector check` resumes sooner.",
+    )
+    workflow_actions = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Actions the tenant's Acumatica offers per entity (`$adHocSchema` _workflowActions), "
+        "read by `connector check`.",
+    )
 
     SECRET_FIELDS = ("client_secret", "password", "access_token", "refresh_token", "push_secret")
 

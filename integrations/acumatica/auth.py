@@ -7,7 +7,12 @@ Facts this module is built on (reference/acumatica.md §2):
   the newest is written to the database at once, encrypted, with `filter(pk=…).update(…)` so a
   concurrent save of the connection cannot overwrite it.
 - Every grant or login holds an "API user" seat (§2.3). An "API Login Limit" answer means the seats
-  are exhausted: that is `SeatsExhausted` (retryable later), never "wrong password".
+  are exhausted: that is `SeatsExhausted` (retryable later), never "wrong password", and it pauses the
+  tenant's sign-ins (seats.py: an hour under OAuth, 10 minutes for cookie sessions).
+- A new password grant opens a new session (a seat) while the old one lives on until signed out or an
+  hour has passed (§2.1 "Sessions under OAuth"): so the old token is signed out (`POST
+  /entity/auth/logout` with its Bearer header) before any new password grant, including after a
+  rejected refresh token. A refresh reuses the grant's session and signs nothing out.
 - Every worker process shares the connection's grant: renewals are serialised on the connection's row
   and a token another worker just obtained is adopted (`OAuthAuthenticator.renew`).
 - Cookie login: `POST {instance}/entity/auth/login` with name/password/tenant/branch, 204 + cookies;
@@ -30,6 +35,8 @@ from django.utils import timezone
 
 from integrations.base import errors
 
+from . import seats
+
 if TYPE_CHECKING:
     from .client import AcumaticaClient
 
@@ -40,28 +47,15 @@ TOKEN_PATH = "/identity/connect/token"
 LOGIN_PATH = "/entity/auth/login"
 LOGOUT_PATH = "/entity/auth/logout"
 EXPIRY_MARGIN = timedelta(seconds=60)
-# How long to wait before trying again after "API Login Limit": an unclosed session times out after
-# 10 minutes (reference §2.2), so a retry sooner than a minute is pointless.
-SEATS_RETRY_AFTER = 60.0
-SEATS_ADVICE = (
-    "all API user seats of the Acumatica license are in use: sign out other API sessions (or wait up "
-    "to 10 minutes for idle ones to expire), or raise 'Maximum Number of Web Services API Users' on "
-    "the license"
-)
 
 
 def is_login_limit(text: str) -> bool:
     return "api login limit" in (text or "").lower()
 
 
-def seats_exhausted(body: str, status: int | None) -> errors.SeatsExhausted:
-    return errors.SeatsExhausted(
-        f"API Login Limit: {SEATS_ADVICE}",
-        system="acumatica",
-        status=status,
-        body_excerpt=(body or "")[:500],
-        retry_after=SEATS_RETRY_AFTER,
-    )
+def seats_exhausted(body: str, status: int | None, conn: Any) -> errors.SeatsExhausted:
+    """The licence refused a sign-in: pause the tenant (seats.pause) and say what to do."""
+    return seats.pause(conn, body, status)
 
 
 class Authenticator:
@@ -84,7 +78,16 @@ class Authenticator:
         return False
 
     def logout(self) -> None:
-        """Give the API seat back (cookie sessions); a no-op for OAuth tokens."""
+        """End of a unit of work: give a cookie session's seat back; OAuth keeps the shared grant."""
+
+    def close(self) -> None:
+        """The work is over: sign out whatever session this client still holds."""
+        self.logout()
+
+    def before_sign_in(self) -> None:
+        """No sign-in while the tenant is paused for seats (a `connector check` tries anyway)."""
+        if not getattr(self.client, "ignore_seat_pause", False):
+            seats.ensure_not_paused(self.conn)
 
     def describe(self) -> str:
         return self.mode
@@ -129,7 +132,7 @@ class OAuthAuthenticator(Authenticator):
             self.renew(replacing=rejected)
             return True
 
-    def renew(self, *, replacing: str) -> None:
+    def renew(self, *, replacing: str) -> None:  # noqa: C901 - one critical section, read in order
         """A fresh access token, renewed by one worker at a time.
 
         Every worker process signs in with the connection's one grant (one seat, one session, §2.1,
@@ -152,8 +155,9 @@ class OAuthAuthenticator(Authenticator):
                 self._adopt(row)
                 return
             self.refresh_token = row.refresh_token or self.refresh_token
+            old = [t for t in dict.fromkeys((row.access_token, replacing, self.access_token)) if t]
             try:
-                self.obtain()
+                self.obtain(old_tokens=old)
             except errors.ConnectorError as exc:
                 failure = exc  # raised after the commit, so the failed call's ApiCall row is kept
         if failure is not None:
@@ -171,20 +175,32 @@ class OAuthAuthenticator(Authenticator):
         """Forget the access token (tests, and after a 401)."""
         self.access_token = ""
 
-    def obtain(self) -> None:
-        """A fresh access token: refresh if we hold a refresh token, else the password grant."""
+    def obtain(self, old_tokens: list[str] | None = None) -> None:
+        """A fresh access token: refresh if we hold a refresh token, else the password grant.
+
+        A refresh keeps the grant's session. Before a password grant (a new session) the sessions of
+        `old_tokens` are signed out, so a rejected refresh never leaves a seat taken for an hour.
+        """
         conn = self.conn
+        old_tokens = (
+            old_tokens if old_tokens is not None else ([self.access_token] if self.access_token else [])
+        )
         if not conn.client_id:
             raise errors.ConfigurationError("Acumatica OAuth needs a client ID (GUID@Tenant)")
+        self.before_sign_in()
         if self.refresh_token:
             try:
                 self._token_request({"grant_type": "refresh_token", "refresh_token": self.refresh_token})
                 return
             except errors.AuthFailed:
+                # The grant is dead: give its session's seat back with the old token (§2.1 remedies).
+                self.sign_out_tokens(old_tokens)
+                old_tokens = []
                 if self.mode != "oauth_password":
                     raise
-                log.info("acumatica: refresh token rejected; falling back to the password grant")
+                log.info("acumatica: refresh token rejected; signed out, falling back to the password grant")
                 self.refresh_token = ""
+        self.sign_out_tokens(old_tokens)
         if self.mode != "oauth_password":
             raise errors.AuthFailed(
                 "no usable refresh token: authorize the connector again (authorization code flow)",
@@ -213,6 +229,7 @@ class OAuthAuthenticator(Authenticator):
             )
         except errors.ConnectorError as exc:
             raise self._token_error(exc, grant) from exc
+        seats.resume(conn)
         data = self.client.json(response) or {}
         token = data.get("access_token")
         if not token:
@@ -238,10 +255,53 @@ class OAuthAuthenticator(Authenticator):
             "acumatica: obtained an access token by %s grant (expires in %ss)", grant, data.get("expires_in")
         )
 
+    def sign_out_tokens(self, tokens: list[str]) -> None:
+        """`POST /entity/auth/logout` with each token's Bearer header: its session ends and its seat is
+        free at once (§2.1 "sign out using the old token"; logout skips the API queue, §2.2). A token
+        the server already dropped answers harmlessly; a failure is logged, never raised."""
+        for token in tokens:
+            try:
+                self.client.request(
+                    "POST",
+                    self.client.instance_url + LOGOUT_PATH,
+                    headers={"Authorization": f"Bearer {token}"},
+                    authenticated=False,
+                    idempotent=True,
+                )
+                log.info("acumatica: signed out the previous OAuth session")
+            except errors.ConnectorError as exc:
+                log.warning("acumatica: signing out an old OAuth session failed: %s", exc)
+
+    def close(self) -> None:
+        """Sign the shared session out when no other worker is using it (password grant only).
+
+        The next unit of work signs in with a new password grant. Under the authorization-code flow
+        the session is kept: a refresh reuses it (§2.1), and whether a refresh token survives a
+        sign-out is not documented, so signing out could strand the tenant until re-authorized.
+        """
+        conn = self.conn
+        if self.mode != "oauth_password" or conn.pk is None:
+            return
+        with self.lock:
+            holders = getattr(self.client, "holders", None)
+            if holders is not None and holders.others() > 0:
+                return  # another worker is inside a unit of work on this session: it closes it later
+            with transaction.atomic():
+                row = type(conn).objects.select_for_update().get(pk=conn.pk)
+                tokens = [t for t in dict.fromkeys((row.access_token, self.access_token)) if t]
+                if not tokens:
+                    return
+                self.sign_out_tokens(tokens)
+                cleared = {"access_token": "", "refresh_token": "", "token_expires_at": None}
+                type(conn).objects.filter(pk=conn.pk).update(**cleared)
+            for name, value in cleared.items():
+                setattr(conn, name, value)
+            self.access_token, self.refresh_token, self.expires_at = "", "", None
+
     def _token_error(self, exc: errors.ConnectorError, grant: str) -> errors.ConnectorError:
         body = exc.body_excerpt or exc.message or ""
         if is_login_limit(body) or is_login_limit(exc.message):
-            return seats_exhausted(body, exc.status)
+            return seats_exhausted(body, exc.status, self.conn)
         if exc.status in (400, 401):
             code = _oauth_error_code(body)
             if code == "invalid_client" or exc.status == 401:
@@ -291,7 +351,15 @@ class CookieAuthenticator(Authenticator):
     def __init__(self, client: AcumaticaClient, connection: Any):
         super().__init__(client, connection)
         self.logged_in = False
+        self.governor: seats.SeatGovernor | None = None
         client.register_secrets(connection.password)
+
+    def _governor(self) -> seats.SeatGovernor | None:
+        if self.governor is None and self.conn.pk is not None:
+            self.governor = seats.SeatGovernor(
+                self.conn, sleep=self.client.sleep, max_wait=self.client.max_inline_wait
+            )
+        return self.governor
 
     def describe(self) -> str:
         return f"cookie login as {self.conn.username!r}" + (
@@ -309,6 +377,8 @@ class CookieAuthenticator(Authenticator):
     def reauthenticate(self) -> bool:
         with self.lock:
             self.client.session.cookies.clear()
+            if self.logged_in and self.governor is not None:
+                self.governor.give_back()  # a 401: the server no longer holds that session
             self.logged_in = False
             self.login()
             return True
@@ -322,6 +392,22 @@ class CookieAuthenticator(Authenticator):
             body["tenant"] = conn.tenant_login_name
         if conn.branch:
             body["branch"] = conn.branch
+        self.before_sign_in()
+        governor = self._governor()
+        if governor is not None:
+            governor.take()  # never more sessions than max_api_sessions, across every worker
+        try:
+            self._post_login(body)
+        except BaseException:
+            if governor is not None:
+                governor.give_back()
+            raise
+        self.logged_in = True
+        seats.resume(conn)
+        log.info("acumatica: signed in (cookie session) as %s", conn.username)
+
+    def _post_login(self, body: dict[str, str]) -> None:
+        conn = self.conn
         try:
             self.client.request(
                 "POST",
@@ -333,7 +419,7 @@ class CookieAuthenticator(Authenticator):
         except errors.ConnectorError as exc:
             text = f"{exc.message} {exc.body_excerpt}"
             if is_login_limit(text) or exc.status == 429:
-                raise seats_exhausted(exc.body_excerpt, exc.status) from exc
+                raise seats_exhausted(exc.body_excerpt, exc.status, conn) from exc
             if exc.status in (400, 401, 500):
                 raise errors.AuthFailed(
                     f"cookie login refused for user {conn.username!r}: the user password (or tenant "
@@ -343,8 +429,6 @@ class CookieAuthenticator(Authenticator):
                     body_excerpt=exc.body_excerpt,
                 ) from exc
             raise
-        self.logged_in = True
-        log.info("acumatica: signed in (cookie session) as %s", conn.username)
 
     def logout(self) -> None:
         with self.lock:
@@ -359,6 +443,8 @@ class CookieAuthenticator(Authenticator):
             finally:
                 self.logged_in = False
                 self.client.session.cookies.clear()
+                if self.governor is not None:
+                    self.governor.give_back()
 
 
 def authenticator_for(client: AcumaticaClient, connection: Any) -> Authenticator:

@@ -6,18 +6,23 @@ Steps, each one a CheckResult line:
 2. the configured endpoint name/version is listed, else the versions that are;
 3. authentication in the configured mode; on failure which credential was refused, and for "API
    Login Limit" what the operator can do;
-4. read access to Bill, PurchaseOrder and Employee with `$top=1` each (cheap, §6.3).
-A cookie session is signed out at the end (session_scope), so a check never leaks an API seat.
+4. read access to Bill, PurchaseOrder and Employee with `$top=1` each (cheap, §6.3);
+5. the approve/release actions the tenant offers (`$adHocSchema` `_workflowActions`, actions.py),
+   stored on the connection; an action the configuration needs but the tenant lacks fails the line.
+The session is signed out at the end (a cookie session in session_scope, an OAuth password-grant
+session by `client.close()`), so a check never leaks an API seat. A check signs in even while the
+tenant is paused after "API Login Limit" (seats.py) and lifts the pause when it succeeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from integrations.base import errors
 from integrations.cli.check import CHECKERS, CheckResult
 
-from .auth import SEATS_ADVICE
+from . import actions
 from .client import AcumaticaClient, EndpointNotListed, client_for
 
 READ_CHECKS = (
@@ -33,7 +38,15 @@ def check_acumatica(connection: Any, *, client: AcumaticaClient | None = None) -
         client = client or client_for(connection)
     except errors.ConfigurationError as exc:
         return [CheckResult(False, "configuration", str(exc))]
+    client.ignore_seat_pause = True
+    try:
+        return _check(connection, client, results)
+    finally:
+        with contextlib.suppress(errors.ConnectorError):  # close() logs its own failures
+            client.close()
 
+
+def _check(connection: Any, client: AcumaticaClient, results: list[CheckResult]) -> list[CheckResult]:
     # 1-2. build and endpoint version
     try:
         info = client.discover()
@@ -70,11 +83,9 @@ def check_acumatica(connection: Any, *, client: AcumaticaClient | None = None) -
             except errors.ConfigurationError as exc:
                 results.append(CheckResult(False, "authentication", str(exc)))
                 return results
-            except errors.SeatsExhausted:
+            except errors.SeatsExhausted as exc:
                 results.append(
-                    CheckResult(
-                        False, "authentication", f"{client.auth.describe()}: API Login Limit — {SEATS_ADVICE}"
-                    )
+                    CheckResult(False, "authentication", f"{client.auth.describe()}: {exc.message}")
                 )
                 return results
             except errors.AuthFailed as exc:
@@ -85,6 +96,7 @@ def check_acumatica(connection: Any, *, client: AcumaticaClient | None = None) -
             results.append(CheckResult(True, "authentication", f"signed in by {client.auth.describe()}"))
             for entity, keys in READ_CHECKS:
                 results.append(_read_check(client, entity, keys))
+            results.extend(_action_checks(client, connection))
     except errors.ConnectorError as exc:
         results.append(CheckResult(False, "session", str(exc)))
     results.extend(_mapping_drift(connection))
@@ -125,8 +137,8 @@ def _read_check(client: AcumaticaClient, entity: str, keys: tuple[str, ...]) -> 
         first = next(iter(client.iter(entity, select=keys, page_size=1)), None)
     except errors.Forbidden as exc:
         return CheckResult(False, what, f"no rights to the {entity} form for this user: {exc.message}")
-    except errors.SeatsExhausted:
-        return CheckResult(False, what, f"API Login Limit — {SEATS_ADVICE}")
+    except errors.SeatsExhausted as exc:
+        return CheckResult(False, what, exc.message)
     except errors.ConnectorError as exc:
         return CheckResult(False, what, str(exc))
     sample = "no records yet" if first is None else "found " + "/".join(str(first.get(k)) for k in keys)
@@ -134,3 +146,30 @@ def _read_check(client: AcumaticaClient, entity: str, keys: tuple[str, ...]) -> 
 
 
 CHECKERS["acumatica"] = check_acumatica
+
+
+def _action_checks(client: AcumaticaClient, connection: Any) -> list[CheckResult]:
+    """One line per entity: which approve/release actions the tenant offers, and what is missing."""
+    try:
+        found = actions.discover(client, connection)
+    except errors.ConnectorError as exc:
+        return [CheckResult(False, "workflow actions", f"could not read $adHocSchema: {exc}")]
+    need = actions.needed(connection)
+    out = []
+    for entity in actions.ENTITIES:
+        names = set(found[entity])
+        listed = [a for a in actions.OF_INTEREST[entity] if a in names]
+        lacking = [a for a in actions.OF_INTEREST[entity] if a not in names]
+        missing_needed = sorted(need[entity] - names)
+        detail = f"{entity}/$adHocSchema offers {', '.join(listed) or 'none of the approve/release actions'}"
+        if lacking:
+            detail += f"; not offered: {', '.join(lacking)}"
+        if "Approve" in lacking:
+            detail += (
+                f" — this tenant cannot approve a {entity} through the API (no approval workflow): "
+                "approve in Acumatica, or turn off 'uses approval maps'"
+            )
+        if missing_needed:
+            detail += f"; NEEDED by this tenant's configuration: {', '.join(missing_needed)}"
+        out.append(CheckResult(not missing_needed, f"{entity} actions", detail))
+    return out

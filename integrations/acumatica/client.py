@@ -49,6 +49,7 @@ from . import values
 from .auth import Authenticator, authenticator_for, is_login_limit, seats_exhausted
 from .documents import DocumentsMixin
 from .error_bodies import collect_field_errors, is_http_error, json_or_none, reclass
+from .seats import SessionHolders
 from .values import Record
 
 __all__ = ["AcumaticaClient", "EndpointInfo", "EndpointNotListed", "client_for", "collect_field_errors"]
@@ -93,6 +94,7 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
     action_deadline: float = 300.0
     clock: Callable[[], float] = time.monotonic
     session_lock: Any = field(default_factory=threading.RLock)
+    ignore_seat_pause: bool = False  # `connector check` signs in once even while the tenant is paused
 
     system = "acumatica"
     sensitive_headers = ("Authorization", "Cookie")
@@ -109,6 +111,9 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
         self.session_gate: Any = None
         self.session_users: Any = None
         self._holding_gate = False
+        self.holders: SessionHolders | None = None
+        if conn.auth_mode != "cookie" and getattr(conn, "pk", None) is not None:
+            self.holders = SessionHolders(conn)  # who still uses the shared OAuth session (close())
         if self.rate_limiter is None and getattr(conn, "pk", None) is not None:
             from integrations.base.ratelimit import budget_for
 
@@ -168,7 +173,7 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
         if "NoEntitySatisfiesTheCondition" in exc_type or "no entity satisfies the condition" in text:
             return reclass(error, errors.NotFound)
         if is_login_limit(text):
-            return seats_exhausted(error.body_excerpt, status)
+            return seats_exhausted(error.body_excerpt, status, self.connection)
         if status == 401:
             return reclass(
                 error,
@@ -206,13 +211,24 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
         """One sign-in for a unit of work; cookie sessions are signed out in `finally` (§2.2, §8.1)."""
         with self.session_lock:
             self._scope_depth += 1
+            if self._scope_depth == 1 and self.holders is not None:
+                self.holders.enter()
         try:
             yield self
         finally:
             with self.session_lock:
                 self._scope_depth -= 1
                 if self._scope_depth == 0:
+                    if self.holders is not None:
+                        self.holders.leave()
                     self.auth.logout()
+
+    def close(self) -> None:
+        """The worker is done with Acumatica: sign out the session it holds — a cookie session, or the
+        shared OAuth session once no other worker is inside a unit of work on it (auth.close)."""
+        with self.session_lock:
+            if self._scope_depth == 0:
+                self.auth.close()
 
     # ---- the session shared by every worker (module docstring) -------------------------------
     def _take_gate(self, what: str) -> bool:

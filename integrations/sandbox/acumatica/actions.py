@@ -9,7 +9,11 @@
   session (a session = one OAuth grant or one cookie) is refused — only its status URL answers — and
   each such overlap is recorded in `self.overlaps` (a test asserts it empty).
 - `Bill/Approve` and `PurchaseOrder/Approve|Reject` are workflow actions by name (§5.4): 204 at once.
-- Controls: `complete_long_operations()`, `long_operations()`, `overlaps_seen()`.
+- A tenant's workflow may lack an action (no approval maps, another customisation): `withdraw_action`
+  removes it from `$adHocSchema` `_workflowActions` and its POST answers 404 (§5.2 "no action with
+  this name").
+- Controls: `complete_long_operations()`, `long_operations()`, `overlaps_seen()`,
+  `withdraw_action(entity, action)`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ class ActionsMixin:
     def _init_actions(self) -> None:
         self.operations: dict[str, dict[str, Any]] = {}  # status guid -> long operation
         self.overlaps: list[dict[str, Any]] = []
+        self.withdrawn_actions: set[tuple[str, str]] = set()
+
+    @control
+    def withdraw_action(self, entity: str, action: str) -> list[str]:
+        """This tenant's Acumatica does not offer `entity`/`action`; returns the withdrawn ones."""
+        self.withdrawn_actions.add((entity, action))
+        return sorted(f"{e}/{a}" for e, a in self.withdrawn_actions)
 
     # ---- the per-session rule ------------------------------------------------------------------
     def finish_due_operations(self) -> None:
@@ -89,7 +100,7 @@ class ActionsMixin:
     # ---- routes --------------------------------------------------------------------------------
     def _bill_action(self, req: SimRequest, ep: str, ver: str, action: str) -> SimResponse:
         principal = self._endpoint(req, ep, ver)
-        if action not in BILL_ACTIONS:
+        if action not in BILL_ACTIONS or ("Bill", action) in self.withdrawn_actions:
             raise no_resource(req.url)  # "404: no action with this name" (§5.2)
         invocation = req.json()
         bill = self._find_by_body("Bill", invocation.get("entity") or {})
@@ -142,7 +153,7 @@ class ActionsMixin:
     def _po_action(self, req: SimRequest, ep: str, ver: str, action: str) -> SimResponse:
         """PurchaseOrder Approve/Reject under approval maps: Pending Approval → Open / Rejected."""
         self._endpoint(req, ep, ver)
-        if action not in PO_ACTIONS:
+        if action not in PO_ACTIONS or ("PurchaseOrder", action) in self.withdrawn_actions:
             raise no_resource(req.url)
         po = self._find_by_body("PurchaseOrder", req.json().get("entity") or {})
         if po is None:

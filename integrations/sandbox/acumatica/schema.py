@@ -87,7 +87,10 @@ class SchemaMixin:
                     }
         out["custom"] = custom
         actions = contract_actions(entity) + list(WORKFLOW_ACTIONS.get(entity, ()))
-        out["_workflowActions"] = [{"name": name, "parameters": []} for name in actions]
+        withdrawn = getattr(self, "withdrawn_actions", set())
+        out["_workflowActions"] = [
+            {"name": name, "parameters": []} for name in actions if (entity, name) not in withdrawn
+        ]
         return SimResponse.json(out)
 
     def _sample_value(self, entity: str, field: str) -> Any:
