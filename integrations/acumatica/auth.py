@@ -300,6 +300,8 @@ class OAuthAuthenticator(Authenticator):
 
     def _token_error(self, exc: errors.ConnectorError, grant: str) -> errors.ConnectorError:
         body = exc.body_excerpt or exc.message or ""
+        if isinstance(exc, errors.SeatsExhausted):
+            return exc  # classify_error already paused the tenant
         if is_login_limit(body) or is_login_limit(exc.message):
             return seats_exhausted(body, exc.status, self.conn)
         if exc.status in (400, 401):
@@ -416,6 +418,8 @@ class CookieAuthenticator(Authenticator):
                 authenticated=False,
                 idempotent=False,
             )
+        except errors.SeatsExhausted:
+            raise  # classify_error already paused the tenant
         except errors.ConnectorError as exc:
             text = f"{exc.message} {exc.body_excerpt}"
             if is_login_limit(text) or exc.status == 429:

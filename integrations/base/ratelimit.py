@@ -117,6 +117,7 @@ class LocalBudget(_Budget):
                     fh.seek(0)
                     fh.truncate()
                     fh.write(json.dumps(state))
+                    fh.flush()  # before the unlock: a write flushed at close() lands after it
                 return result
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)

@@ -33,6 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.recorder import audit_context, record_entry
+from integrations.acumatica import actions as acu_actions
 from integrations.asana import fields as cf
 from integrations.asana.client import approval_outcome
 from integrations.base import errors
@@ -370,6 +371,7 @@ class Attempt:
                     "'uses approval maps' so the connector approves it as an approver user",
                     system="acumatica",
                 )
+            acu_actions.require(self.link.tenant.acumatica, entity, "Approve")  # discovered at check time
             if self.is_bill:
                 self.acu.approve_bill(link.acumatica_type, link.acumatica_ref)
             else:
@@ -388,8 +390,15 @@ class Attempt:
                     f"the bill is {document.get('Status')!r}; only Balanced bills can be released",
                     system="acumatica",
                 )
+            acu_actions.require(link.tenant.acumatica, "Bill", "ReleaseBill")
             self.steps.append("ReleaseBill")
             return self.acu.release_bill(link.acumatica_type, link.acumatica_ref, deadline=deadline)
+        # Only Pending Approval gets an Approve (never Pending Printing / Pending Email), and only an
+        # action the tenant's Acumatica offers (integrations/acumatica/actions.py, reference §5.4).
+        acu_actions.require_status(
+            "PurchaseOrder", link.acumatica_ref, self.action_name, document.get("Status")
+        )
+        acu_actions.require(link.tenant.acumatica, "PurchaseOrder", self.action_name)
         self.steps.append(self.action_name)
         self.acu.invoke_action(
             "PurchaseOrder",

@@ -99,3 +99,34 @@ def test_po_total_changed_after_approval_is_refused(po_world: World):
     assert po_actions(w) == 0
     link.refresh_from_db()
     assert "OrderTotal" in link.state_reason
+
+
+@pytest.mark.parametrize("status", ["Pending Printing", "Pending Email"])
+def test_approve_is_not_invoked_on_a_po_waiting_to_be_printed_or_emailed(po_world: World, status: str):
+    """Issue 19: PurchaseOrder/Approve applies only to Pending Approval (reference §5.4)."""
+    w = po_world
+    use_approval_maps(w)
+    po = w.acumatica.add_purchase_order("ABCCONCRETE", 640.00, status=status)
+    gid, link = po_task(w, po)
+    approve(w, gid)
+    assert w.acumatica.record("PurchaseOrder", "Normal", po["OrderNbr"])["Status"] == status
+    assert po_actions(w) == 0
+    entry = AuditEntry.objects.filter(record_link=link).latest("id")
+    assert entry.status == "failed" and "applies only to a document that is Pending Approval" in entry.error
+    assert status in entry.error
+
+
+def test_approve_the_tenant_does_not_offer_is_refused_with_the_reason(po_world: World):
+    """`connector check` stored the PurchaseOrder actions without Approve: no 404 guess, a reason."""
+    w = po_world
+    use_approval_maps(w)
+    AcumaticaConnection.objects.filter(tenant=w.tenant).update(
+        workflow_actions={"Bill": ["ReleaseBill"], "PurchaseOrder": ["Hold", "RemoveHold"]}
+    )
+    po = w.acumatica.add_purchase_order("ABCCONCRETE", 7400.00, status="Pending Approval")
+    gid, link = po_task(w, po)
+    approve(w, gid)
+    assert w.acumatica.record("PurchaseOrder", "Normal", po["OrderNbr"])["Status"] == "Pending Approval"
+    assert po_actions(w) == 0
+    entry = AuditEntry.objects.filter(record_link=link).latest("id")
+    assert entry.status == "failed" and "does not offer PurchaseOrder/Approve" in entry.error
