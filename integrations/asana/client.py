@@ -580,7 +580,7 @@ class AsanaClient(HttpClient):
             data["resource_subtype"] = "approval"
         data.update(extra or {})
         try:
-            return self._call("POST", "/tasks", fields=fields, data=data)
+            return self._write_task("POST", "/tasks", fields=fields, data=data)
         except errors.Invalid as exc:
             # reference §4.1 marks section placement through `memberships` UNVERIFIED (the spec calls it
             # read-only). A 400 about it created nothing, so create without it and place the task after.
@@ -590,7 +590,7 @@ class AsanaClient(HttpClient):
                 "asana: memberships refused on create (%s); placing the task with addTask", exc.message
             )
             data.pop("memberships")
-            task = self._call("POST", "/tasks", fields=fields, data=data)
+            task = self._write_task("POST", "/tasks", fields=fields, data=data)
             self.move_to_section(task["gid"], section_gid)
             return task
 
@@ -614,7 +614,26 @@ class AsanaClient(HttpClient):
             raise errors.ConfigurationError(f"not writable with PUT /tasks: {sorted(unknown)}")
         if not changes:
             return None
-        return self._call("PUT", f"/tasks/{task_gid}", fields=fields, data=changes)
+        return self._write_task("PUT", f"/tasks/{task_gid}", fields=fields, data=dict(changes))
+
+    def _write_task(self, method: str, path: str, *, fields: Iterable[str], data: dict[str, Any]) -> Any:
+        """POST/PUT a task; a 400 about a date custom field is tried once with the other date shape
+        (fields.date_shape_fallback, docs/vendor-facts.md). A 400 created and changed nothing."""
+        try:
+            return self._call(method, path, fields=fields, data=data)
+        except errors.Invalid as exc:
+            sent = data.get("custom_fields") or {}
+            message = f"{exc.message} {exc.body_excerpt}"
+            other = cf.date_shape_fallback(sent, message) if exc.status == 400 and sent else None
+            if other is None:
+                raise
+            try:
+                result = self._call(method, path, fields=fields, data={**data, "custom_fields": other})
+            except errors.Invalid as again:
+                log.warning("asana: the other date shape was refused too (%s)", again.message)
+                raise exc from again
+            cf.date_shape_worked(sent, other, exc.message)
+            return result
 
     def complete_task(self, task_gid: str, completed: bool = True) -> dict[str, Any]:
         return self._call("PUT", f"/tasks/{task_gid}", fields=TASK_FIELDS, data={"completed": completed})

@@ -10,7 +10,10 @@ Write shapes (reference/asana.md §4.3, [OAS] TaskRequestBase.custom_fields):
     number      JSON number rounded to `precision` (0–6)
     enum        the enum option GID (never the name); disabled options are refused
     multi_enum  list of enum option GIDs                 (shape UNVERIFIED in the reference)
-    date        {"date": "YYYY-MM-DD"}                    (third-party code; UNVERIFIED bare string)
+    date        {"date": "YYYY-MM-DD"}                    (docs/vendor-facts.md "Asana date custom
+                                                          fields": settled shape; a 400 for the field
+                                                          makes `date_shape_fallback` try the bare
+                                                          string once, and that field keeps it)
     people      list of user GIDs                        (shape UNVERIFIED in the reference)
     any         None clears the value
 Formula fields (`is_formula_field`) and read-only fields (`is_value_read_only`) are never written.
@@ -19,6 +22,8 @@ Formula fields (`is_formula_field`) and read-only fields (`is_value_read_only`) 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -26,6 +31,7 @@ from typing import Any
 
 from integrations.base import errors
 
+log = logging.getLogger(__name__)
 TEXT_LIMIT = 1024
 TRUNCATION_MARKER = " …[truncated by ml-connector]"
 FIELD_TYPES = ("text", "number", "enum", "multi_enum", "date", "people", "reference")
@@ -180,7 +186,7 @@ def encode_value(spec: FieldSpec, value: Any) -> Any:
             ]
             return [_enabled_option(spec, g) for g in _gid_list(gids)]
         if spec.type == "date":
-            return {"date": _date_string(value)}
+            return date_wire(spec.gid, _date_string(value), name=spec.name)
         if spec.type == "people":
             return _gid_list(value)
     except FieldValueError:
@@ -244,7 +250,81 @@ def wire_value_of(entry: Mapping[str, Any]) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dt.datetime):
-        return {"date": value.date().isoformat()}
+        return date_wire(str(entry.get("gid") or ""), value.date().isoformat())
     if isinstance(value, dt.date):
-        return {"date": value.isoformat()}
+        return date_wire(str(entry.get("gid") or ""), value.isoformat())
     return value
+
+
+# ---- the date write shape -----------------------------------------------------------------------
+# Settled: {"date": "YYYY-MM-DD"} (docs/vendor-facts.md). Should Asana refuse it for a field with a 400,
+# the bare "YYYY-MM-DD" string is tried once; the shape that worked is kept for that field GID in this
+# process (and logged), so a wrong guess costs one refused call, never every create.
+_date_fields: dict[str, str] = {}  # field GID -> name, every date field encoded in this process
+_date_string_fields: set[str] = set()  # date fields that accepted only the bare string
+_date_lock = threading.Lock()
+
+
+def date_wire(gid: str, text: str, *, name: str = "") -> Any:
+    with _date_lock:
+        if gid:
+            _date_fields.setdefault(gid, name)
+        bare = gid in _date_string_fields
+    return text if bare else {"date": text}
+
+
+def _date_text(wire: Any) -> str | None:
+    if isinstance(wire, dict) and set(wire) == {"date"} and isinstance(wire["date"], str):
+        return wire["date"]
+    if isinstance(wire, str) and len(wire) == 10:
+        try:
+            return dt.date.fromisoformat(wire).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+def date_shape_fallback(custom_fields: Mapping[str, Any], message: str) -> dict[str, Any] | None:
+    """The same `custom_fields` with the date fields the 400 `message` is about in the other shape, or
+    None when the refusal is not about a date field we wrote (then nothing is retried)."""
+    text = (message or "").lower()
+    out, changed = dict(custom_fields), []
+    with _date_lock:
+        known, bare = dict(_date_fields), set(_date_string_fields)
+    for gid, wire in custom_fields.items():
+        if gid not in known or (date := _date_text(wire)) is None:
+            continue
+        if isinstance(wire, str) != (gid in bare):
+            continue  # not the shape the encoder writes for this field: not ours to correct
+        name = known[gid].lower()
+        if gid in text or (name and name in text) or "date" in text:
+            out[gid] = {"date": date} if isinstance(wire, str) else date
+            changed.append(gid)
+    return out if changed else None
+
+
+def date_shape_worked(before: Mapping[str, Any], after: Mapping[str, Any], message: str) -> None:
+    """The other shape was accepted: keep it for those fields, and say so once."""
+    with _date_lock:
+        for gid, wire in after.items():
+            if wire == before.get(gid):
+                continue
+            if isinstance(wire, str):
+                _date_string_fields.add(gid)
+            else:
+                _date_string_fields.discard(gid)
+            log.warning(
+                "asana: date custom field %s (%s) was refused with 400 (%s); the %s shape was accepted and "
+                "is used for it from now on — see docs/vendor-facts.md",
+                gid,
+                _date_fields.get(gid) or "?",
+                message,
+                "bare string" if isinstance(wire, str) else '{"date": …}',
+            )
+
+
+def forget_date_shapes() -> None:
+    """Back to the settled shape for every field (tests; a process restart does the same)."""
+    with _date_lock:
+        _date_fields.clear()
+        _date_string_fields.clear()

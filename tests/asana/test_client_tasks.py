@@ -237,7 +237,7 @@ def test_approval_status_semantics(client, mounted):
 
 
 def test_sandbox_refuses_what_asana_refuses(client, mounted):
-    # A bare date string is UNVERIFIED in the reference: the sandbox refuses it so we never rely on it.
+    # The sandbox accepts only the settled date shape (docs/vendor-facts.md), so nothing relies on the other.
     with pytest.raises(errors.Invalid, match="date"):
         client.create_task(name="x", project_gid=AP, custom_fields={F["due_date"]: "2026-01-01"})
     disabled = O["cost_code"]["9999 Retired"]

@@ -37,7 +37,7 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ..core import Deliverer, SimError, SimRequest, SimResponse, Simulator
+from ..core import Deliverer, SimError, SimRequest, SimResponse, Simulator, control
 from .helpers import (
     COMPACT,
     DUPLICATE_WEBHOOK,
@@ -91,6 +91,9 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
         self.allow_localhost = allow_localhost
         self.offset_ttl = offset_ttl
         self.truncate_results_after = truncate_results_after
+        # The date custom-field write shape this Asana accepts: "object" {"date": "YYYY-MM-DD"} (the
+        # settled one, docs/vendor-facts.md) or "string" (a bare "YYYY-MM-DD"); never both.
+        self.date_write_shape = "object"
         self._next_gid = 1_300_000_000_000_000
         self.workspaces: dict[str, dict] = {}
         self.users: dict[str, dict] = {}
@@ -129,6 +132,14 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
 
     def now_iso(self) -> str:
         return _iso(self.now())
+
+    @control
+    def set_date_write_shape(self, shape: str) -> str:
+        """Which date custom-field write shape this Asana accepts: "object" (settled) or "string"."""
+        if shape not in ("object", "string"):
+            raise ValueError("shape must be 'object' or 'string'")
+        self.date_write_shape = shape
+        return shape
 
     def new_gid(self) -> str:
         self._next_gid += 1
@@ -789,12 +800,18 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
                     raise _err(400, f"custom_fields: enum option {option} is disabled")
             return gids[0] if kind == "enum" else list(dict.fromkeys(gids))
         if kind == "date":
-            if not isinstance(value, dict) or not isinstance(value.get("date"), str):
+            if self.date_write_shape == "string":
+                if not isinstance(value, str):
+                    raise _err(400, f'custom_fields: {f["name"]} takes a "YYYY-MM-DD" string')
+                text = value
+            elif not isinstance(value, dict) or not isinstance(value.get("date"), str):
                 raise _err(400, f'custom_fields: {f["name"]} takes {{"date": "YYYY-MM-DD"}}')
+            else:
+                text = value["date"]
             try:
-                return datetime.strptime(value["date"], "%Y-%m-%d").date().isoformat()
+                return datetime.strptime(text, "%Y-%m-%d").date().isoformat()
             except ValueError:
-                raise _err(400, f"custom_fields: {value['date']} is not a valid date") from None
+                raise _err(400, f"custom_fields: {text} is not a valid date") from None
         if kind == "people":
             if not isinstance(value, list) or any(u not in self.users for u in value):
                 raise _err(400, f"custom_fields: {f['name']} takes a list of user GIDs")
