@@ -9,6 +9,9 @@ Status codes come from exception classes:
     handshake with no pending registration      403  no row (first-writer takeover, §6.2);
       or a second one for the same registration      the first handshake answered closes the window
     delivery while the registration is pending  401  no row: the handshake's secret is not confirmed yet
+    heartbeat while the registration is pending 200  recorded, signed with the handshake's secret (Asana
+                                                     sends one right after the handshake, §6.5); it
+                                                     carries no event and confirms nothing
     missing / bad X-Hook-Signature              401  no row: refused, logged, counted
     any of the above, repeatedly from one address  429  with Retry-After, no database read
     body not JSON / no `events` list            400  stored as rejected (authentic: signed by Asana)
@@ -133,6 +136,14 @@ def event_dedupe_key(tenant_id: int, event: dict[str, Any]) -> str:
     return key if len(key) <= 300 else "asana:sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
+def _is_heartbeat(body: bytes) -> bool:
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(payload, dict) and payload.get("events") == []
+
+
 def task_gid_of(event: dict[str, Any]) -> str | None:
     """The task an event is about: the resource itself, or the parent of a story/subtask event."""
     resource = _member(event, "resource")
@@ -187,7 +198,17 @@ class AsanaReceiver(Receiver):
 
     def verify(self, endpoint: Endpoint, request: HttpRequest, body: bytes) -> None:
         if endpoint.fields["state"] == AsanaWebhook.State.PENDING:
-            # The secret a handshake left is unconfirmed until the 201 arrives: it signs nothing yet.
+            # The secret a handshake left is unconfirmed until the 201 arrives: it signs no event yet.
+            # But Asana sends an empty heartbeat "at the initial handshake" (reference/asana.md §6.5),
+            # possibly before our create call returns: answered 200 (a 401 would count against the
+            # webhook), as long as the handshake's secret signed it. It carries nothing to act on.
+            if (
+                endpoint.secret
+                and _is_heartbeat(body)
+                and verify_signature(endpoint.secret, body, request.headers.get(SIGNATURE_HEADER))
+                == InboundEvent.Verdict.VALID
+            ):
+                return
             raise BadSignature("registration not confirmed yet", verdict=InboundEvent.Verdict.INVALID)
         verdict = verify_signature(endpoint.secret, body, request.headers.get(SIGNATURE_HEADER))
         if verdict != InboundEvent.Verdict.VALID:
@@ -204,6 +225,7 @@ class AsanaReceiver(Receiver):
         uuid_ = endpoint.uuid
         valid = InboundEvent.Verdict.VALID
         if not events:
+            pending = endpoint.fields["state"] == AsanaWebhook.State.PENDING
             self.store(
                 endpoint,
                 uuid_,
@@ -211,10 +233,11 @@ class AsanaReceiver(Receiver):
                 body,
                 signature=valid,
                 status=InboundEvent.Status.PROCESSED,
-                status_reason="heartbeat",
+                status_reason="heartbeat (registration pending)" if pending else "heartbeat",
                 processed_at=timezone.now(),
             )
-            self._touch(endpoint, "last_heartbeat_at")
+            if not pending:  # an unconfirmed secret says nothing about the webhook's health
+                self._touch(endpoint, "last_heartbeat_at")
             return HttpResponse(status=200)
         queued: list[int] = []
         for event in events:

@@ -116,6 +116,31 @@ class TestAsanaWebhookSecurity(WebhookSecurityCases):
         assert response.headers["X-Hook-Secret"] == "fresh-secret-0123456789"
         assert InboundEvent.objects.get(source=InboundEvent.Source.ASANA_HANDSHAKE).status == "processed"
 
+    def test_heartbeat_while_pending_is_200_but_events_are_not(self, client, endpoint_setup):
+        """Issue 19: Asana sends an empty heartbeat at the handshake (reference §6.5), possibly before
+        our create call returned. Signed with the handshake's secret it gets a 200 and is recorded;
+        it confirms nothing, and an event signed with that secret is still refused until the 201."""
+        pending_since = timezone.now()
+        AsanaWebhook.objects.filter(pk=self.hook.pk).update(  # the handshake was answered, 201 not yet
+            state=AsanaWebhook.State.PENDING, pending_since=pending_since, last_heartbeat_at=None
+        )
+        heartbeat = self.heartbeat_body()
+        response = self.post(client, heartbeat, {"X-Hook-Signature": webhooks.sign(SECRET, heartbeat)})
+        assert response.status_code == 200
+        row = InboundEvent.objects.get(source=self.source)
+        assert row.status == "processed" and row.status_reason == "heartbeat (registration pending)"
+        self.hook.refresh_from_db()
+        assert self.hook.state == AsanaWebhook.State.PENDING and self.hook.last_heartbeat_at is None
+        assert refusals.seen("127.0.0.1") == 0
+
+        forged = self.post(
+            client, heartbeat, {"X-Hook-Signature": webhooks.sign("not-the-secret", heartbeat)}
+        )
+        event = self.event_body(1)
+        early = self.post(client, event, {"X-Hook-Signature": webhooks.sign(SECRET, event)})
+        assert forged.status_code == 401 and early.status_code == 401
+        assert InboundEvent.objects.filter(source=self.source).count() == 1 and self.queued() == []
+
     def test_handshake_after_the_window_is_refused(self, client, endpoint_setup):
         AsanaWebhook.objects.filter(pk=self.hook.pk).update(
             state=AsanaWebhook.State.PENDING, pending_since=timezone.now() - timedelta(hours=1)
