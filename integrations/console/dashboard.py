@@ -262,11 +262,26 @@ def rate_health(calls_last_minute: int, per_minute: int | None, url: str = "") -
     return Health(level, f"{used:.0%} of the token's budget used in the last minute", url, value)
 
 
-def seats_health(auth_mode: str | None, open_sessions: int, max_concurrency: int, url: str = "") -> Health:
+def seats_health(
+    auth_mode: str | None,
+    open_sessions: int,
+    max_concurrency: int,
+    url: str = "",
+    paused_until: datetime | None = None,
+    now: datetime | None = None,
+) -> Health:
+    """`max_concurrency` here is the connection's `max_api_sessions` (integrations/acumatica/seats.py)."""
     if auth_mode is None:
         return Health(GREY, "no Acumatica connection", url, "—")
+    if paused_until is not None and now is not None and paused_until > now:
+        return Health(
+            RED,
+            f"API Login Limit: sign-ins paused until {paused_until:%H:%M} UTC (Test connections resumes)",
+            url,
+            "paused",
+        )
     if auth_mode != "cookie":
-        return Health(GREY, "n/a under OAuth: no session holds a seat between calls", url, "n/a (OAuth)")
+        return Health(GREY, "one OAuth session shared by every worker (one seat)", url, "n/a (OAuth)")
     value = f"{open_sessions}/{max_concurrency}"
     if open_sessions > max_concurrency:
         return Health(
@@ -438,8 +453,10 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
         row.items["seats"] = seats_health(
             acu.auth_mode if acu else None,
             max(0, c.get("logins", 0) - c.get("logouts", 0)),
-            acu.max_concurrency if acu else 0,
+            acu.max_api_sessions if acu else 0,
             _changelist("audit_apicall", tenant__id__exact=t, system="acumatica"),
+            getattr(acu, "seats_paused_until", None),
+            now,
         )
         sage = getattr(tenant, "sage100", None)
         row.items["agent"] = agent_health(

@@ -74,6 +74,14 @@ def test_rate_seats_agent_rules():
     assert d.seats_health("cookie", 1, 2).level == d.GREEN
     assert d.seats_health("cookie", 2, 2).level == d.AMBER
     assert d.seats_health("cookie", 3, 2).level == d.RED
+    # After "API Login Limit" the tenant's sign-ins are paused (integrations/acumatica/seats.py): red.
+    now = datetime.now(UTC)
+    paused = d.seats_health("oauth_password", 0, 1, paused_until=now + timedelta(minutes=30), now=now)
+    assert paused.level == d.RED and paused.value == "paused" and "API Login Limit" in paused.reason
+    assert (
+        d.seats_health("oauth_password", 0, 1, paused_until=now - timedelta(minutes=1), now=now).level
+        == d.GREY
+    )
     assert d.agent_health(False, None, None, "", NOW).level == d.GREY
     assert d.agent_health(True, None, None, "", NOW).level == d.AMBER
     assert d.agent_health(True, NOW, False, "connection refused", NOW).level == d.RED

@@ -46,6 +46,7 @@ def tenant_form_data(tenant, acu, **acu_overrides):
         "acumatica-0-push_secret": "",
         "acumatica-0-push_header_name": "X-ML-Connector-Secret",
         "acumatica-0-max_concurrency": "2",
+        "acumatica-0-max_api_sessions": "1",
         "acumatica-0-tenant_login_name": "",
         "acumatica-0-branch": "",
     }
