@@ -14,7 +14,8 @@ connection would be invisible to other workers until commit.
 
 `acquire(write=…)` returns 0 when it took a slot, or the seconds to wait (nothing taken);
 `release(write=…)` frees the slot taken by this thread's last acquire; `in_flight()` counts the slots
-held right now without taking one.
+held right now without taking one; `extend()` gives this thread's last slot a fresh LEASE_TTL (a slot
+held longer than a request, e.g. an Acumatica session's seat, stays held while its holder is alive).
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ class _Budget:
     def _pop_lease(self) -> str | None:
         stack = getattr(self._local, "leases", None)
         return stack.pop() if stack else None
+
+    def _top_lease(self) -> str | None:
+        stack = getattr(self._local, "leases", None)
+        return stack[-1] if stack else None
 
     def _decide(self, state: dict, write: bool, now: float) -> tuple[float, str | None]:
         """Pure decision on a state dict {tat, leases: {id: [expires, is_write]}}; mutates it when granted."""
@@ -139,6 +144,20 @@ class LocalBudget(_Budget):
 
         def step(state):
             return None, state.get("leases", {}).pop(lease, None) is not None
+
+        self._locked(step)
+
+    def extend(self) -> None:
+        lease = self._top_lease()
+        if lease is None:
+            return
+
+        def step(state):
+            held = state.get("leases", {}).get(lease)
+            if held is None:
+                return None, False
+            held[0] = self.clock() + LEASE_TTL
+            return None, True
 
         self._locked(step)
 
@@ -227,6 +246,11 @@ class RedisBudget(_Budget):
             pipe.zrem(self.state_key + ":leases", lease)
             pipe.zrem(self.state_key + ":writes", lease)
             pipe.execute()
+
+    def extend(self) -> None:
+        lease = self._top_lease()
+        if lease:
+            self.redis.zadd(self.state_key + ":leases", {lease: self.clock() + LEASE_TTL}, xx=True)
 
     def in_flight(self) -> int:
         """How many leases are held right now, by anyone (a look: nothing is taken)."""
