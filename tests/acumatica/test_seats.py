@@ -133,18 +133,24 @@ def serialise_database_work_on_sqlite(monkeypatch) -> threading.RLock:
     from django.db import connection as db
 
     from integrations.acumatica.auth import OAuthAuthenticator
+    from integrations.acumatica.client import AcumaticaClient
 
     lock = threading.RLock()
     if db.vendor != "sqlite":
         return lock
-    for name in ("renew", "close"):
-        original = getattr(OAuthAuthenticator, name)
+    # renew/close: the row-locked sections; _record: the ApiCall row each request writes.
+    for cls, name in (
+        (OAuthAuthenticator, "renew"),
+        (OAuthAuthenticator, "close"),
+        (AcumaticaClient, "_record"),
+    ):
+        original = getattr(cls, name)
 
         def locked(self, *args, _original=original, **kwargs):
             with lock:
                 return _original(self, *args, **kwargs)
 
-        monkeypatch.setattr(OAuthAuthenticator, name, locked)
+        monkeypatch.setattr(cls, name, locked)
     return lock
 
 
