@@ -22,8 +22,6 @@ Seeding: the `add_*` helpers, and `build_demo()` with the fixed GIDs in `DEMO`.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import math
 import secrets
@@ -38,6 +36,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..core import Deliverer, SimError, SimRequest, SimResponse, Simulator
+from .delivery import DeliveryMixin
 from .helpers import (
     COMPACT,
     DUPLICATE_WEBHOOK,
@@ -55,11 +54,12 @@ from .helpers import parse_time as _parse_time
 from .helpers import passes as _passes
 from .helpers import pick as _pick
 from .helpers import tree as _tree
+from .listing import ListingMixin
 from .search import SearchMixin
 from .stories import StoriesMixin
 
 
-class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
+class AsanaSimulator(ListingMixin, SearchMixin, StoriesMixin, DeliveryMixin, Simulator):
     name = "asana"
     contract = "asana"
 
@@ -115,6 +115,9 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
         self._windows: dict[str, deque] = {}
         self._writes_in_flight: dict[str, int] = {}
         self.clock_offset = 0.0  # seconds added to `clock` (set_clock_offset)
+        self.clock_rate = 1.0  # how fast the clock runs from `_clock_anchor` on (set_clock_rate)
+        self._clock_anchor: tuple[float, float] | None = None
+        self.batch_delay = 1.0  # how long a served sandbox gathers events into one batch (delivery.py)
         self.search_lag = 0.0  # how far the search index trails writes (set_search_lag)
         self.default_person: str | None = None  # who the person_* controls act as by default
         self.deleted_tasks: dict[str, dict] = {}
@@ -124,8 +127,12 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
 
     # ---- clock, ids, auth ----------------------------------------------------------------------
     def now(self) -> float:
-        """The simulator's time: its clock plus the offset a test set (`set_clock_offset`)."""
-        return self.clock() + self.clock_offset
+        """The simulator's time: its clock (sped up by `set_clock_rate`) plus the offset a test set
+        (`set_clock_offset`)."""
+        if self._clock_anchor is None:
+            return self.clock() + self.clock_offset
+        real, simulated = self._clock_anchor
+        return simulated + (self.clock() - real) * self.clock_rate + self.clock_offset
 
     def now_iso(self) -> str:
         return _iso(self.now())
@@ -231,6 +238,11 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
         if status >= 500:
             return {"errors": [{"message": "Server Error", "phrase": "6 sad squid snuggle softly"}]}
         return {"errors": [{"message": f"Injected error {status}", "help": HELP}]}
+
+    def wrong_method(self, req: SimRequest, allowed: list[str]) -> SimResponse:
+        """A known path with a method it does not serve: Asana answers 404 "No matching route"
+        (UNVERIFIED wording; SPEC_GAPS.md ASANA-SIM-NO-ROUTE), never a 405 that looks like a fault."""
+        return SimResponse.json(self.not_found_body(req), 404)
 
     def not_found_body(self, req: SimRequest) -> Any:
         return {"errors": [{"message": "No matching route for request", "help": HELP}]}
@@ -508,7 +520,15 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
             ("GET", r"/users/me", self.h_me),
             ("GET", r"/users", self.h_users),
             ("GET", rf"/users/{g}", self.h_user),
+            ("GET", r"/workspaces", self.h_workspaces),
             ("GET", rf"/workspaces/{g}", self.h_workspace),
+            ("GET", rf"/workspaces/{g}/projects", self.h_workspace_projects),
+            ("GET", r"/projects", self.h_projects),
+            ("GET", rf"/projects/{g}/tasks", self.h_project_tasks),
+            ("GET", rf"/sections/{g}", self.h_section),
+            ("GET", rf"/sections/{g}/tasks", self.h_section_tasks),
+            ("GET", rf"/tasks/{g}/subtasks", self.h_subtasks),
+            ("POST", rf"/tasks/{g}/subtasks", self.h_create_subtask),
             ("GET", rf"/workspaces/{g}/workspace_memberships", self.h_memberships),
             ("POST", rf"/workspaces/{g}/addUser", self.h_add_user),
             ("POST", rf"/workspaces/{g}/removeUser", self.h_remove_user),
@@ -614,17 +634,8 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
 
     def h_workspace(self, req: SimRequest, gid: str) -> SimResponse:
         self._require_member(gid, self._user_of(req))
-        ws = self._get(self.workspaces, "workspace", gid)
-        return self._one(
-            req,
-            {
-                "gid": gid,
-                "resource_type": "workspace",
-                "name": ws["name"],
-                "is_organization": ws["is_organization"],
-                "email_domains": ws["email_domains"],
-            },
-        )
+        self._get(self.workspaces, "workspace", gid)
+        return self._one(req, self.render_workspace(gid))
 
     def h_memberships(self, req: SimRequest, gid: str) -> SimResponse:
         self._require_member(gid, self._user_of(req))
@@ -709,17 +720,8 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
         return project
 
     def h_project(self, req: SimRequest, gid: str) -> SimResponse:
-        p = self._readable_project(req, gid)
-        return self._one(
-            req,
-            {
-                "gid": gid,
-                "resource_type": "project",
-                "name": p["name"],
-                "archived": p["archived"],
-                "workspace": self._compact("workspace", p["workspace"]),
-            },
-        )
+        self._readable_project(req, gid)
+        return self._one(req, self.render_project(gid))
 
     def h_sections(self, req: SimRequest, gid: str) -> SimResponse:
         p = self._readable_project(req, gid)
@@ -1186,71 +1188,6 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
                 continue
             webhook["queue"].append(event)
 
-    def _sign(self, secret: str, body: bytes) -> str:
-        return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-    def _deliver_to(self, gid: str, events: list[dict]) -> int:
-        webhook = self.webhooks[gid]
-        body = json.dumps({"events": events}).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Hook-Signature": self._sign(webhook["secret"], body),
-        }
-        try:
-            status, _headers, reply = self.deliver(webhook["target"], headers, body)
-        except Exception as exc:  # noqa: BLE001 - a broken target is a failed delivery, not a sandbox crash
-            status, reply = 0, str(exc).encode()
-        self.deliveries.append((gid, status, body))
-        now = self.now()
-        if 200 <= status < 300:
-            webhook.update(
-                active=True,
-                last_success_at=self.now_iso(),
-                delivery_retry_count=0,
-                next_attempt_after=None,
-                failure_deletion_timestamp=None,
-                first_failure=None,
-            )
-            return status
-        webhook["first_failure"] = webhook["first_failure"] or now
-        webhook["delivery_retry_count"] += 1
-        webhook["last_failure_at"] = self.now_iso()
-        webhook["last_failure_content"] = f"{status} {reply[:200].decode(errors='replace')}".strip()
-        webhook["next_attempt_after"] = _iso(now + 60 * 2 ** webhook["delivery_retry_count"])
-        webhook["failure_deletion_timestamp"] = _iso(webhook["first_failure"] + 24 * 3600)
-        if (
-            webhook["delivery_retry_count"] >= self.max_delivery_failures
-            or now >= webhook["first_failure"] + 86400
-        ):
-            del self.webhooks[gid]  # Asana deletes it without telling anyone (§6.5, §8)
-        return status
-
-    def deliver_pending_events(self) -> list[tuple[str, int]]:
-        """Deliver each webhook's queued events (and the first heartbeat) now; failures stay queued."""
-        results = []
-        with self.lock:
-            for gid in list(self.webhooks):
-                webhook = self.webhooks[gid]
-                if webhook["heartbeat_due"]:
-                    webhook["heartbeat_due"] = False
-                    results.append((gid, self._deliver_to(gid, [])))
-                if gid in self.webhooks and self.webhooks[gid]["queue"]:
-                    events = list(webhook["queue"])
-                    status = self._deliver_to(gid, events)
-                    if 200 <= status < 300:
-                        webhook["queue"] = webhook["queue"][len(events) :]
-                    results.append((gid, status))
-        return results
-
-    def send_heartbeats(self) -> list[tuple[str, int]]:
-        """The empty, signed `{"events": []}` Asana sends every eight hours (§6.5)."""
-        with self.lock:
-            return [(gid, self._deliver_to(gid, [])) for gid in list(self.webhooks)]
-
-    def delete_webhook_silently(self, gid: str) -> None:
-        with self.lock:
-            self.webhooks.pop(gid, None)
-
     # ---- seeding helpers -------------------------------------------------------------------------
     def add_workspace(
         self,
@@ -1359,6 +1296,7 @@ class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
     def add_project(self, workspace: str, name: str, *, gid: str | None = None) -> str:
         gid = gid or self.new_gid()
         self.projects[gid] = {
+            "created_at": self.now_iso(),
             "name": name,
             "workspace": workspace,
             "archived": False,
