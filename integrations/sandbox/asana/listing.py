@@ -35,9 +35,18 @@ class ListingMixin:
                 }
                 for s in p["settings"]
             ],
+            "custom_fields": [],
+            "completed": False,
+            "html_notes": "<body></body>",
+            "icon": "list",
+            "privacy_setting": "public_to_workspace",
+            "default_access_level": "editor",
+            "minimum_access_level_for_customization": "editor",
+            "minimum_access_level_for_sharing": "editor",
             "members": [],
             "followers": [],
             "permalink_url": f"https://app.asana.com/0/{gid}/list",
+            **({"team": self._compact("team", p["team"])} if p.get("team") else {}),
         }
 
     def render_workspace(self, gid: str) -> dict:

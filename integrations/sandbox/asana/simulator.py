@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import time
 from collections import deque
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from email.utils import formatdate
-from html import escape
+from html import escape, unescape
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -57,6 +58,7 @@ from .helpers import tree as _tree
 from .listing import ListingMixin
 from .search import SearchMixin
 from .stories import StoriesMixin
+from .validation import check_task_write
 
 
 class AsanaSimulator(ListingMixin, SearchMixin, StoriesMixin, DeliveryMixin, Simulator):
@@ -396,6 +398,8 @@ class AsanaSimulator(ListingMixin, SearchMixin, StoriesMixin, DeliveryMixin, Sim
             "due_on": t["due_on"],
             "due_at": t.get("due_at"),
             "start_on": t.get("start_on"),
+            "start_at": t.get("start_at"),
+            "is_rendered_as_separator": False,
             "notes": t["notes"],
             "html_notes": f"<body>{escape(t['notes'])}</body>",
             "liked": False,
@@ -435,7 +439,7 @@ class AsanaSimulator(ListingMixin, SearchMixin, StoriesMixin, DeliveryMixin, Sim
             out["approval_status"] = t["approval_status"]
         if out["assignee"] is None:
             del out["assignee"]
-        for key in ("due_at", "start_on"):
+        for key in ("due_at", "start_on", "start_at"):
             if out[key] is None:
                 del out[key]
         return out
@@ -834,10 +838,15 @@ class AsanaSimulator(ListingMixin, SearchMixin, StoriesMixin, DeliveryMixin, Sim
             if section and self.sections.get(section, {}).get("project") != project:
                 raise _err(400, f"memberships: section {section} is not in project {project}")
             sections[project] = section
-        if not sections and not data.get("workspace"):
+        parent = str(data["parent"]) if data.get("parent") else None
+        if parent:
+            self._require_member(self._get(self.tasks, "parent", parent)["workspace"], me)
+        if not sections and not data.get("workspace") and not parent:
+            # "Every task is required to be created in a specific workspace" (§4.1).
             raise _err(400, "workspace: Missing input")
         for project in sections:
             self._readable_project(req, project)
+        check_task_write(data, None, self.users)
         unknown = (
             set(data)
             - TASK_WRITABLE
@@ -845,9 +854,21 @@ class AsanaSimulator(ListingMixin, SearchMixin, StoriesMixin, DeliveryMixin, Sim
         )
         if unknown:
             raise _err(400, f"{sorted(unknown)[0]}: Unknown field")
-        workspace = self.projects[projects[0]]["workspace"] if sections else str(data["workspace"])
+        if sections:
+            workspace = self.projects[next(iter(sections))]["workspace"]
+        elif parent:
+            workspace = self.tasks[parent]["workspace"]
+        else:
+            workspace = str(data["workspace"])
+            self._get(self.workspaces, "workspace", workspace)
+            self._require_member(workspace, me)
+        followers = [self._user_by_email(f) if "@" in str(f) else str(f) for f in data.get("followers") or []]
+        if any(f not in self.users for f in followers):
+            raise _err(400, "followers: Unknown object")
         gid = self.new_gid()
-        task = self._blank_task(workspace, data.get("name") or "", sections, created_by=me)
+        task = self._blank_task(workspace, data.get("name") or "", sections, created_by=me, parent=parent)
+        task["followers"] = list(dict.fromkeys([me, *followers]))
+        task["tags"] = [str(t) for t in data.get("tags") or []]
         try:
             self.tasks[gid] = task
             self._apply(task, {k: v for k, v in data.items() if k in TASK_WRITABLE}, me, gid, emit=False)
@@ -906,14 +927,22 @@ class AsanaSimulator(ListingMixin, SearchMixin, StoriesMixin, DeliveryMixin, Sim
         new_values = {}
         for field_gid, value in (data.get("custom_fields") or {}).items():
             new_values[field_gid] = self._coerce_value(field_gid, value, enabled.get(field_gid, False))
-        if data.get("assignee") not in (None, "me") and data["assignee"] not in self.users:
-            raise _err(400, f"assignee: Unknown object: {data['assignee']}")
-        for key in ("name", "notes", "due_on", "resource_subtype"):
-            if key in data and task[key] != data[key]:
+        check_task_write(data, task, self.users)
+        if isinstance(data.get("html_notes"), str):
+            data = {**data, "notes": unescape(re.sub(r"<[^>]+>", "", data["html_notes"]))}
+        for key in ("name", "notes", "due_on", "due_at", "start_on", "start_at", "resource_subtype"):
+            if key in data and task.get(key) != data[key]:
                 task[key] = data[key]
                 changed.append(key)
+        if "external" in data and task.get("external") != data["external"]:
+            task["external"] = dict(data["external"]) if data["external"] else None
+            changed.append("external")
         if "assignee" in data:
-            assignee = user if data["assignee"] == "me" else data["assignee"]
+            assignee = data["assignee"]
+            if assignee == "me":
+                assignee = user
+            elif assignee and "@" in str(assignee):
+                assignee = self._user_by_email(assignee)
             if task["assignee"] != assignee:
                 task["assignee"], changed = assignee, [*changed, "assignee"]
         if task["resource_subtype"] == "approval" and task["approval_status"] is None:
