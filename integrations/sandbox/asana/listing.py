@@ -86,6 +86,14 @@ class ListingMixin:
             raise err(400, "workspace: Missing input")
         return self._projects_in(req, workspace)
 
+    def h_workspace_users(self, req: SimRequest, gid: str) -> SimResponse:
+        """Compact users sorted alphabetically, "limited to 2000", no `limit` parameter (§2.3, §7)."""
+        self._get(self.workspaces, "workspace", gid)
+        self._require_member(gid, self._user_of(req))
+        users = [u for (ws, u), m in self.memberships.items() if ws == gid and m["is_active"]]
+        users.sort(key=lambda u: self.users[u]["name"].lower())
+        return self._list(req, [self.render_user(u) for u in users[:2000]], "user", paginate=False)
+
     def h_workspace_projects(self, req: SimRequest, gid: str) -> SimResponse:
         return self._projects_in(req, gid)
 

@@ -16,7 +16,9 @@ What it models (facts and sources in /work/shared/reference/asana.md):
   X-Hook-Secret while the create is open; 201 carries the secret in the body; 403 for duplicates and
   localhost; events batched per webhook, signed X-Hook-Signature = HMAC-SHA256 hex of the raw body
   (§6.3), heartbeats, failure fields and deletion after repeated failures (§6.5).
-Event delivery is synchronous and explicit (`deliver_pending_events()`, `send_heartbeats()`).
+In-process, event delivery is explicit (`deliver_pending_events()`, `send_heartbeats()`); served, a
+background thread delivers by itself (delivery.py). Clock, search and people: search.py, stories.py;
+listing routes: listing.py; write validation: validation.py. Controls: `sim.controls()`.
 Seeding: the `add_*` helpers, and `build_demo()` with the fixed GIDs in `DEMO`.
 """
 
@@ -527,6 +529,7 @@ class AsanaSimulator(ListingMixin, SearchMixin, StoriesMixin, DeliveryMixin, Sim
             ("GET", r"/workspaces", self.h_workspaces),
             ("GET", rf"/workspaces/{g}", self.h_workspace),
             ("GET", rf"/workspaces/{g}/projects", self.h_workspace_projects),
+            ("GET", rf"/workspaces/{g}/users", self.h_workspace_users),
             ("GET", r"/projects", self.h_projects),
             ("GET", rf"/projects/{g}/tasks", self.h_project_tasks),
             ("GET", rf"/sections/{g}", self.h_section),
