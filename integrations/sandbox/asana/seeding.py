@@ -213,7 +213,7 @@ class SeedingMixin:
 
     def ui_update_task(self, gid: str, user: str | None = None, **changes: Any) -> list[str]:
         """A person edits the task in Asana (events are attributed to `user`, None for system events)."""
-        with self.lock:
+        with self.lock, self._as_person():
             return self._apply(self.tasks[gid], changes, user, gid)
 
     def set_approval_status(self, gid: str, status: str, user: str | None = None) -> None:
