@@ -58,12 +58,13 @@ def _approval_events(batches, task_gid):
 def test_a_persons_approval_arrives_signed_and_batched_without_anyone_asking(world):
     sim, base, session, receiver = world
     _hook, task = _hook_and_task(base, session, receiver)
-    assert receiver.wait_for(lambda b: {"events": []} in b, timeout=5), "no first heartbeat"
+    assert receiver.wait_for(lambda b: {"events": []} in b, timeout=15), "no first heartbeat"
     started = time.monotonic()
     answer = session.post(f"{base}/_sandbox/person_approve", json={"gid": task}, timeout=10)
     assert answer.status_code == 200, answer.text
-    assert receiver.wait_for(lambda b: _approval_events(b, task), timeout=5)
-    assert time.monotonic() - started < 4
+    assert receiver.wait_for(lambda b: _approval_events(b, task), timeout=15)
+    # Batched for 0.5 s then sent: seconds, not the catch-up poll's minutes (slack for a busy machine).
+    assert time.monotonic() - started < 8
     assert receiver.bad_signatures == 0
     (event,) = _approval_events(receiver.batches, task)
     assert event["action"] == "changed" and event["user"]["gid"] == answer.json()["data"]["user"]
@@ -77,11 +78,11 @@ def test_a_persons_approval_arrives_signed_and_batched_without_anyone_asking(wor
 def test_failed_deliveries_are_retried_with_backoff_then_the_webhook_is_deleted(world):
     sim, base, session, receiver = world
     hook, task = _hook_and_task(base, session, receiver)
-    assert receiver.wait_for(lambda b: {"events": []} in b, timeout=5)
+    assert receiver.wait_for(lambda b: {"events": []} in b, timeout=15)
     receiver.fail_next = 2
     session.post(f"{base}/_sandbox/set_clock_rate", json={"rate": 600}, timeout=10)  # 10 minutes a second
     session.post(f"{base}/_sandbox/person_approve", json={"gid": task}, timeout=10)
-    assert receiver.wait_for(lambda b: _approval_events(b, task), timeout=10), receiver.batches
+    assert receiver.wait_for(lambda b: _approval_events(b, task), timeout=20), receiver.batches
     failed = [b for b in receiver.batches if b.get("failed")]
     assert len(failed) == 2 and _approval_events([{"events": failed[0]["events"]}], task)
     # The receiver saw the batch a moment before the sandbox records the success: wait for it.
@@ -94,7 +95,7 @@ def test_failed_deliveries_are_retried_with_backoff_then_the_webhook_is_deleted(
     # A target that fails for 24 hours of Asana's clock loses its webhook (heartbeats fail too).
     receiver.fail_next = 10_000
     session.post(f"{base}/_sandbox/set_clock_rate", json={"rate": 40_000}, timeout=10)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline and hook in sim.webhooks:
         time.sleep(0.1)
     assert hook not in sim.webhooks
@@ -106,6 +107,6 @@ def test_failed_deliveries_are_retried_with_backoff_then_the_webhook_is_deleted(
 def test_heartbeats_every_eight_hours_of_asanas_clock(world):
     sim, base, session, receiver = world
     _hook_and_task(base, session, receiver)
-    assert receiver.wait_for(lambda b: b.count({"events": []}) >= 1, timeout=5)
+    assert receiver.wait_for(lambda b: b.count({"events": []}) >= 1, timeout=15)
     session.post(f"{base}/_sandbox/set_clock_rate", json={"rate": 28_800}, timeout=10)  # 8 hours a second
-    assert receiver.wait_for(lambda b: b.count({"events": []}) >= 3, timeout=10)
+    assert receiver.wait_for(lambda b: b.count({"events": []}) >= 3, timeout=20)
