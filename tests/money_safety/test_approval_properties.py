@@ -12,12 +12,10 @@ failure prints the example and a reproduce blob.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -25,7 +23,6 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from integrations.asana import watchdog
@@ -34,8 +31,8 @@ from integrations.flows.acumatica_documents import DocumentSync
 from integrations.models import RecordLink
 from integrations.tasks.approvals import poll_approvals
 from tests.asana_webhooks.harness import OPT, F, World, world  # noqa: F401
+from tests.money_safety.properties import run_machine
 
-EXAMPLES = int(os.environ.get("MONEY_PROPERTY_EXAMPLES", "30"))
 AMOUNTS = st.sampled_from([1000.0, 1000.5, 19000.0, 250.0])
 
 
@@ -205,13 +202,4 @@ def test_releases_bind_to_what_was_approved_under_any_interleaving(world: World)
     watchdog.ensure_webhooks(world.tenant, world.clients.asana)
     world.asana.deliver_pending_events()
     world.acumatica.keep_dispatched = True
-    run_state_machine_as_test(
-        machine_for(world),
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=20,
-            deadline=None,
-            print_blob=True,
-            suppress_health_check=list(HealthCheck),
-        ),
-    )
+    run_machine(machine_for(world), steps=20)
