@@ -21,7 +21,6 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
-    precondition,
     rule,
 )
 
@@ -100,9 +99,12 @@ def machine_for(w: World):
             w.clock.now += seconds
 
         # ---- people --------------------------------------------------------------------------------
-        @precondition(lambda self: self.bill() is not None and self.bill()["Status"] == "Balanced")
+        # No precondition reads the bill: a lost release answer completes in the background, so its
+        # status may change between two replays of an example (hypothesis needs stable preconditions).
         @rule(amount=AMOUNTS)
         def clerk_edits_amount(self, amount):
+            if self.bill() is None or self.bill()["Status"] != "Balanced":
+                return  # Acumatica allows no edit of a released bill
             self.tick()
             w.acumatica.update_record("Bill", ("Bill", self.ref), Amount=amount)
 
@@ -111,11 +113,12 @@ def machine_for(w: World):
             self.tick()
             self.sync()
 
-        @precondition(lambda self: self.live_task() is not None)
         @rule(how=st.sampled_from(["approve", "reject", "pending"]))
         def approver_acts(self, how):
-            self.tick()
             gid = self.live_task()
+            if gid is None:
+                return  # no task yet (its create is waiting for a retry)
+            self.tick()
             option = {"approve": "Approved", "reject": "Rejected", "pending": "Pending"}[how]
             w.asana.ui_update_task(
                 gid, None, custom_fields={F["approval_status"]: OPT["approval_status"][option]}
@@ -125,9 +128,10 @@ def machine_for(w: World):
                 self.history.approvals.append(Approval(w.clock.now, gid, shown, True))
             self.hold()
 
-        @precondition(lambda self: self.bill() is not None and self.bill()["Status"] == "Balanced")
         @rule()
         def clerk_deletes_and_reenters(self):
+            if self.bill() is None or self.bill()["Status"] != "Balanced":
+                return  # a released bill cannot be deleted
             self.tick()
             amount = self.bill()["Amount"]
             del w.acumatica.records["Bill"][("Bill", self.ref)]
