@@ -1,11 +1,17 @@
 """Shared rate budgets: never more than the limit in any 60-second window, near-full throughput."""
 
+import json
+import logging
 import os
+import subprocess
+import sys
+import time
 from collections import deque
 
 import pytest
 
-from integrations.base.ratelimit import LocalBudget, RedisBudget
+from integrations.base.ratelimit import LocalBudget, RedisBudget, budget_statuses, held_leases
+from integrations.base.ratelimit.core import process_start, this_process
 
 
 class FakeClock:
@@ -97,3 +103,67 @@ def test_leases_of_a_killed_worker_expire(tmp_path):
         clock.now += 121  # the holder died without releasing
         assert budget.acquire(write=False) == 0
         budget.release(write=False)
+
+
+# ---- the local store: valid under every failure, leases of dead processes taken back ------------
+def test_a_corrupt_state_file_is_rebuilt_with_a_warning_not_a_failure(tmp_path, caplog):
+    budget = LocalBudget("asana:corrupt", 600, 2, None, directory=tmp_path)
+    assert budget.acquire(write=False) == 0
+    budget.release(write=False)
+    budget.path.write_text('{"tat": 1.0, "leases": {}}{"tat"')  # what the old store left behind
+    with caplog.at_level(logging.WARNING, logger="integrations.base.ratelimit"):
+        assert budget.acquire(write=False) == 0  # the call goes on
+    assert "not a valid budget state" in caplog.text
+    state = json.loads(budget.path.read_text())  # rewritten whole
+    assert len(state["leases"]) == 1 and state["key"] == "asana:corrupt"
+    budget.release(write=False)
+    assert json.loads(budget.path.read_text())["leases"] == {}
+
+
+def test_a_read_with_only_writes_capped_is_one_update_and_takes_no_lease(tmp_path, monkeypatch):
+    budget = LocalBudget("asana:reads", 600, None, 2, directory=tmp_path)
+    writes = []
+    real = budget._write
+    monkeypatch.setattr(budget, "_write", lambda state: (writes.append(1), real(state)))
+    assert budget.acquire(write=False) == 0
+    budget.release(write=False)
+    assert len(writes) == 1  # the pace only: no lease to take and give back
+    assert budget.acquire(write=True) == 0
+    assert budget.status().leases[0].write
+    budget.release(write=True)
+    assert len(writes) == 3
+
+
+@pytest.mark.parametrize("zombie", [False, True])
+def test_a_slot_held_by_a_dead_process_is_taken_back_at_once(tmp_path, zombie):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    if zombie:  # SIGKILLed but not yet reaped by its parent: dead all the same
+        while process_start(proc.pid) is not None:
+            time.sleep(0.01)
+    else:
+        proc.wait()
+    budget = LocalBudget("acumatica:dead", None, 1, None, directory=tmp_path)
+    me = this_process()
+    state = {"leases": {"x": {"exp": time.time() + 20, "w": False, "host": me.host, "pid": proc.pid}}}
+    budget.path.write_text(json.dumps(state))
+    [held] = budget.status().leases
+    assert held.pid == proc.pid and held.alive is False and budget.status().full
+    assert budget.acquire(write=False) == 0  # no wait for the lease to expire
+    [held] = budget.status().leases
+    assert held.pid == os.getpid() and held.alive is True
+    budget.release(write=False)
+    proc.wait()
+
+
+def test_a_live_holder_keeps_its_slot_and_the_dashboard_sees_it(tmp_path, settings):
+    settings.REDIS_URL = ""
+    settings.VAR_DIR = tmp_path
+    budget = LocalBudget("acumatica:live", None, 1, None)
+    assert budget.acquire(write=True) == 0
+    assert budget.acquire(write=True) > 0  # held by this (live) process: the other caller waits
+    [status] = budget_statuses()
+    assert status.budget == "acumatica:live" and status.full and status.max_in_flight == 1
+    [lease] = held_leases()
+    assert lease.pid == os.getpid() and lease.alive and lease.write and lease.age < 5
+    budget.release(write=True)
+    assert held_leases() == [] and not budget_statuses()[0].full
