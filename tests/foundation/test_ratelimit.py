@@ -10,8 +10,14 @@ from collections import deque
 
 import pytest
 
-from integrations.base.ratelimit import LocalBudget, RedisBudget, budget_statuses, held_leases
-from integrations.base.ratelimit.core import process_start, this_process
+from integrations.base.ratelimit import (
+    LEASE_TTL,
+    LocalBudget,
+    RedisBudget,
+    budget_statuses,
+    held_leases,
+)
+from integrations.base.ratelimit.core import HEARTBEAT, process_start, this_process
 
 
 class FakeClock:
@@ -167,3 +173,41 @@ def test_a_live_holder_keeps_its_slot_and_the_dashboard_sees_it(tmp_path, settin
     assert lease.pid == os.getpid() and lease.alive and lease.write and lease.age < 5
     budget.release(write=True)
     assert held_leases() == [] and not budget_statuses()[0].full
+
+
+def test_a_live_holder_keeps_its_slot_past_the_ttl_by_its_heartbeat(tmp_path):
+    clock = FakeClock()
+    for budget in make_budgets(tmp_path, clock, max_in_flight=1):
+        budget.heartbeat = True
+        assert budget.acquire(write=False) == 0
+        for _ in range(4):  # a call lasting 4 × 15 s, three times the lease's TTL
+            clock.now += 15
+            HEARTBEAT.beat()
+            assert budget.acquire(write=False) > 0  # still held: the others wait
+        budget.release(write=False)
+        assert budget.acquire(write=False) == 0
+        budget.release(write=False)
+        budget.heartbeat = False
+        assert budget.acquire(write=False) == 0
+        clock.now += LEASE_TTL + 1  # no beat (the holder froze or died elsewhere): the slot is free
+        assert budget.acquire(write=False) == 0
+        budget.release(write=False)
+        budget.release(write=False)
+
+
+def test_redis_status_names_the_holder(tmp_path):
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set")
+    clock = FakeClock()
+    [_, budget] = make_budgets(tmp_path, clock, max_in_flight=3, max_in_flight_writes=2)
+    assert budget.acquire(write=True) == 0
+    clock.now += 3
+    status = budget.status()
+    [lease] = status.leases
+    assert (lease.pid, lease.alive, lease.write, lease.age) == (os.getpid(), True, True, 3.0)
+    assert status.budget == "asana:tok:test" and not status.full
+    assert budget.acquire(write=True) == 0 and budget.status().full  # the write cap is reached
+    assert budget.acquire(write=True) > 0
+    budget.release(write=True)
+    budget.release(write=True)
+    assert budget.status().leases == []

@@ -171,13 +171,13 @@ class Budget:
         if stack is None:
             stack = self._local.leases = []
         stack.append(lease)
-        if self.leased and self.heartbeat:
+        if lease and self.heartbeat:
             HEARTBEAT.hold(self, lease, write)
 
     def _pop_lease(self) -> str | None:
         stack = getattr(self._local, "leases", None)
         lease = stack.pop() if stack else None
-        if lease is not None:
+        if lease:
             HEARTBEAT.drop(self, lease)
         return lease
 
