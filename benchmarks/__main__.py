@@ -29,6 +29,7 @@ BENCHMARKS = {
     "webhook_burst": "benchmarks.webhook_burst",
     "rate": "benchmarks.rate",
     "backfill": "benchmarks.backfill",
+    "budget": "benchmarks.budget",
 }
 ROOT = Path(__file__).resolve().parent.parent
 
