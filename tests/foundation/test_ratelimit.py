@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 
@@ -211,3 +212,31 @@ def test_redis_status_names_the_holder(tmp_path):
     budget.release(write=True)
     budget.release(write=True)
     assert budget.status().leases == []
+
+
+def test_threads_of_one_process_share_the_cap_exactly(tmp_path):
+    budgets = [LocalBudget("acumatica:threads", None, 1, None, directory=tmp_path) for _ in range(2)]
+    inside, most, errors = [0], [0], []
+    guard = threading.Lock()
+
+    def run(budget):
+        try:
+            for _ in range(150):
+                while budget.acquire(write=True) > 0:
+                    time.sleep(0.0005)
+                with guard:
+                    inside[0] += 1
+                    most[0] = max(most[0], inside[0])
+                with guard:
+                    inside[0] -= 1
+                budget.release(write=True)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(budgets[i % 2],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and most[0] == 1
+    assert json.loads(budgets[0].path.read_text())["leases"] == {}

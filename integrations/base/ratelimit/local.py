@@ -49,6 +49,15 @@ from .core import (
 )
 
 STATE_VERSION = 2
+_open_lock = threading.Lock()
+
+
+def _after_fork() -> None:
+    global _open_lock
+    _open_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def default_directory() -> Path:
@@ -133,25 +142,31 @@ class LocalBudget(Budget):
         self.path = directory / f"{name}.json"
         self.lock_path = directory / f"{name}.lock"
         self._tmp = directory / f"{name}.json.tmp"
-        self._fd: int | None = None
+        self._fd = -1
         self._fd_pid = 0
         self._thread_lock = threading.Lock()
 
     # ---- the file -----------------------------------------------------------------------------
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _handles(self) -> tuple[int, threading.Lock]:
         pid = os.getpid()
         if self._fd_pid != pid:
-            # Per process: a forked child sharing its parent's open file would share its flock too.
-            self._thread_lock = threading.Lock()
-            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._fd_pid = pid
-        with self._thread_lock:  # flock excludes processes; the threads of one share its file
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            with _open_lock:
+                if self._fd_pid != pid:
+                    # Per process: a forked child sharing its parent's open file would share its flock.
+                    self._thread_lock = threading.Lock()
+                    self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    self._fd_pid = pid
+        return self._fd, self._thread_lock
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        fd, thread_lock = self._handles()
+        with thread_lock:  # flock excludes processes; the threads of one share its open file
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def read_state(self) -> dict:
         """The current state (lock-free: the file is always whole); rebuilt empty if unreadable."""
