@@ -199,7 +199,7 @@ class HttpClient:
         body = json.dumps(json_body).encode() if json_body is not None else data
         attempt = 0
         reauthed = False
-        answered = False  # an earlier attempt reached the vendor and was answered (nothing applied)
+        reached = False  # an earlier attempt reached the vendor (answered, or retried as safe to repeat)
         while True:
             attempt += 1
             send_headers = {"Accept": "application/json"}
@@ -208,8 +208,12 @@ class HttpClient:
             send_headers.update(headers or {})
             if authenticated:
                 self.apply_auth(send_headers)
-            self._wait_for_budget(method, url, answered=answered)
-            timeouts, cut = self._timeouts(timeout, method, url, answered=answered)
+            self._wait_for_budget(method, url, sent_before=reached)
+            try:
+                timeouts, cut = self._timeouts(timeout, method, url, sent_before=reached)
+            except errors.DeadlineExceeded:
+                self._release(method)  # the slot just taken: nothing will be sent
+                raise
             started = datetime.now(UTC)
             t0 = time.perf_counter()
             response: requests.Response | None = None
@@ -229,6 +233,7 @@ class HttpClient:
             except requests.RequestException as exc:
                 error = self._transport_error(exc, method, idempotent)
                 unsent = never_connected(exc)
+                reached = reached or not unsent
                 if isinstance(exc, requests.Timeout) and cut[0 if unsent else 1]:
                     error = self._deadline_passed(
                         method,
@@ -244,14 +249,13 @@ class HttpClient:
                     and not isinstance(error, errors.DeadlineExceeded)
                     and attempt <= self.max_retries
                 ):
-                    self._pause(backoff_delay(attempt), error, method=method, url=url, answered=answered)
+                    self._pause(backoff_delay(attempt), error, method=method, url=url, sent_before=reached)
                     continue
                 raise error from exc
             finally:
-                if self.rate_limiter is not None:
-                    self.rate_limiter.release(write=method not in ("GET", "HEAD"))
+                self._release(method)
             self._record(method, url, started, t0, attempt, response, body)
-            answered = True
+            reached = True
             status = response.status_code
             if status < 400 and not (300 <= status < 400 and status != 304):
                 return response
@@ -269,13 +273,17 @@ class HttpClient:
                 and retry_allowed
             ):
                 delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt)
-                self._pause(delay, error, method=method, url=url, answered=True)
+                self._pause(delay, error, method=method, url=url, sent_before=True)
                 continue
             if not idempotent and status >= 500:
                 error.outcome_unknown = True
             raise error
 
     # ---- waits, all bounded by the attempt deadline (module docstring) ------------------------
+    def _release(self, method: str) -> None:
+        if self.rate_limiter is not None:
+            self.rate_limiter.release(write=method not in ("GET", "HEAD"))
+
     def _deadline_passed(
         self, method: str, url: str, *, sent: bool, outcome_unknown: bool = False, what: str
     ) -> errors.DeadlineExceeded:
@@ -293,7 +301,7 @@ class HttpClient:
         )
 
     def _timeouts(
-        self, timeout: tuple[float, float] | None, method: str, url: str, *, answered: bool
+        self, timeout: tuple[float, float] | None, method: str, url: str, *, sent_before: bool
     ) -> tuple[tuple[float, float], tuple[bool, bool]]:
         """The (connect, read) timeouts cut to the deadline, and whether the deadline cut each."""
         connect, read = timeout or (self.connect_timeout, self.read_timeout)
@@ -301,10 +309,10 @@ class HttpClient:
         if left is None:
             return (connect, read), (False, False)
         if left < MIN_REQUEST_TIME:
-            raise self._deadline_passed(method, url, sent=answered, what="before sending")
+            raise self._deadline_passed(method, url, sent=sent_before, what="before sending")
         return (min(connect, left), min(read, left)), (left < connect, left < read)
 
-    def _wait_for_budget(self, method: str, url: str, *, answered: bool = False) -> None:
+    def _wait_for_budget(self, method: str, url: str, *, sent_before: bool = False) -> None:
         """Take a slot from the shared budget; `acquire` returns 0 when it took one, else the wait.
         The waits of one request total at most the time left before the deadline, or without one
         HTTP_MAX_BUDGET_WAIT."""
@@ -325,7 +333,7 @@ class HttpClient:
             left = remaining()
             if left is not None and wait + MIN_REQUEST_TIME > left:
                 raise self._deadline_passed(
-                    method, url, sent=answered, what=f"waiting {waited:.1f}s for the rate budget"
+                    method, url, sent=sent_before, what=f"waiting {waited:.1f}s for the rate budget"
                 ) from error
             if left is None and waited + wait > cap + 1e-9:
                 raise error
@@ -340,7 +348,7 @@ class HttpClient:
         level: int = logging.INFO,
         method: str = "",
         url: str = "",
-        answered: bool = False,
+        sent_before: bool = False,
     ) -> None:
         """Sleep a short delay; a long one leaves the worker as a RetryableError with the delay, and
         one the attempt deadline cannot cover as DeadlineExceeded."""
@@ -354,7 +362,7 @@ class HttpClient:
             passed = self._deadline_passed(
                 method,
                 url,
-                sent=answered,
+                sent=sent_before,
                 what=f"before a retry in {delay:.1f}s after {type(error).__name__}",
             )
             passed.retry_after = delay

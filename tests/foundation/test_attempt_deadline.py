@@ -182,3 +182,16 @@ def test_requests_does_not_scan_the_environment_per_call_without_a_proxy(monkeyp
     finally:
         monkeypatch.delenv("HTTPS_PROXY")
         session._environment.cache_clear()
+
+
+@responses.activate
+def test_a_slot_taken_when_the_deadline_is_too_close_to_send_is_given_back(monkeypatch):
+    from integrations.base import http
+
+    limiter = EndlessWait(0)  # grants at once
+    c = client(rate_limiter=limiter)
+    monkeypatch.setattr(http, "remaining", lambda: 0.01)  # below MIN_REQUEST_TIME once the slot is held
+    with pytest.raises(errors.DeadlineExceeded) as caught:
+        c.request("POST", "/tasks", json_body={})
+    assert not caught.value.sent and "before sending" in str(caught.value)
+    assert limiter.asked == 1 and limiter.released == 1 and len(responses.calls) == 0
