@@ -240,3 +240,19 @@ def test_threads_of_one_process_share_the_cap_exactly(tmp_path):
         thread.join(60)
     assert errors == [] and most[0] == 1
     assert json.loads(budgets[0].path.read_text())["leases"] == {}
+
+
+def test_a_leaked_lease_is_not_renewed_for_ever(tmp_path, monkeypatch, caplog):
+    from integrations.base.ratelimit import core
+
+    clock = FakeClock()
+    budget = LocalBudget("acumatica:leak", None, 1, None, clock=clock, heartbeat=True, directory=tmp_path)
+    assert budget.acquire(write=False) == 0  # and never released
+    monkeypatch.setattr(core, "MAX_HOLD", 0.0)
+    clock.now += 15
+    with caplog.at_level(logging.ERROR, logger="integrations.base.ratelimit"):
+        HEARTBEAT.beat()
+    assert "no longer renewed" in caplog.text
+    clock.now += LEASE_TTL
+    assert budget.acquire(write=False) == 0  # expired: the slot is free again
+    budget.release(write=False)

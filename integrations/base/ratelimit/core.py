@@ -5,7 +5,8 @@ by a process that is gone is taken back as soon as another worker needs it: at o
 (`holder_alive` reads /proc), after at most LEASE_TTL for a holder on another host. A live holder
 keeps its leases by a heartbeat: one daemon thread per process renews every lease the process holds
 every HEARTBEAT_INTERVAL, so a call may last longer than LEASE_TTL while a SIGKILLed worker's slot
-is free again LEASE_TTL after its last beat at the latest.
+is free again LEASE_TTL after its last beat at the latest. A lease held past MAX_HOLD is a leak
+(a path that never released it): it is no longer renewed, with an error in the log.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ BURST_FRACTION = 0.02
 # A lease not renewed for this long is free again (its holder stopped beating: killed, or frozen).
 LEASE_TTL = 20.0
 HEARTBEAT_INTERVAL = 4.0
+# No call holds a slot this long (the attempt deadline ends it far sooner): a lease still held is a
+# leak (a path that never released), and is left to expire rather than renewed for ever.
+MAX_HOLD = 900.0
 IN_FLIGHT_POLL = 0.05
 # How often a worker refused a slot looks whether the holders are still alive (a /proc read each).
 RECLAIM_INTERVAL = 0.25
@@ -198,7 +202,10 @@ class _Heartbeat:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._held: weakref.WeakKeyDictionary[Budget, dict[str, bool]] = weakref.WeakKeyDictionary()
+        # budget -> {lease: (write, taken at monotonic)}
+        self._held: weakref.WeakKeyDictionary[Budget, dict[str, tuple[bool, float]]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._pid = 0
         self._wake = threading.Event()
 
@@ -213,7 +220,7 @@ class _Heartbeat:
     def hold(self, budget: Budget, lease: str, write: bool) -> None:
         with self._lock:
             self._ensure_thread()
-            self._held.setdefault(budget, {})[lease] = write
+            self._held.setdefault(budget, {})[lease] = (write, time.monotonic())
 
     def drop(self, budget: Budget, lease: str) -> None:
         with self._lock:
@@ -222,8 +229,22 @@ class _Heartbeat:
                 held.pop(lease, None)
 
     def beat(self) -> None:
+        now = time.monotonic()
+        todo = []
         with self._lock:
-            todo = [(budget, dict(leases)) for budget, leases in self._held.items() if leases]
+            for budget, held in self._held.items():
+                for lease, (_write, taken) in list(held.items()):
+                    if now - taken > MAX_HOLD:
+                        del held[lease]
+                        log.error(
+                            "rate budget %s: lease %s held %.0fs without release; no longer renewed",
+                            budget.key,
+                            lease,
+                            now - taken,
+                        )
+                leases = {lease: write for lease, (write, _taken) in held.items()}
+                if leases:
+                    todo.append((budget, leases))
         for budget, leases in todo:
             try:
                 budget.renew(leases)
