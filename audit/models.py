@@ -59,6 +59,8 @@ class InboundEvent(models.Model):
         DUPLICATE = "duplicate", "Duplicate"
         REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
+        # Authentic, but no row names a document in any spelling we know (acumatica/push_rows.py).
+        UNREADABLE = "unreadable", "Unreadable (no row names a document)"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.SET_NULL, null=True, blank=True)
     source = models.CharField(max_length=20, choices=Source.choices)
@@ -80,6 +82,14 @@ class InboundEvent(models.Model):
                 fields=["source", "dedupe_key"],
                 condition=Q(dedupe_key__isnull=False),
                 name="inboundevent_unique_dedupe",
+            )
+        ]
+        indexes = [
+            # The every-minute sweep and the dashboard's backlog read only the rows still waiting.
+            models.Index(
+                fields=["status", "received_at"],
+                condition=Q(status__in=["received", "queued"]),
+                name="inboundevent_waiting",
             )
         ]
 

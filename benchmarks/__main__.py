@@ -27,6 +27,7 @@ BENCHMARKS = {
     "flows": "benchmarks.flows",
     "approvals": "benchmarks.approvals",
     "webhook_burst": "benchmarks.webhook_burst",
+    "ingest": "benchmarks.ingest",
     "rate": "benchmarks.rate",
     "backfill": "benchmarks.backfill",
     "budget": "benchmarks.budget",

@@ -166,6 +166,29 @@ ALERT_ASANA_PROJECT_GID = env.str("ALERT_ASANA_PROJECT_GID", default="")
 # Largest webhook / push body accepted; larger deliveries get 413 and are not stored.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_048_576)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(WEBHOOK_MAX_BODY_BYTES * 2, 2_621_440)
+# Refused deliveries (unknown hook, bad secret/signature, oversize) are counted per source address;
+# past this many in a minute the address gets 429 (integrations/base/refusals.py).
+WEBHOOK_REFUSALS_PER_MINUTE = env.int("WEBHOOK_REFUSALS_PER_MINUTE", default=30)
+# Audit retention in days per kind of row (audit/retention.py has the kinds and the defaults: effects,
+# failures, runs and acted-on events 7 years; no-op entries and ignored events 1 year; API-call
+# excerpts and inbound bodies 90 days). Override one with RETENTION_<KIND>_DAYS, e.g.
+# RETENTION_API_CALLS_DAYS.
+AUDIT_RETENTION_DAYS = {
+    kind: days
+    for kind in (
+        "effects",
+        "no_ops",
+        "sync_runs",
+        "api_calls",
+        "inbound_bodies",
+        "inbound_events",
+        "inbound_noise",
+        "alerts",
+    )
+    if (days := env.int(f"RETENTION_{kind.upper()}_DAYS", default=None)) is not None
+}
+# Behind a trusted reverse proxy: the header naming the client address (e.g. X-Forwarded-For).
+WEBHOOK_CLIENT_IP_HEADER = env.str("WEBHOOK_CLIENT_IP_HEADER", default="")
 
 # Outbound HTTP defaults (seconds). Acumatica may queue requests silently: its read timeout is generous.
 HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=10.0)

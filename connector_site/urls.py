@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import transaction
 from django.urls import path
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
@@ -14,6 +15,7 @@ def vendor_hook(dotted_path: str):
     """Webhook receivers live with their system (asana/webhooks.py, acumatica/push.py); resolved on use."""
 
     @csrf_exempt
+    @transaction.non_atomic_requests  # autocommit: the event's INSERT is committed before its enqueue
     def view(request, *args, **kwargs):
         return import_string(dotted_path)(request, *args, **kwargs)
 

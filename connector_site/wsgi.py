@@ -1,6 +1,41 @@
+"""WSGI entry point. Webhook deliveries (`/hooks/…`) take a lean handler: the same URLconf and views,
+without the console's middleware (sessions, authentication, CSRF, messages, clickjacking headers — none
+of which a machine-to-machine POST uses); everything else goes through Django's full stack. Issue 17:
+the receive path does only what must be synchronous."""
+
 import os
 
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connector_site.settings")
-application = get_wsgi_application()
+HOOKS_PREFIX = "/hooks/"
+
+
+class HookHandler(WSGIHandler):
+    """Django's handler with no middleware (the hook views are csrf-exempt and use no session)."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        """What Django's own load_middleware builds for an empty MIDDLEWARE list."""
+        from django.core.handlers.exception import convert_exception_to_response
+
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        get_response = self._get_response_async if is_async else self._get_response
+        self._middleware_chain = convert_exception_to_response(get_response)
+
+
+def _application():
+    console = get_wsgi_application()
+    hooks = HookHandler()
+
+    def application(environ, start_response):
+        if environ.get("PATH_INFO", "").startswith(HOOKS_PREFIX):
+            return hooks(environ, start_response)
+        return console(environ, start_response)
+
+    return application
+
+
+application = _application()

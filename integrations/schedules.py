@@ -18,7 +18,12 @@ AREAS = (
     ),
     ("Sage 100 (purchase requests, PO status)", "integrations.tasks.sage100", "ensure_schedules"),
     ("alerts (health sweep)", "audit.alerts", "ensure_schedule"),
-    ("inbound events (stuck events queued again)", "integrations.tasks.events", "ensure_schedules"),
+    ("audit retention (daily purge by kind and age)", "audit.retention", "ensure_schedule"),
+    (
+        "inbound events (unqueued and stuck events queued, every minute)",
+        "integrations.tasks.events",
+        "ensure_schedules",
+    ),
 )
 
 

@@ -33,7 +33,31 @@ def _isolated_var_dir(tmp_path, settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_receivers():
+    """The webhook receivers' per-process state (endpoint cache, slowed addresses) starts empty."""
+    from integrations.acumatica.push import receiver as push_receiver
+    from integrations.asana.webhooks import receiver as asana_receiver
+    from integrations.base.refusals import refusals
+
+    for state in (push_receiver, asana_receiver):
+        state.invalidate()
+    refusals.reset()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _forget_registered_secrets():
     before = set(_known_secrets)
     yield
     _known_secrets.intersection_update(before)
+
+
+@pytest.fixture(autouse=True)
+def _forget_asanas_clock():
+    """Each test's sandbox Asana has a clock of its own: what an earlier test taught the client about
+    Asana's time (from Date headers) must not carry over."""
+    from integrations.asana import client
+
+    client._clock_offsets.clear()
+    yield
+    client._clock_offsets.clear()

@@ -17,8 +17,12 @@ Quirks handled here:
 - A long-running action answers 202 + Location; nothing else may use the session until the status
   URL answers 204 (§5.2): a per-client lock serialises every request, actions hold it while polling.
   Under OAuth every worker process shares one grant, and one grant is one session (§2.1), so the
-  session is shared across processes too: a long operation also holds the connection's session gate
-  (a one-slot shared budget), and every other request waits at the gate instead of failing.
+  session is shared across processes too. A readers-writer lock made of two shared budgets keeps a
+  long operation alone in it: every other request holds a lease on the session's *users* budget while
+  it is sent, and enters only when the *gate* (one slot) is free; a long operation takes the gate, then
+  waits until no user lease is left before it POSTs. Each side takes its own slot before it looks at
+  the other's, so of two that start together at least one sees the other and waits (bounded by
+  max_inline_wait, then errors.Locked with a retry): no request can slip in between a look and a send.
 - Field names differ between Bill and PurchaseOrder (§3, §8.8): `Bill.Vendor` / `PurchaseOrder.VendorID`,
   `Bill.BranchID` / `PurchaseOrder.Branch`, PO key field `Type` (not OrderType).
 """
@@ -61,6 +65,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
 LOCK_MARKERS = ("another process has updated", "locked", "long operation")
 SESSION_GATE_POLL = 0.25  # seconds between looks at the gate while another worker's action runs
 SESSION_BUSY_RETRY = 10.0  # a task that waited its inline limit at the gate is retried after this
+SESSION_USERS = 64  # slots of the session's users budget (requests in flight; a lease, LEASE_TTL)
 RATE_LIMIT_RETRY_AFTER = 30.0  # no Retry-After from Acumatica: reschedule a long 429 storm this late
 
 
@@ -102,6 +107,7 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
         self.auth: Authenticator = authenticator_for(self, conn)
         self._scope_depth = 0
         self.session_gate: Any = None
+        self.session_users: Any = None
         self._holding_gate = False
         if self.rate_limiter is None and getattr(conn, "pk", None) is not None:
             from integrations.base.ratelimit import budget_for
@@ -109,6 +115,9 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
             self.rate_limiter = budget_for(f"acumatica:{conn.pk}", max_in_flight=conn.max_concurrency or 2)
             if conn.auth_mode != "cookie":  # a cookie login is a session of this client's own
                 self.session_gate = budget_for(f"acumatica-session:{conn.push_uuid}", max_in_flight=1)
+                self.session_users = budget_for(
+                    f"acumatica-session-users:{conn.push_uuid}", max_in_flight=SESSION_USERS
+                )
 
     # ---- base hooks ---------------------------------------------------------------------------
     def apply_auth(self, headers: dict[str, str]) -> None:
@@ -119,9 +128,7 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
         return self.auth.reauthenticate()
 
     def request(self, method: str, path_or_url: str, **kwargs: Any) -> requests.Response:
-        with self.session_lock:
-            if kwargs.get("authenticated", True) and not self._holding_gate:
-                self._pass_session_gate(f"{method} {path_or_url}")
+        with self.session_lock, self._session_user(method, path_or_url, kwargs):
             try:
                 return super().request(method, path_or_url, **kwargs)
             except errors.RateLimited as exc:
@@ -219,16 +226,51 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
                 raise self._session_busy(what)
             self.sleep(SESSION_GATE_POLL)
             waited += SESSION_GATE_POLL
+        # The gate is ours: new requests stay out; wait for those already in the session to finish.
+        while self.session_users is not None and self.session_users.in_flight() > 0:
+            if waited >= self.max_inline_wait:
+                gate.release(write=False)
+                raise self._session_busy(what)
+            self.sleep(SESSION_GATE_POLL)
+            waited += SESSION_GATE_POLL
         return True
 
-    def _pass_session_gate(self, what: str) -> None:
-        """Wait while another worker holds the gate; only a look, so a worker killed here holds nothing."""
-        gate, waited = self.session_gate, 0.0
+    @contextlib.contextmanager
+    def _session_user(self, method: str, path_or_url: str, kwargs: dict[str, Any]) -> Iterator[None]:
+        """Hold a user lease of the shared session while one request is sent (module docstring)."""
+        users = self.session_users
+        if not kwargs.get("authenticated", True) or self._holding_gate or users is None:
+            if kwargs.get("authenticated", True) and not self._holding_gate:
+                self._pass_session_gate(f"{method} {path_or_url}")
+            yield
+            return
+        what, waited = f"{method} {path_or_url}", 0.0
+        while True:
+            waited = self._pass_session_gate(what, waited)
+            if users.acquire(write=False) > 0:  # all user slots taken: look again shortly
+                if waited >= self.max_inline_wait:
+                    raise self._session_busy(what)
+                waited += SESSION_GATE_POLL
+                self.sleep(SESSION_GATE_POLL)
+                continue
+            if not self.session_gate.in_flight():
+                break
+            users.release(write=False)  # a long operation took the gate meanwhile: it goes first
+        try:
+            yield
+        finally:
+            users.release(write=False)
+
+    def _pass_session_gate(self, what: str, waited: float = 0.0) -> float:
+        """Wait while another worker holds the gate; only a look, so a worker killed here holds nothing.
+        Returns the time waited so far (the bound, max_inline_wait, covers the whole entry)."""
+        gate = self.session_gate
         while gate is not None and gate.in_flight():
             if waited >= self.max_inline_wait:
                 raise self._session_busy(what)
             self.sleep(SESSION_GATE_POLL)
             waited += SESSION_GATE_POLL
+        return waited
 
     def _session_busy(self, what: str) -> errors.Locked:
         return errors.Locked(
@@ -384,6 +426,7 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
         with self.session_lock, self.session_scope(), self._exclusive_session(f"{entity} {action}"):
             response = self.request("POST", f"/{entity}/{action}", json_body=body, idempotent=False)
             location = response.headers.get("Location")
+            polled = response.status_code == 202
             while response.status_code == 202:
                 if not location:
                     raise errors.UnexpectedResponse(
@@ -399,6 +442,15 @@ class AcumaticaClient(DocumentsMixin, HttpClient):
                     )
                 self.sleep(self.poll_interval)
                 response = self.request("GET", self._absolute(location))
+            if polled and response.status_code != 204:
+                # The official client treats any status URL answer but 202/204 as a failure (§5.2):
+                # a 200 does not say the operation completed.
+                raise errors.UnexpectedResponse(
+                    f"{entity} {action} status URL answered {response.status_code}, not 202/204",
+                    system=self.system,
+                    status=response.status_code,
+                    outcome_unknown=True,
+                )
             log.info("acumatica: %s %s on %s completed", entity, action, keys)
 
     def _absolute(self, location: str) -> str:

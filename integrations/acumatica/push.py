@@ -1,13 +1,15 @@
 """Acumatica push notifications (SM302000, reference/acumatica.md §7): the receiving view and parsing.
 
-The view does four things only (ARCHITECTURE §5): verify, persist the raw notification, enqueue a
-task with its id, answer — in milliseconds, never calling a vendor:
+The view (base/webhooks.Receiver with the hooks below) does four things only (ARCHITECTURE §5):
+verify, persist the raw notification, enqueue a task with its id, answer — in milliseconds, never
+calling a vendor:
 
-    body over WEBHOOK_MAX_BODY_BYTES             413  (nothing of the body is stored)
-    unknown endpoint uuid                        404  stored as rejected
-    missing / wrong shared-secret header         401  stored as rejected with the verdict (constant-time
-                                                      compare; no HMAC exists for pushes, §7.2)
-    body not JSON / no `Query` or `Id`           400  stored as rejected
+    body over WEBHOOK_MAX_BODY_BYTES             413  no row: refused, logged, counted (base/refusals.py)
+    unknown endpoint uuid                        404  no row: refused, logged, counted
+    missing / wrong shared-secret header         401  no row (constant-time compare; no HMAC exists for
+                                                      pushes, §7.2); 429 for a repeated offender
+    body not JSON / no `Query` or `Id`           400  stored as rejected (authentic: it had the secret)
+    no row names a document in any spelling      200  stored as unreadable, counted on the dashboard
     (Query, Id) seen before                      200  stored as duplicate, nothing queued (§7.3: the pair
                                                       identifies the transaction; Acumatica re-sends on error)
     otherwise                                    200  stored as queued, `process_push_event(id)` enqueued
@@ -22,19 +24,20 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from audit.models import InboundEvent
+from integrations.acumatica.push_rows import read_rows, unreadable_reason
 from integrations.base.redaction import redact_headers
 from integrations.base.webhooks import (
     BadCredential,
     DeliveryRejected,
-    UnknownEndpoint,
-    read_capped_body,
+    Endpoint,
+    Receiver,
+    dispatch,
+    store_once,
 )
 from integrations.models import AcumaticaConnection
 
@@ -53,23 +56,6 @@ def enqueue(event_id: int) -> None:
     async_task(TASK, event_id, task_name=f"acumatica-push-{event_id}")
 
 
-def verify_secret(connection: AcumaticaConnection, request: HttpRequest) -> None:
-    """The configured header must carry the configured value (compared in constant time)."""
-    provided = request.headers.get(connection.push_header_name)
-    if not connection.push_secret:
-        raise BadSecret(
-            "no push secret is configured for this connection", verdict=InboundEvent.Verdict.MISSING
-        )
-    if not provided:
-        raise BadSecret(
-            f"header {connection.push_header_name} is missing", verdict=InboundEvent.Verdict.MISSING
-        )
-    if not hmac.compare_digest(provided.encode(), connection.push_secret.encode()):
-        raise BadSecret(
-            f"header {connection.push_header_name} is wrong", verdict=InboundEvent.Verdict.INVALID
-        )
-
-
 def parse(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
@@ -86,90 +72,84 @@ def parse(body: bytes) -> dict[str, Any]:
 
 
 def document_keys(payload: dict[str, Any], flow_kind: str) -> list[tuple[str, str]]:
-    """(Type, number) of every row in `Inserted` and `Deleted` that names a document of this flow's kind.
-
-    Rows are flat generic-inquiry rows keyed by column name, not value-wrapped (§7.3); the column
-    names depend on the GI, so both the DAC names (DocType/RefNbr, OrderType/OrderNbr, §7.5) and the
-    contract names (Type/ReferenceNbr) are accepted.
-    """
-    from integrations.flows.plan import DOCUMENT_TYPES
-
-    doc = DOCUMENT_TYPES.get(flow_kind)
-    if doc is None:
-        return []
-    keys: dict[tuple[str, str], None] = {}
-    for row in _rows(payload):
-        doc_type = next((row.get(c) for c in doc.push_type_columns if row.get(c)), None)
-        number = next((row.get(c) for c in doc.push_number_columns if row.get(c)), None)
-        if doc_type and number:
-            keys[(str(doc_type).strip(), str(number).strip())] = None
-    return list(keys)
+    """(Type display value, number) of every row in `Inserted` and `Deleted` that names a document of
+    this flow's kind, read in every spelling a generic inquiry uses (push_rows.PushVocabulary)."""
+    return read_rows(payload).for_kind(flow_kind)
 
 
-def _rows(payload: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    for name in ("Inserted", "Deleted"):
-        for row in payload.get(name) or []:
-            if isinstance(row, dict):
-                yield row
+class PushReceiver(Receiver):
+    """One read finds the connection: its ids, the push header's name and the push secret (the one
+    decryption); the other credentials of the connection are never loaded here."""
+
+    source = InboundEvent.Source.ACUMATICA_PUSH
+    name = "acumatica push"
+
+    def load_endpoint(self, endpoint_uuid: uuid.UUID) -> Endpoint | None:
+        row = (
+            AcumaticaConnection.objects.filter(push_uuid=endpoint_uuid)
+            .values_list("pk", "tenant_id", "push_secret", "push_header_name")
+            .first()
+        )
+        if row is None:
+            return None
+        pk, tenant_id, secret, header = row
+        return Endpoint(pk, tenant_id, secret or "", {"header": header})
+
+    def verify(self, endpoint: Endpoint, request: HttpRequest, body: bytes) -> None:
+        """The configured header must carry the configured value (constant time; no HMAC exists, §7.2)."""
+        header = endpoint.fields["header"]
+        provided = request.headers.get(header)
+        if not endpoint.secret:
+            raise BadSecret(
+                "no push secret is configured for this connection", verdict=InboundEvent.Verdict.MISSING
+            )
+        if not provided:
+            raise BadSecret(f"header {header} is missing", verdict=InboundEvent.Verdict.MISSING)
+        if not hmac.compare_digest(provided.encode(), endpoint.secret.encode()):
+            raise BadSecret(f"header {header} is wrong", verdict=InboundEvent.Verdict.INVALID)
+
+    def stored_headers(self, endpoint: Endpoint | None, request: HttpRequest) -> dict[str, str]:
+        secret_header = (endpoint.fields.get("header", "") if endpoint else "").lower()
+        kept = {
+            k: ("[redacted]" if k.lower() == secret_header else v)
+            for k, v in request.headers.items()
+            if k.lower() != "cookie"
+        }
+        return redact_headers(kept, extra_sensitive=(secret_header,) if secret_header else ())
+
+    def accept(self, endpoint: Endpoint, request: HttpRequest, body: bytes) -> HttpResponse:
+        payload = parse(body)
+        reading = read_rows(payload)
+        status, reason = InboundEvent.Status.QUEUED, ""
+        if reading.unreadable:
+            reason = unreadable_reason(reading)
+            log.warning("acumatica push %s: %s", endpoint.uuid, reason)
+            if not reading.readable_count:
+                status = InboundEvent.Status.UNREADABLE
+        event, new = store_once(
+            tenant_id=endpoint.tenant_id,
+            source=self.source,
+            endpoint_uuid=endpoint.uuid,
+            headers=self.stored_headers(endpoint, request),
+            raw_body=body,
+            signature=InboundEvent.Verdict.VALID,
+            # §7.3: (Query, Id) identifies the transaction; Acumatica re-sends on error (§7.4).
+            dedupe_key=f"{endpoint.pk}|{payload['Query']}|{payload['Id']}"[:300],
+            status=status,
+            status_reason=reason,
+        )
+        if not new:
+            return JsonResponse({"status": "duplicate"})
+        if status == InboundEvent.Status.UNREADABLE:
+            # 200: Acumatica would re-send the same rows on an error (§7.4); the operator sees it instead.
+            return JsonResponse({"status": "unreadable", "event": event.pk})
+        dispatch(enqueue, event.pk)
+        return JsonResponse({"status": "queued", "event": event.pk})
 
 
-def _headers(request: HttpRequest, connection: AcumaticaConnection | None) -> dict[str, str]:
-    secret_header = (connection.push_header_name if connection else "").lower()
-    kept = {
-        k: ("[redacted]" if k.lower() == secret_header else v)
-        for k, v in request.headers.items()
-        if k.lower() != "cookie"
-    }
-    return redact_headers(kept, extra_sensitive=(secret_header,) if secret_header else ())
+receiver = PushReceiver()
 
 
 def receive(request: HttpRequest, push_uuid: uuid.UUID) -> HttpResponse:
     """POST /hooks/acumatica/<uuid>/ — one push notification for one Acumatica connection."""
-    if request.method != "POST":
-        return HttpResponse(status=405, headers={"Allow": "POST"})
-    connection: AcumaticaConnection | None = None
-    body = b""
-    try:
-        body = read_capped_body(request)
-        connection = AcumaticaConnection.objects.select_related("tenant").filter(push_uuid=push_uuid).first()
-        if connection is None:
-            raise UnknownEndpoint("no Acumatica connection has this push uuid")
-        verify_secret(connection, request)
-        payload = parse(body)
-    except DeliveryRejected as exc:
-        log.warning("acumatica push %s rejected with %s: %s", push_uuid, exc.status, exc.reason)
-        InboundEvent.objects.create(
-            tenant=connection.tenant if connection else None,
-            source=InboundEvent.Source.ACUMATICA_PUSH,
-            endpoint_uuid=push_uuid,
-            headers=_headers(request, connection),
-            raw_body=body if exc.store_body else b"",
-            signature=exc.verdict,
-            status=InboundEvent.Status.REJECTED,
-            status_reason=exc.reason,
-        )
-        return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
-
-    fields = dict(
-        tenant=connection.tenant,
-        source=InboundEvent.Source.ACUMATICA_PUSH,
-        endpoint_uuid=push_uuid,
-        headers=_headers(request, connection),
-        raw_body=body,
-        signature=InboundEvent.Verdict.VALID,
-    )
-    key = f"{connection.pk}|{payload['Query']}|{payload['Id']}"[:300]
-    try:
-        with transaction.atomic():
-            event = InboundEvent.objects.create(**fields, dedupe_key=key, status=InboundEvent.Status.QUEUED)
-    except IntegrityError:
-        original = InboundEvent.objects.filter(source=fields["source"], dedupe_key=key).first()
-        InboundEvent.objects.create(
-            **fields,
-            status=InboundEvent.Status.DUPLICATE,
-            duplicate_of=original,
-            status_reason=f"same Query and Id as event #{getattr(original, 'pk', '?')}",
-        )
-        return JsonResponse({"status": "duplicate"})
-    enqueue(event.pk)
-    return JsonResponse({"status": "queued", "event": event.pk})
+    return receiver.receive(request, push_uuid)

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -119,10 +119,11 @@ HISTORY_STORY_FIELDS = (
     "new_approval_status",
     "old_approval_status",
 )
-# Asana's clock, learned from the `Date` header of its answers (RFC 7231, 1 s resolution): the offset
-# from this host's clock per API host. Anything deciding about Asana data (reconcile windows, cursors,
-# approval binding) uses Asana's time, never ours (ARCHITECTURE §6a).
-_clock_offsets: dict[str, tuple[float, float]] = {}  # host -> (offset seconds, time.monotonic() measured)
+# Asana's clock, learned from the `Date` header of its answers (RFC 7231, 1 s resolution), per API host:
+# (Asana's time, time.monotonic() when it arrived). Asana's time now is that plus the monotonic time
+# since — immune to this host's wall clock being stepped. Anything deciding about Asana data (reconcile
+# windows, cursors, approval binding) uses Asana's time, never ours (ARCHITECTURE §6a).
+_clock_offsets: dict[str, tuple[float, float]] = {}
 CLOCK_OFFSET_MAX_AGE = 600.0
 # Fields a PUT /tasks/{gid} may carry ([OAS] TaskRequestBase); anything else is refused before sending.
 WRITABLE_TASK_FIELDS = frozenset(
@@ -381,26 +382,31 @@ class AsanaClient(HttpClient):
             asana_time = parsedate_to_datetime(value).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
             return
-        _clock_offsets[urlsplit(self.base_url).netloc] = (asana_time - time.time(), time.monotonic())
+        _clock_offsets[urlsplit(self.base_url).netloc] = (asana_time, time.monotonic())
+
+    def _asana_timestamp(self) -> float | None:
+        known = _clock_offsets.get(urlsplit(self.base_url).netloc)
+        if known is None:
+            return None
+        elapsed = time.monotonic() - known[1]
+        return None if elapsed > CLOCK_OFFSET_MAX_AGE else known[0] + elapsed
 
     def clock_offset(self) -> float | None:
         """Seconds Asana's clock is ahead of ours, from a recent answer's Date header (None: unknown)."""
-        known = _clock_offsets.get(urlsplit(self.base_url).netloc)
-        if known is None or time.monotonic() - known[1] > CLOCK_OFFSET_MAX_AGE:
-            return None
-        return known[0]
+        stamp = self._asana_timestamp()
+        return None if stamp is None else stamp - time.time()
 
     def asana_now(self) -> datetime:
         """Asana's current time. Measured from the Date header of a recent answer, or of a cheap read
         made for the purpose; an Asana that sends no Date header (never seen) falls back to our clock."""
-        offset = self.clock_offset()
-        if offset is None:
+        stamp = self._asana_timestamp()
+        if stamp is None:
             self.me()
-            offset = self.clock_offset()
-        if offset is None:
+            stamp = self._asana_timestamp()
+        if stamp is None:
             log.warning("asana: no Date header in Asana's answers; using this host's clock")
-            offset = 0.0
-        return timezone.now() + timedelta(seconds=offset)
+            return timezone.now()
+        return datetime.fromtimestamp(stamp, tz=UTC)
 
     def to_asana_time(self, ours: datetime) -> datetime:
         """A moment taken on this host's clock, as Asana's clock shows it."""
@@ -513,7 +519,7 @@ class AsanaClient(HttpClient):
     ) -> list[dict[str, Any]]:
         """GET /workspaces/{gid}/tasks/search (§4.7): premium only (402 otherwise), eventually consistent
         (10–60 s behind writes), no pagination — walked by created_at with `created_at.after`."""
-        params: dict[str, Any] = {"sort_by": "created_at", "sort_ascending": "true", "limit": PAGE_SIZE}
+        params: dict[str, Any] = {"sort_by": "created_at", "sort_ascending": "true"}  # no limit param (spec)
         if created_by:
             params["created_by.any"] = created_by
         params.update(extra or {})

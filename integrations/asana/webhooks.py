@@ -1,16 +1,18 @@
 """Asana webhooks: the receiving view, the signature, the handshake and registration.
 
 The view does four things only (ARCHITECTURE §5): verify, persist the raw event, enqueue a task with
-ids, answer — never calling a vendor. Status codes come from exception classes:
+ids, answer — never calling a vendor; the pipeline is base/webhooks.Receiver, this module its hooks.
+Status codes come from exception classes:
 
-    body over WEBHOOK_MAX_BODY_BYTES            413  (nothing of the body is stored)
-    unknown endpoint uuid                       404  stored as rejected
-    handshake with no pending registration      403  stored as rejected (first-writer takeover, §6.2);
+    body over WEBHOOK_MAX_BODY_BYTES            413  no row: refused, logged, counted (base/refusals.py)
+    unknown endpoint uuid                       404  no row: refused, logged, counted
+    handshake with no pending registration      403  no row (first-writer takeover, §6.2);
       or a second one for the same registration      the first handshake answered closes the window
-    delivery while the registration is pending  401  the handshake's secret is not confirmed yet
-    missing / bad X-Hook-Signature              401  stored as rejected with the verdict
-    body not JSON / no `events` list            400  stored as rejected
-    heartbeat `{"events": []}`                  200  recorded (last_heartbeat_at), nothing queued
+    delivery while the registration is pending  401  no row: the handshake's secret is not confirmed yet
+    missing / bad X-Hook-Signature              401  no row: refused, logged, counted
+    any of the above, repeatedly from one address  429  with Retry-After, no database read
+    body not JSON / no `events` list            400  stored as rejected (authentic: signed by Asana)
+    heartbeat `{"events": []}`                  200  recorded (last_heartbeat_at at most once a minute)
     an event we do not act on                   200  stored as ignored
     an event seen before (synthetic key)        200  stored as duplicate, nothing queued
     a task event                                200  stored as queued, `process_asana_event(id)` enqueued
@@ -33,17 +35,22 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from audit.models import InboundEvent
 from integrations.base.redaction import redact_headers
 from integrations.base.webhooks import (
+    TOUCH_EVERY,
     BadCredential,
     DeliveryRejected,
+    Endpoint,
+    Receiver,
     UnknownEndpoint,
-    read_capped_body,
+    dispatch,
+    store_once,
 )
 from integrations.models import AsanaWebhook, Flow
 
@@ -67,6 +74,7 @@ TASK_QUEUE = "integrations.tasks.approvals.process_asana_event"
 
 class HandshakeRefused(DeliveryRejected):
     status = 403
+    authenticated = False  # anyone can send X-Hook-Secret: a refused one costs no row
 
 
 class BadSignature(BadCredential):
@@ -147,64 +155,115 @@ def is_handled(event: dict[str, Any], connector_user_gid: str) -> tuple[bool, st
     return True, ""
 
 
-# ---- the view --------------------------------------------------------------------------------------
+# ---- the receiver ----------------------------------------------------------------------------------
 
 
-def _headers_of(request: HttpRequest) -> dict[str, str]:
-    return redact_headers({k: v for k, v in request.headers.items() if k.lower() != "cookie"})
+class AsanaReceiver(Receiver):
+    """Handshakes go to the database every time (they change the row); deliveries use the cached
+    endpoint: the webhook's secret (its one decryption) and, joined in the same read, the tenant's
+    connector user gid (a plain column) for the echo filter."""
+
+    source = InboundEvent.Source.ASANA_WEBHOOK
+    name = "asana webhook"
+
+    def load_endpoint(self, endpoint_uuid: uuid.UUID) -> Endpoint | None:
+        row = (
+            AsanaWebhook.objects.filter(target_uuid=endpoint_uuid)
+            .values_list("pk", "tenant_id", "secret", "state", "tenant__asana__connector_user_gid")
+            .first()
+        )
+        if row is None:
+            return None
+        pk, tenant_id, secret, state, connector_user = row
+        return Endpoint(pk, tenant_id, secret or "", {"state": state, "connector_user": connector_user or ""})
+
+    def stored_headers(self, endpoint: Endpoint | None, request: HttpRequest) -> dict[str, str]:
+        return redact_headers({k: v for k, v in request.headers.items() if k.lower() != "cookie"})
+
+    def intercept(self, request: HttpRequest, endpoint_uuid: uuid.UUID, body: bytes) -> HttpResponse | None:
+        if SECRET_HEADER not in request.headers:
+            return None
+        return _handshake(self, request, endpoint_uuid, body)
+
+    def verify(self, endpoint: Endpoint, request: HttpRequest, body: bytes) -> None:
+        if endpoint.fields["state"] == AsanaWebhook.State.PENDING:
+            # The secret a handshake left is unconfirmed until the 201 arrives: it signs nothing yet.
+            raise BadSignature("registration not confirmed yet", verdict=InboundEvent.Verdict.INVALID)
+        verdict = verify_signature(endpoint.secret, body, request.headers.get(SIGNATURE_HEADER))
+        if verdict != InboundEvent.Verdict.VALID:
+            raise BadSignature(f"signature {verdict}", verdict=verdict)
+
+    def accept(self, endpoint: Endpoint, request: HttpRequest, body: bytes) -> HttpResponse:
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+            raise Unparseable("body is not JSON") from None
+        events = payload.get("events") if isinstance(payload, dict) else None
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise Unparseable("body has no 'events' list")
+        uuid_ = endpoint.uuid
+        valid = InboundEvent.Verdict.VALID
+        if not events:
+            self.store(
+                endpoint,
+                uuid_,
+                request,
+                body,
+                signature=valid,
+                status=InboundEvent.Status.PROCESSED,
+                status_reason="heartbeat",
+                processed_at=timezone.now(),
+            )
+            self._touch(endpoint, "last_heartbeat_at")
+            return HttpResponse(status=200)
+        queued: list[int] = []
+        for event in events:
+            # One row per event: the event's own JSON (the batch was verified as a whole above).
+            raw = json.dumps(event, sort_keys=True).encode() if len(events) > 1 else body
+            handled, why = is_handled(event, endpoint.fields["connector_user"])
+            row, new = store_once(
+                tenant_id=endpoint.tenant_id,
+                source=self.source,
+                endpoint_uuid=uuid_,
+                headers=self.stored_headers(endpoint, request),
+                raw_body=raw,
+                signature=valid,
+                dedupe_key=event_dedupe_key(endpoint.tenant_id, event),
+                status=InboundEvent.Status.QUEUED if handled else InboundEvent.Status.IGNORED,
+                status_reason=why,
+            )
+            if new and handled:
+                queued.append(row.pk)
+        for event_id in queued:
+            dispatch(enqueue, event_id)
+        self._touch(endpoint, "last_event_at")
+        return HttpResponse(status=200)
+
+    def _touch(self, endpoint: Endpoint, column: str) -> None:
+        """last_event_at / last_heartbeat_at: at most once a minute per process, and only forwards."""
+        if not self.should_touch(endpoint, column):
+            return
+        now = timezone.now()
+        stale = Q(**{f"{column}__isnull": True}) | Q(**{f"{column}__lt": now - TOUCH_EVERY})
+        AsanaWebhook.objects.filter(stale, pk=endpoint.pk).update(**{column: now})
 
 
-def _store(hook: AsanaWebhook | None, uuid_: uuid.UUID, request: HttpRequest, body: bytes, **fields: Any):
-    return InboundEvent.objects.create(
-        tenant=hook.tenant if hook else None,
-        source=fields.pop("source", InboundEvent.Source.ASANA_WEBHOOK),
-        endpoint_uuid=uuid_,
-        headers=_headers_of(request),
-        raw_body=body,
-        **fields,
-    )
+receiver = AsanaReceiver()
 
 
 def receive(request: HttpRequest, target_uuid: uuid.UUID) -> HttpResponse:
     """POST /hooks/asana/<uuid>/ — handshakes and event deliveries for one registered webhook."""
-    if request.method != "POST":
-        return HttpResponse(status=405, headers={"Allow": "POST"})
-    hook: AsanaWebhook | None = None
-    body = b""
-    try:
-        body = read_capped_body(request)
-        hook = AsanaWebhook.objects.select_related("tenant").filter(target_uuid=target_uuid).first()
-        if hook is None:
-            raise UnknownEndpoint("no webhook registration has this target uuid")
-        if SECRET_HEADER in request.headers:
-            return _handshake(request, hook, body)
-        return _delivery(request, hook, body)
-    except DeliveryRejected as exc:
-        log.warning("asana webhook %s rejected with %s: %s", target_uuid, exc.status, exc.reason)
-        source = (
-            InboundEvent.Source.ASANA_HANDSHAKE
-            if isinstance(exc, HandshakeRefused)
-            else InboundEvent.Source.ASANA_WEBHOOK
-        )
-        _store(
-            hook,
-            target_uuid,
-            request,
-            body if exc.store_body else b"",
-            source=source,
-            signature=exc.verdict,
-            status=InboundEvent.Status.REJECTED,
-            status_reason=exc.reason,
-        )
-        return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
+    return receiver.receive(request, target_uuid)
 
 
-def _handshake(request: HttpRequest, hook: AsanaWebhook, body: bytes) -> HttpResponse:
+def _handshake(rcv: AsanaReceiver, request: HttpRequest, target_uuid: uuid.UUID, body: bytes) -> HttpResponse:
     """Echo X-Hook-Secret, but only while *we* have a registration pending for this uuid (§6.2)."""
     secret = request.headers[SECRET_HEADER]
     now = timezone.now()
     with transaction.atomic():
-        row = AsanaWebhook.objects.select_for_update().get(pk=hook.pk)
+        row = AsanaWebhook.objects.select_for_update().filter(target_uuid=target_uuid).first()
+        if row is None:
+            raise UnknownEndpoint("no webhook registration has this target uuid")
         if row.state != AsanaWebhook.State.PENDING or not row.pending_since:
             raise HandshakeRefused("handshake without a pending registration")
         if now - row.pending_since > HANDSHAKE_WINDOW:
@@ -220,9 +279,10 @@ def _handshake(request: HttpRequest, hook: AsanaWebhook, body: bytes) -> HttpRes
         # Kept until the create call returns; register() compares it with the secret in the 201 body.
         row.secret = secret
         row.save(update_fields=["secret"])
-    _store(
-        hook,
-        hook.target_uuid,
+    endpoint = Endpoint(row.pk, row.tenant_id, "")
+    rcv.store(
+        endpoint,
+        target_uuid,
         request,
         body,
         source=InboundEvent.Source.ASANA_HANDSHAKE,
@@ -230,81 +290,6 @@ def _handshake(request: HttpRequest, hook: AsanaWebhook, body: bytes) -> HttpRes
         processed_at=now,
     )
     return HttpResponse(status=200, headers={SECRET_HEADER: secret})
-
-
-def _delivery(request: HttpRequest, hook: AsanaWebhook, body: bytes) -> HttpResponse:
-    if hook.state == AsanaWebhook.State.PENDING:
-        # The secret a handshake left is unconfirmed until the 201 arrives: it signs nothing yet.
-        raise BadSignature("registration not confirmed yet", verdict=InboundEvent.Verdict.INVALID)
-    verdict = verify_signature(hook.secret, body, request.headers.get(SIGNATURE_HEADER))
-    if verdict != InboundEvent.Verdict.VALID:
-        raise BadSignature(f"signature {verdict}", verdict=verdict)
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
-        raise Unparseable("body is not JSON") from None
-    events = payload.get("events") if isinstance(payload, dict) else None
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise Unparseable("body has no 'events' list")
-    now = timezone.now()
-    valid = InboundEvent.Verdict.VALID
-    if not events:
-        _store(
-            hook,
-            hook.target_uuid,
-            request,
-            body,
-            signature=valid,
-            status=InboundEvent.Status.PROCESSED,
-            status_reason="heartbeat",
-            processed_at=now,
-        )
-        AsanaWebhook.objects.filter(pk=hook.pk).update(last_heartbeat_at=now)
-        return HttpResponse(status=200)
-    AsanaWebhook.objects.filter(pk=hook.pk).update(last_event_at=now)
-    connector_user = getattr(getattr(hook.tenant, "asana", None), "connector_user_gid", "")
-    queued: list[int] = []
-    for event in events:
-        # One row per event: the event's own JSON (the batch was verified as a whole above).
-        raw = json.dumps(event, sort_keys=True).encode() if len(events) > 1 else body
-        row = _store_event(hook, request, raw, event, connector_user)
-        if row.status == InboundEvent.Status.QUEUED:
-            queued.append(row.pk)
-    for event_id in queued:
-        enqueue(event_id)
-    return HttpResponse(status=200)
-
-
-def _store_event(hook, request, raw: bytes, event: dict[str, Any], connector_user: str) -> InboundEvent:
-    key = event_dedupe_key(hook.tenant_id, event)
-    handled, why = is_handled(event, connector_user)
-    status = InboundEvent.Status.QUEUED if handled else InboundEvent.Status.IGNORED
-    try:
-        with transaction.atomic():
-            return _store(
-                hook,
-                hook.target_uuid,
-                request,
-                raw,
-                signature=InboundEvent.Verdict.VALID,
-                dedupe_key=key,
-                status=status,
-                status_reason=why,
-            )
-    except IntegrityError:
-        original = InboundEvent.objects.filter(
-            source=InboundEvent.Source.ASANA_WEBHOOK, dedupe_key=key
-        ).first()
-        return _store(
-            hook,
-            hook.target_uuid,
-            request,
-            raw,
-            signature=InboundEvent.Verdict.VALID,
-            status=InboundEvent.Status.DUPLICATE,
-            duplicate_of=original,
-            status_reason="the same event was received before",
-        )
 
 
 def enqueue(event_id: int) -> None:

@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import ApiCall, AuditEntry, InboundEvent, SyncRun
+from audit.retention import retention_days
 from integrations.models import AsanaWebhook, Flow, RecordLink, Tenant
 
 GREEN, AMBER, RED, GREY = "green", "amber", "red", "grey"
@@ -126,6 +127,41 @@ def backlog_health(waiting: int, oldest: datetime | None, now: datetime, url: st
     if age > timedelta(minutes=THRESHOLDS["backlog_amber_minutes"]):
         return Health(AMBER, text, url, str(waiting))
     return Health(GREEN, text, url, str(waiting))
+
+
+def unreadable_health(unreadable_7d: int, url: str = "") -> Health:
+    """Authentic pushes none of whose rows name a document (acumatica/push_rows.py): answered 200 so
+    Acumatica does not re-send them, so only this count tells the operator to fix the inquiry."""
+    if not unreadable_7d:
+        return Health(GREEN, "every push in the last 7 days was readable", url, "0")
+    return Health(
+        AMBER,
+        f"{unreadable_7d} push notification(s) in the last 7 days named no document: check the "
+        "generic inquiry's key columns",
+        url,
+        str(unreadable_7d),
+    )
+
+
+def history_health(
+    oldest_entry: datetime | None,
+    oldest_call: datetime | None,
+    now: datetime,
+    url: str = "",
+    days: dict[str, int] | None = None,
+) -> Health:
+    """How far back the audit trail goes after retention purges (audit/retention.py)."""
+    days = days or {}
+    if oldest_entry is None:
+        return Health(GREY, "no audit history yet", url, "—")
+    text = f"audit entries since {oldest_entry:%Y-%m-%d}"
+    if "effects" in days:
+        text += f" (effects kept {days['effects']} days)"
+    if oldest_call is not None:
+        text += f", API calls since {oldest_call:%Y-%m-%d}"
+        if "api_calls" in days:
+            text += f" (kept {days['api_calls']} days)"
+    return Health(GREEN, text, url, f"{(now - oldest_entry).days} days")
 
 
 def failures_health(failed_24h: int, url: str = "") -> Health:
@@ -264,14 +300,24 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
         .values_list("flow_id")
         .annotate(Count("id"))
     )
+    waiting_q = Q(status__in=[InboundEvent.Status.RECEIVED, InboundEvent.Status.QUEUED])
+    unreadable_q = Q(status=InboundEvent.Status.UNREADABLE, received_at__gte=now - timedelta(days=7))
     backlog = {
         row["tenant_id"]: row
-        for row in InboundEvent.objects.filter(
-            tenant_id__in=ids, status__in=[InboundEvent.Status.RECEIVED, InboundEvent.Status.QUEUED]
-        )
+        for row in InboundEvent.objects.filter(tenant_id__in=ids)
+        .filter(waiting_q | unreadable_q)
         .values("tenant_id")
-        .annotate(n=Count("id"), oldest=Min("received_at"))
+        .annotate(
+            n=Count("id", filter=waiting_q),
+            oldest=Min("received_at", filter=waiting_q),
+            unreadable=Count("id", filter=unreadable_q),
+        )
     }
+    # Retention purges by age for every tenant at once, so the horizon is one date per table (an index
+    # lookup each: MIN over the indexed timestamp, never a scan per tenant).
+    oldest_entry = AuditEntry.objects.aggregate(v=Min("created_at"))["v"]
+    oldest_call = ApiCall.objects.aggregate(v=Min("started_at"))["v"]
+    retention = retention_days()
     hooks: dict[int, list[AsanaWebhook]] = {}
     for hook in AsanaWebhook.objects.filter(tenant_id__in=ids):
         hooks.setdefault(hook.tenant_id, []).append(hook)
@@ -296,6 +342,17 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
             waiting.get("oldest"),
             now,
             _changelist("audit_inboundevent", tenant__id__exact=t, status__exact="queued"),
+        )
+        row.items["unreadable"] = unreadable_health(
+            waiting.get("unreadable", 0),
+            _changelist("audit_inboundevent", tenant__id__exact=t, status__exact="unreadable"),
+        )
+        row.items["history"] = history_health(
+            oldest_entry,
+            oldest_call,
+            now,
+            _changelist("audit_auditentry", tenant__id__exact=t),
+            retention,
         )
         row.items["webhooks"] = webhook_health(
             hooks.get(t, []), now, _changelist("integrations_asanawebhook", tenant__id__exact=t)

@@ -21,54 +21,41 @@ of work both polling and push notifications call.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEntry
 from audit.recorder import audit_context, record_entry
 from integrations.base import errors
-from integrations.base.deadline import attempt_deadline
 from integrations.models import Flow, RecordLink
 
-from . import reconcile
+from .document_create import (
+    ANSWER_FIELDS,
+    IN_FLIGHT,
+    CreateInProgress,
+    ExactlyOnceCreateMixin,
+    Outcome,
+)
+
+__all__ = ["IN_FLIGHT", "CreateInProgress", "DocumentSync", "Outcome"]
+from .document_generations import GenerationsMixin
+from .document_guard import ApprovalGuard
 from .document_settings import flow_settings, live_field_specs
 from .plan import DOCUMENT_TYPES, FlowSettings, LinkView, Plan, plan_document
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT = "create in flight"
-OUTCOME_UNKNOWN = "create outcome unknown: reconcile before creating again"
 DEFAULT_LEASE = timedelta(seconds=120)
-RETRY_UNKNOWN_AFTER = 30.0
-# We never need the written task back, only Asana's time of the write (what approvals bind to).
-ANSWER_FIELDS = ("name", "modified_at")
-ADOPTED_CHECK = "asana:adopted:"  # dedupe key prefix of the event that re-checks an adopted task
-
-
-class CreateInProgress(errors.RetryableError):
-    """Another worker claimed the create of this document moments ago: try again after the lease."""
-
-
-@dataclass
-class Outcome:
-    key: str
-    plan: Plan
-    status: str  # an AuditEntry.Status value
-    link_id: int | None = None
-    task_gid: str = ""
-    error: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 def _noop_recorder(_record: Any) -> None:
     return None
 
 
-class DocumentSync:
+class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
     """The flow's unit of work. One instance per pass (it caches the project's field definitions)."""
 
     def __init__(
@@ -190,70 +177,6 @@ class DocumentSync:
                 return None
             raise
 
-    def _current_link(self, doc_type: str, number: str) -> RecordLink | None:
-        """The live link of this natural key, else its newest ended generation (None: never seen)."""
-        return (
-            RecordLink.objects.filter(
-                tenant=self.tenant, kind=self.doc.link_kind, acumatica_type=doc_type, acumatica_ref=number
-            )
-            .order_by("-generation")
-            .first()
-        )
-
-    def _starts_new_generation(self, link: RecordLink, record: Any) -> bool:
-        """A live document under a key whose link ended (deleted, voided, cancelled), or under a key
-        whose link holds another Acumatica record (deleted and entered again, the delete never seen)."""
-        if record is None or record.get("Status") in self.doc.closed_statuses:
-            return False
-        if not link.is_live:
-            return True
-        record_id = str(getattr(record, "id", None) or "")
-        return bool(link.acumatica_id and record_id and record_id != link.acumatica_id)
-
-    def _new_generation(self, old: RecordLink, record: Any, event: Any) -> RecordLink:
-        """End the old link for good (closing its task if it is still open) and start the next one."""
-        key = f"{old.acumatica_type}/{old.acumatica_ref}"
-        if old.is_live:  # replaced without the delete ever being seen (deletions arrive by push only)
-            plan = Plan("close", key, reason="deleted in Acumatica (its number was entered again)")
-            plan.close_how = self.settings.on_closed
-            with transaction.atomic():
-                locked = RecordLink.objects.select_for_update().get(pk=old.pk)
-                if locked.is_live:
-                    if locked.asana_task_gid:
-                        self._close(locked, plan)
-                    else:
-                        locked.state, locked.state_reason = RecordLink.State.DELETED, plan.reason
-                        locked.save()
-                    self._audit(locked, plan, AuditEntry.Status.SUCCEEDED, None, event)
-        try:
-            with transaction.atomic():
-                link = RecordLink.objects.create(
-                    tenant=self.tenant,
-                    kind=self.doc.link_kind,
-                    acumatica_type=old.acumatica_type,
-                    acumatica_ref=old.acumatica_ref,
-                    generation=old.generation + 1,
-                    flow=self.flow,
-                    state=RecordLink.State.CREATING,
-                    state_reason=f"new: generation {old.generation + 1} of {key}",
-                )
-        except IntegrityError:  # another worker started it a moment ago
-            link = self._current_link(old.acumatica_type, old.acumatica_ref)
-        return link
-
-    def _link_for(self, doc_type: str, number: str) -> RecordLink:
-        """Get or create the lineage row; the unique constraint settles a race between two workers."""
-        lookup = dict(
-            tenant=self.tenant, kind=self.doc.link_kind, acumatica_type=doc_type, acumatica_ref=number
-        )
-        try:
-            with transaction.atomic():
-                return RecordLink.objects.create(
-                    **lookup, flow=self.flow, state=RecordLink.State.CREATING, state_reason="new"
-                )
-        except IntegrityError:
-            return self._current_link(doc_type, number)
-
     def _process_locked(self, link_pk: int, key: str, record: Any, event: Any) -> Outcome:
         now = self.now()
         # Asana's time, read before the row lock (it may cost a request): a create's window is on it.
@@ -281,7 +204,8 @@ class DocumentSync:
                         system="connector",
                         retry_after=max(1.0, wait),
                     )
-                plan, notes = self._reconcile(link, plan, key)
+                plan, notes = self._reconcile(link, plan, key, record)
+                asana_now = self.asana.asana_now()  # just read from the reconcile's own answers
             if plan.action == "create":
                 link.state = RecordLink.State.CREATING
                 link.state_reason = IN_FLIGHT
@@ -314,129 +238,6 @@ class DocumentSync:
         )
         self._audit(link, plan, AuditEntry.Status.SKIPPED, record, event)
         return Outcome(key, plan, AuditEntry.Status.SKIPPED, link.pk, link.asana_task_gid)
-
-    def _identity(self, link: RecordLink, plan: Plan, key: str) -> reconcile.Identity:
-        asana_conn = getattr(self.tenant, "asana", None)
-        user = getattr(asana_conn, "connector_user_gid", "") or ""
-        if not user and not self.settings.external_prefix:
-            user = str((self.asana.me() or {}).get("gid") or "")
-        return reconcile.Identity(
-            key=key,
-            name=plan.payload.get("name", ""),
-            marker=reconcile.identity_marker(self.tenant.slug, key, link.generation, link.pk),
-            generation=link.generation,
-            link_id=link.pk,
-            connector_user=user,
-        )
-
-    def _reconcile(self, link: RecordLink, plan: Plan, key: str) -> tuple[Plan, list[str]]:
-        started = link.attempt_asana_started_at or self.asana.asana_now() - (
-            timezone.now() - (link.attempt_started_at or timezone.now())
-        )
-
-        def linked_elsewhere(gids: list[str]) -> list[str]:
-            return list(
-                RecordLink.objects.filter(asana_task_gid__in=gids)
-                .exclude(pk=link.pk)
-                .values_list("asana_task_gid", flat=True)
-            )
-
-        verdict = reconcile.find_task(
-            self.asana,
-            self.settings,
-            self._identity(link, plan, key),
-            attempt_started=started,
-            lease=self.lease,
-            linked_elsewhere=linked_elsewhere,
-        )
-        how = reconcile.match_method(self.settings)
-        notes = [f"reconciled by {how}", *verdict.notes]
-        if verdict.ambiguous:
-            self._park(link, verdict, key)
-            return Plan("skip", key, reason="create outcome unknown: needs a person"), notes
-        if verdict.undecided:
-            raise errors.Unavailable(
-                f"{key}: the lost create's task is not found yet; Asana's search index may not show it "
-                f"yet, looking again in {verdict.retry_after:.0f} s before creating",
-                system="asana",
-                retry_after=verdict.retry_after,
-            )
-        task = verdict.task
-        if task is None:
-            return plan, [*notes, "no task found, creating"]
-        notes.append(f"adopted task {task['gid']} from an earlier attempt")
-        if verdict.duplicates:
-            notes.append(
-                f"further tasks carry the same key (duplicates to review): {', '.join(verdict.duplicates)}"
-            )
-        link.asana_task_gid = task["gid"]
-        link.state = RecordLink.State.LINKED
-        link.state_reason = ""
-        link.attempt_started_at = None
-        link.review = {}
-        self._check_adopted_task(link, task)
-        from integrations.asana.client import task_changes
-
-        changes = task_changes(plan.payload, task)
-        changes.pop("external", None)  # only readable with opt_fields=external under OAuth; set at create
-        if not changes:
-            return Plan(
-                "skip",
-                key,
-                reason="reconciled; task already up to date",
-                payload=plan.payload,
-                payload_hash=plan.payload_hash,
-            ), notes
-        return Plan(
-            "update",
-            key,
-            payload=plan.payload,
-            changes=changes,
-            payload_hash=plan.payload_hash,
-            diff={k: ["(existing task)", v] for k, v in changes.items()},
-        ), notes
-
-    def _park(self, link: RecordLink, verdict: reconcile.Verdict, key: str) -> None:
-        """A task that may be this document's cannot be proven ours: a person decides (adopt or create)."""
-        listed = ", ".join(f"{c['gid']} ({c.get('name') or 'no name'})" for c in verdict.ambiguous)
-        link.state = RecordLink.State.NEEDS_PERSON
-        link.state_reason = (
-            f"create outcome unknown — needs a person: the connector's user created task(s) {listed} "
-            f"during the lost attempt, and none can be proven to be {key}'s; adopt one or create anew"
-        )
-        link.review = {"candidates": verdict.ambiguous, "key": key}
-        link.attempt_started_at = None
-
-    def _check_adopted_task(self, link: RecordLink, task: dict[str, Any]) -> None:
-        """An adopted task sat in Asana unlinked (its creator died before storing the GID): a person
-        may have approved or edited it meanwhile, and those changes found no RecordLink, so nothing
-        acted on them, and the catch-up poll has seen them already. Queue the task once for the flows
-        that consume its events (approvals, write-back), in this transaction: the adoption and the
-        check commit together (a worker dying after the commit leaves a queued event for the sweep)."""
-        from integrations.asana import watchdog
-
-        if self.settings.project_gid not in watchdog.webhook_projects(self.tenant):
-            return
-        event_id = watchdog.store_task_change(
-            self.tenant,
-            self.settings.project_gid,
-            task,
-            f"{ADOPTED_CHECK}{self.tenant.pk}:{task['gid']}:{link.pk}",
-            "task adopted from an earlier attempt: changes made while it was unlinked",
-        )
-        if event_id is not None:
-            self._adopted_checks.append(event_id)
-
-    def _enqueue_adopted_checks(self) -> None:
-        """Enqueue the checks whose transaction committed (a rolled-back adoption stored none)."""
-        from audit.models import InboundEvent
-        from integrations.asana import webhooks
-
-        ids, self._adopted_checks = self._adopted_checks, []
-        if ids:
-            stored = InboundEvent.objects.filter(pk__in=ids, dedupe_key__startswith=ADOPTED_CHECK)
-            for event_id in stored.values_list("pk", flat=True):
-                webhooks.enqueue(event_id)
 
     def _apply_locked(
         self, link: RecordLink, plan: Plan, record: Any, event: Any, notes: list[str]
@@ -497,82 +298,6 @@ class DocumentSync:
         link.state_reason = f"{plan.reason}; task {'left as is' if how == 'leave' else how + 'd'}"
         link.save()
 
-    def _create(self, link_pk: int, key: str, plan: Plan, record: Any, event: Any, *, token: int) -> Outcome:
-        payload = plan.payload
-        link = RecordLink.objects.get(pk=link_pk)
-        extra = None
-        if "external" in payload:
-            extra = {"external": {"gid": reconcile.external_gid(self.settings, key, link.generation)}}
-        # The identity line proves whose task this is if the answer is lost (reconcile.py). It is
-        # written at create only: once the GID is stored, nothing needs it.
-        marker = reconcile.identity_marker(self.tenant.slug, key, link.generation, link.pk)
-        notes = f"{payload['notes']}\n\n{marker}" if payload.get("notes") else marker
-        with_section = bool(self.settings.section_gid) and self.flow.options.get("section_at_create", True)
-        try:
-            with attempt_deadline(self.lease.total_seconds() * 0.75):
-                task = self.asana.create_task(
-                    name=payload["name"],
-                    project_gid=self.settings.project_gid,
-                    section_gid=self.settings.section_gid if with_section else None,
-                    custom_fields=payload.get("custom_fields") or None,
-                    notes=notes,
-                    extra=extra,
-                    fields=ANSWER_FIELDS,
-                )
-        except errors.ConnectorError as exc:
-            return self._create_failed(link_pk, key, plan, record, event, exc)
-        link = self.store_created(link_pk, task["gid"], plan, token=token)
-        if link is None:
-            return self._orphan(link_pk, key, plan, task, record, event)
-        self._record_guarded(link, record, task, "create")
-        out_notes = []
-        if self.settings.section_gid and not with_section:
-            # Operator chose section_at_create=false: place the task with a second call.
-            try:
-                self.asana.move_to_section(task["gid"], self.settings.section_gid)
-            except errors.ConnectorError as exc:
-                out_notes.append(f"task created but not moved to section {self.settings.section_gid}: {exc}")
-        self._audit(link, plan, AuditEntry.Status.SUCCEEDED, record, event, notes=out_notes)
-        return Outcome(key, plan, AuditEntry.Status.SUCCEEDED, link_pk, task["gid"], notes=out_notes)
-
-    def store_created(self, link_pk: int, task_gid: str, plan: Plan, *, token: int) -> RecordLink | None:
-        """Store the new task's GID at once — only while our claim holds (fencing): None when another
-        worker took the link over meanwhile (our lease ran out) or stored a task first."""
-        with transaction.atomic():
-            link = RecordLink.objects.select_for_update().get(pk=link_pk)
-            if link.claim_token != token or link.asana_task_gid:
-                return None
-            link.asana_task_gid = task_gid
-            link.attempt_started_at = None
-            try:
-                with transaction.atomic():
-                    self._linked(link, plan)
-            except IntegrityError:  # the task already belongs to another link (never shared)
-                return None
-        return link
-
-    def _orphan(
-        self, link_pk: int, key: str, plan: Plan, task: dict[str, Any], record: Any, event: Any
-    ) -> Outcome:
-        """Our create outlived our claim: another worker owns the document now. Our task is an orphan:
-        close it, pointing at the winner, and say so in the audit trail (never two open tasks)."""
-        link = RecordLink.objects.get(pk=link_pk)
-        winner = link.asana_task_gid
-        text = (
-            f"Duplicate created by an attempt that lost its claim on {key}; "
-            + (f"the document's task is {winner}." if winner else "another attempt is creating its task.")
-            + " Closed by ml-connector."
-        )
-        note = f"orphan task {task['gid']} closed (claim lost; the document's task is {winner or 'pending'})"
-        try:
-            self.asana.add_comment(task["gid"], text)
-            self.asana.update_task(task["gid"], {"completed": True}, fields=ANSWER_FIELDS)
-        except errors.ConnectorError as exc:
-            note = f"orphan task {task['gid']} could NOT be closed ({exc}); close it by hand"
-        orphan_plan = Plan("close", key, reason=note, close_how="complete")
-        self._audit(link, orphan_plan, AuditEntry.Status.SUCCEEDED, record, event, notes=[note])
-        return Outcome(key, orphan_plan, AuditEntry.Status.SKIPPED, link_pk, winner, notes=[note])
-
     def _record_guarded(
         self,
         link: RecordLink,
@@ -604,28 +329,9 @@ class DocumentSync:
 
     @property
     def _mapped(self) -> list[tuple[str, int | None]]:
-        return [(m.source_path, m.precision) for m in self.settings.mappings]
+        from . import approval_binding as binding
 
-    def _create_failed(
-        self, link_pk: int, key: str, plan: Plan, record: Any, event: Any, exc: errors.ConnectorError
-    ) -> Outcome:
-        if exc.outcome_unknown:
-            self._mark(link_pk, state=None, reason=OUTCOME_UNKNOWN, own_claim=True)
-            # GET /tasks is read-your-write: look once now, before handing the retry to the queue.
-            with transaction.atomic():
-                link = RecordLink.objects.select_for_update().get(pk=link_pk)
-                adopted, notes = self._reconcile(link, plan, key)
-                if link.asana_task_gid or link.state == RecordLink.State.NEEDS_PERSON:
-                    return self._apply_locked(link, adopted, record, event, [str(exc), *notes])
-            raise errors.Unavailable(
-                f"{key}: {exc}; no task found yet, will reconcile again before creating",
-                system="asana",
-                retry_after=RETRY_UNKNOWN_AFTER,
-            ) from exc
-        # Not applied (429, refused before sending, or refused by Asana): release our claim.
-        verb = "not applied" if exc.retryable else "refused"
-        self._mark(link_pk, state=None, reason=f"create {verb}: {exc}", own_claim=True)
-        raise exc
+        return binding.mapped_guards(self.settings.mappings, self.settings.erp_reference_field_gid)
 
     # ---- bookkeeping ----------------------------------------------------------------------------------
     def _mark(
@@ -682,77 +388,6 @@ class DocumentSync:
                 error_class=type(error).__name__ if error else "",
                 attempts=attempts,
             )
-
-
-class ApprovalGuard:
-    """An update that changes a guarded value of a document whose task is approved but not released:
-    the new values, the approval reset and a comment naming old → new go out in one visible step, and
-    the console lists it as "changed after approval". (Even without this, an approval older than the
-    write never binds: approval_binding.py.)"""
-
-    def __init__(self, sync: DocumentSync, link: RecordLink, record: Any):
-        self.sync, self.link, self.record = sync, link, record
-        self.reset: list[str] = []
-        self.approvals_flow: Flow | None = None
-
-    def changes(self, changes: dict[str, Any]) -> dict[str, Any]:
-        from . import approval_binding as binding
-        from .approvals import DONE_STATUSES, approval_verdict
-
-        link, record = self.link, self.record
-        if record is None or not link.guarded_values or record.get("Status") in DONE_STATUSES[link.kind]:
-            return changes
-        paths = binding.guarded_paths(link.kind, self.sync.flow.options)
-        new = binding.guarded_values(record, self.sync._mapped, paths)
-        if not new or new == link.guarded_values:
-            return changes
-        self.approvals_flow = (
-            Flow.objects.filter(
-                tenant=self.sync.tenant,
-                kind=Flow.Kind.ASANA_APPROVALS,
-                enabled=True,
-                asana_project_gid=self.sync.settings.project_gid,
-            )
-            .order_by("pk")
-            .first()
-        )
-        if self.approvals_flow is None:
-            return changes
-        task = self.sync.asana.get_task(link.asana_task_gid)
-        approved, _why = approval_verdict(self.approvals_flow, task)
-        if not approved:
-            return changes
-        self.reset = binding.describe_changes(link.guarded_values, new)
-        return binding.merge_changes(changes, binding.approval_reset_changes(self.approvals_flow, task))
-
-    def written(self, answer: dict[str, Any] | None, event: Any) -> None:
-        changed, _previous = self.sync._record_guarded(
-            self.link, self.record, answer, "update", approval_reset=bool(self.reset)
-        )
-        if not self.reset:
-            return
-        text = "; ".join(self.reset)
-        comment = (
-            f"Changed in Acumatica after approval: {text}. The approval was reset: please review the new "
-            "values and approve again. (ml-connector)"
-        )
-        try:
-            self.sync.asana.add_comment(self.link.asana_task_gid, comment)
-        except errors.ConnectorError as exc:
-            log.warning("could not comment on task %s: %s", self.link.asana_task_gid, exc)
-        RecordLink.objects.filter(pk=self.link.pk).update(approved_snapshot={})
-        self.link.approved_snapshot = {}
-        record_entry(
-            tenant=self.sync.tenant,
-            flow=self.sync.flow,
-            record_link=self.link,
-            operation="changed_after_approval",
-            status=AuditEntry.Status.SUCCEEDED,
-            record_key=f"{self.sync.doc.entity}:{self.link.acumatica_type}/{self.link.acumatica_ref}",
-            payload={"changes": self.reset, "approval_reset": True},
-            inbound_event=event,
-            error=f"changed after approval: {text}; approval reset and a new approval asked for",
-        )
 
 
 def _view(link: RecordLink | None) -> LinkView:

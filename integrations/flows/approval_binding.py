@@ -18,6 +18,7 @@ Pure helpers (`normalise`, `guarded_values`, `binding_problems`) are unit-tested
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 from django.db import transaction
 
 from integrations.asana.client import approval_outcome, parse_asana_time
+from integrations.base import errors
 from integrations.models import Flow, GuardedWrite, RecordLink
 
 # The values that identify "the document that was approved", per document kind; a flow may add more
@@ -80,6 +82,19 @@ def guarded_values(
     (source path, precision) of every ERP → Asana mapping of the document's flow."""
     wanted = set(paths)
     return {path: normalise(record.get(path), precision) for path, precision in mapped if path in wanted}
+
+
+def mapped_guards(mappings: Iterable[Any], erp_reference_field_gid: str = "") -> list[tuple[str, int | None]]:
+    """(source path, precision) of the ERP → Asana mappings an approver sees as figures. The ERP
+    reference field is left out: it holds the connector's natural key ("Bill/000123"), the key the
+    link and the document re-read are found by — it cannot differ from the document."""
+    out = []
+    for m in mappings:
+        gid = getattr(m, "asana_field_gid", None) or getattr(m, "field_gid", "")
+        if erp_reference_field_gid and gid == erp_reference_field_gid:
+            continue
+        out.append((m.source_path, m.precision))
+    return out
 
 
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -152,24 +167,65 @@ def _is_approving_story(flow: Flow, story: Mapping[str, Any]) -> bool:
     return rule == Flow.ApprovalRule.COMPLETED and subtype == "marked_complete"
 
 
-def approval_moment(asana: Any, flow: Flow, task: Mapping[str, Any]) -> ApprovalMoment:
-    """The latest story that put the task into its approved state; for completion and approval tasks
-    the task's `completed_at` when no such story is readable. Both are Asana's own times."""
+def approval_moment(
+    asana: Any, flow: Flow, task: Mapping[str, Any], inbound_event: Any = None
+) -> ApprovalMoment:
+    """Asana's time of the task's current approval, from the best source it offers:
+    1. the latest story that put the task into its approved state (who and when);
+    2. the delivered webhook event that changed the approval (its `created_at`; never an event the
+       connector's own catch-up poll made up, whose time is a `modified_at`, later than the approval);
+    3. for completion and approval tasks, the task's `completed_at`.
+    Each is Asana's own time; none can make an approval look later than it was."""
     latest: Mapping[str, Any] | None = None
-    for story in asana.iter_stories(task["gid"]):
-        if _is_approving_story(flow, story):
-            latest = story  # stories come oldest first
+    try:
+        for story in asana.iter_stories(task["gid"]):
+            if _is_approving_story(flow, story):
+                latest = story  # stories come oldest first
+    except errors.PermanentError:
+        latest = None  # an Asana without readable stories for this task: the other sources decide
     if latest is not None:
         return ApprovalMoment(
             parse_asana_time(latest.get("created_at")),
             str((latest.get("created_by") or {}).get("gid") or ""),
             "story",
         )
+    delivered = _approval_event_time(flow, task, inbound_event)
+    if delivered is not None:
+        return delivered
     if flow.approval_rule != Flow.ApprovalRule.ENUM_OPTION and (
         task.get("completed") or approval_outcome(task) == "approved"
     ):
         return ApprovalMoment(parse_asana_time(task.get("completed_at")), "", "completed_at")
     return ApprovalMoment(None)
+
+
+def _approval_event_time(flow: Flow, task: Mapping[str, Any], inbound_event: Any) -> ApprovalMoment | None:
+    if inbound_event is None:
+        return None
+    try:
+        body = json.loads(bytes(inbound_event.raw_body or b"{}"))
+    except (TypeError, ValueError):
+        return None
+    events = body.get("events") if isinstance(body, dict) and "events" in body else [body]
+    best: ApprovalMoment | None = None
+    for event in events or []:
+        if not isinstance(event, dict) or event.get("source") == "poll":
+            continue
+        resource = event.get("resource") or {}
+        change = event.get("change") or {}
+        if str(resource.get("gid")) != str(task.get("gid")) or event.get("action") != "changed":
+            continue
+        field = change.get("field")
+        if flow.approval_rule == Flow.ApprovalRule.ENUM_OPTION:
+            hit = field == "custom_fields" and str((change.get("new_value") or {}).get("gid")) == str(
+                flow.approval_field_gid
+            )
+        else:
+            hit = field in ("completed", "approval_status")
+        when = parse_asana_time(event.get("created_at")) if hit else None
+        if when is not None and (best is None or when > best.at):
+            best = ApprovalMoment(when, str((event.get("user") or {}).get("gid") or ""), "event")
+    return best
 
 
 def binding_problems(
@@ -210,7 +266,9 @@ def binding_problems(
         )
     in_erp = describe_changes(link.guarded_values, {p: document_values.get(p) for p in link.guarded_values})
     if in_erp:
-        problems.append("the document changed in the ERP since the task was written: " + "; ".join(in_erp))
+        problems.append(
+            "changed after approval in the ERP (the task shows the old values): " + "; ".join(in_erp)
+        )
     return problems
 
 

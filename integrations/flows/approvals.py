@@ -36,6 +36,7 @@ from audit.recorder import audit_context, record_entry
 from integrations.asana import fields as cf
 from integrations.asana.client import approval_outcome
 from integrations.base import errors
+from integrations.base.deadline import attempt_deadline
 from integrations.models import Flow, RecordLink, Tenant
 from mappings.models import FieldMapping, ValueMapping
 
@@ -234,7 +235,10 @@ def release_document(
 ) -> str:
     link = _claim(link_id)
     try:
-        return _release_claimed(flow, link, task, clients, inbound_event)
+        # Every wait inside the attempt (budgets, the session gate, retries, 202 polling) ends well
+        # inside the lease, so no other worker can take the link over while this one still acts.
+        with attempt_deadline(LEASE.total_seconds() * 0.8):
+            return _release_claimed(flow, link, task, clients, inbound_event)
     finally:
         # Only the holder clears the lease: a worker whose lease expired and was taken over must not
         # clear its successor's claim (a conditional UPDATE on the fencing token).
@@ -251,7 +255,9 @@ def _release_claimed(
     kind = link.kind
     mappings = _document_mappings(flow, link)
     paths = binding.guarded_paths(kind, _doc_flow_options(flow, link))
-    mapped = [(m.source_path, m.precision) for m in mappings]
+    doc_flow = link.flow if link.flow_id else flow
+    mapped = binding.mapped_guards(mappings, getattr(doc_flow, "erp_reference_field_gid", ""))
+    mappings = [m for m in mappings if (m.source_path, m.precision) in mapped]
     snapshot = dict(link.approved_snapshot or {})
     if snapshot.get("task_gid") != task["gid"]:
         snapshot = {"task_gid": task["gid"]}
@@ -267,7 +273,7 @@ def _release_claimed(
             reopen=False,
         )
     try:
-        moment = binding.approval_moment(clients.asana, flow, task)
+        moment = binding.approval_moment(clients.asana, flow, task, inbound_event)
         shown = snapshot_values(task, mappings, paths)
         try:
             document = ctx.read()

@@ -174,7 +174,7 @@ def process_purchase_request(
             return f"not approved ({why})"
         subtasks = _subtasks(asana, task)
         if not dry_run:
-            changed = changed_after_approval(flow, task, subtasks, asana=asana)
+            changed = changed_after_approval(flow, task, subtasks, asana=asana, inbound_event=inbound_event)
             if changed:
                 return reset_approval(flow, task, link, changed, asana=asana, event=inbound_event)
         settings = request_settings(flow)
@@ -228,7 +228,7 @@ NOT_INPUT_STORIES = frozenset(
 
 
 def changed_after_approval(
-    flow: Flow, task: dict[str, Any], subtasks: list[dict[str, Any]], *, asana: Any
+    flow: Flow, task: dict[str, Any], subtasks: list[dict[str, Any]], *, asana: Any, inbound_event: Any = None
 ) -> list[str]:
     """What changed in the request's inputs after its approval, on Asana's clock (empty: nothing).
 
@@ -239,7 +239,7 @@ def changed_after_approval(
 
     from . import approval_binding as binding
 
-    moment = binding.approval_moment(asana, flow, task)
+    moment = binding.approval_moment(asana, flow, task, inbound_event)
     if moment.at is None:
         return ["Asana does not say when the request was approved"]
     inputs = set(
@@ -247,11 +247,20 @@ def changed_after_approval(
             "asana_field_gid", flat=True
         )
     ) - {flow.approval_field_gid}
+    # The connector's own writes (the PO number, vendor name and status written back) change nothing
+    # the approver approved.
+    ours = getattr(getattr(flow.tenant, "asana", None), "connector_user_gid", "") or ""
     changes = []
-    for story in asana.iter_stories(task["gid"]):
+    try:
+        stories = list(asana.iter_stories(task["gid"]))
+    except errors.PermanentError:
+        stories = []  # an Asana without readable stories: the lines' times below still count
+    for story in stories:
         when = parse_asana_time(story.get("created_at"))
         subtype = story.get("resource_subtype") or ""
         if when is None or when < moment.at or subtype in NOT_INPUT_STORIES:
+            continue
+        if ours and str((story.get("created_by") or {}).get("gid") or "") == ours:
             continue
         field = str((story.get("custom_field") or {}).get("gid") or "")
         if (field and field in inputs) or subtype == "name_changed":

@@ -5,7 +5,10 @@ Steps, each one a CheckResult line:
 2. company: the agent's company must equal the connection's `company_code`; agent version and
    backend are reported and the version is saved on the connection (`agent_version`);
 3. paused: a drained agent (Sage maintenance, agent doc §9) is reported as a failure to fix later;
-4. vendors and GL accounts readable: one page of each (`limit=1`), and the default AP division.
+4. vendors and GL accounts readable: one page of each (`limit=1`), and the default AP division;
+5. the agent's selftest (GET /v1/selftest): every BOI object, method and column it uses exists on the
+   customer's install, one vendor, one GL account and the next PO number read; each problem is one line
+   with what to configure (agent doc §7).
 """
 
 from __future__ import annotations
@@ -74,7 +77,44 @@ def check_sage100(connection: Any, *, client: Sage100Client | None = None) -> li
     else:
         results.append(CheckResult(True, "agent state", str(ping.get("state") or "running")))
         results.extend(_reads(client, connection))
+        results.extend(_selftest(client))
     return results
+
+
+def _selftest(client: Sage100Client) -> list[CheckResult]:
+    try:
+        report = client.selftest()
+    except errors.ConnectorError as exc:
+        if exc.status == 403:
+            detail = (
+                'the connector\'s key lacks the selftest scope: add "selftest" to its scopes in agent.toml'
+            )
+        elif exc.status == 404:
+            detail = "this agent has no /v1/selftest: upgrade it, then run check again"
+        else:
+            detail = _explain(exc)
+        return [CheckResult(False, "agent selftest", detail)]
+    problems = report.get("problems") or []
+    failing = [p for p in problems if p.get("status") not in ("ok", "unverified")]
+    unverified = [p for p in problems if p.get("status") == "unverified"]
+    out = [
+        CheckResult(
+            not failing,
+            "agent selftest",
+            f"{len(report.get('checks') or [])} checks on backend {report.get('backend', '?')}: "
+            + (f"{len(failing)} problem(s)" if failing else "objects, methods and columns found")
+            + (f", {len(unverified)} not verifiable" if unverified else ""),
+        )
+    ]
+    for p in failing:
+        out.append(
+            CheckResult(
+                False,
+                f"selftest {p.get('area', '')} {p.get('item', '')}".strip(),
+                f"{p.get('status')}: {p.get('detail', '')} — {p.get('fix', '')}".strip(" —"),
+            )
+        )
+    return out
 
 
 def _reads(client: Sage100Client, connection: Any) -> list[CheckResult]:

@@ -2,11 +2,12 @@
 
 One small method per agent endpoint on top of HttpClient. What is special here:
 
-- **Signing** (agent doc §3): every request carries `Authorization: Bearer`, `X-Timestamp`,
-  `X-Content-SHA256` and `X-Signature` over `METHOD\\nPATH?QUERY\\nTIMESTAMP\\nsha256(body)`. It is done
-  in a `requests` auth hook (`AgentSignature`), which runs after requests has built the final URL and
-  body, so the signature covers exactly the bytes and the request target that go on the wire; the
-  hook runs again for every retry, so each attempt carries a fresh timestamp.
+- **Signing** (agent doc §3): every request carries `Authorization: Bearer`, `X-Timestamp`, `X-Nonce`,
+  `X-Content-SHA256` and `X-Signature` (v2) over method, path?query, timestamp, nonce, sha256(body) and
+  the `Idempotency-Key`. It is done in a `requests` auth hook (`AgentSignature`), which runs after
+  requests has built the final URL, body and headers, so the signature covers exactly the bytes, the
+  request target and the key that go on the wire; the hook runs again for every retry, so each attempt
+  carries a fresh timestamp and nonce (the agent accepts a nonce once).
 - **TLS** (agent doc §6, §8.6): the agent usually has a self-signed certificate. Two ways to trust it:
   `ca_certificate` (PEM of the CA, or the self-signed certificate itself) becomes a CA bundle file
   under VAR_DIR; `tls_fingerprint_sha256` pins the certificate through urllib3's `assert_fingerprint`
@@ -65,8 +66,17 @@ class AgentSignature(requests.auth.AuthBase):
             body = body.encode("utf-8")
         parts = urlsplit(prepared.url or "")
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        idempotency_key = prepared.headers.get(HEADER_IDEMPOTENCY_KEY)
         prepared.headers.update(
-            sign_request(self.api_key, self.secret, prepared.method or "GET", target, None, body)
+            sign_request(
+                self.api_key,
+                self.secret,
+                prepared.method or "GET",
+                target,
+                None,
+                body,
+                idempotency_key=idempotency_key.strip() if idempotency_key else None,
+            )
         )
         return prepared
 
@@ -196,6 +206,11 @@ class Sage100Client(HttpClient):
     def ping(self) -> dict[str, Any]:
         """GET /v1/ping — company, backend, agent_version, paused, server_time…"""
         return self._get("/v1/ping")
+
+    def selftest(self) -> dict[str, Any]:
+        """GET /v1/selftest — every BOI object, method and column the agent uses, checked without writing
+        (agent doc §7): ``{ok, backend, company, checks, problems, table}``. Needs the ``selftest`` scope."""
+        return self._get("/v1/selftest")
 
     def search_vendors(
         self, q: str = "", *, division: str | None = None, page_size: int = 100

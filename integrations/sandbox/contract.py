@@ -180,6 +180,22 @@ KNOWN_GAPS: tuple[SpecGap, ...] = (
         "EXTRA_QUERY_PARAMS",
     ),
     SpecGap(
+        "ASANA-SEARCH-LIMIT",
+        "asana",
+        "GET /workspaces/{workspace_gid}/tasks/search says page sizes 'can be specified by the `limit` "
+        "query parameter' (max 100) but does not declare `limit`.",
+        "asana_oas.yaml searchTasksForWorkspace description ('Pagination'); reference/asana.md §4.7",
+        "EXTRA_QUERY_PARAMS",
+    ),
+    SpecGap(
+        "ASANA-SEARCH-402",
+        "asana",
+        "GET /workspaces/{workspace_gid}/tasks/search says a non-premium user gets '402 Payment "
+        "Required' but does not list 402 among its responses.",
+        "asana_oas.yaml searchTasksForWorkspace description ('Premium access'); reference/asana.md §4.7",
+        "_patch_asana_search_402",
+    ),
+    SpecGap(
         "ASANA-OAUTH-TOKEN",
         "asana",
         "POST https://app.asana.com/-/oauth_token (token exchange/refresh) is named only in "
@@ -242,7 +258,9 @@ MULTI_SEGMENT_PARAMS: dict[str, frozenset[str]] = {"acumatica": frozenset({"ids"
 EXTRA_QUERY_PARAMS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
     "asana": {
         ("/workspaces/{workspace_gid}/tasks/search", "get"): (
-            r"custom_fields\.\d+\.(is_set|value|starts_with|ends_with|contains|less_than|greater_than)",
+            r"custom_fields\.\d+\.(is_set|value|starts_with|ends_with|contains|less_than|greater_than"
+            r"|before|after)",
+            r"limit",  # ASANA-SEARCH-LIMIT
         ),
     },
     "acumatica": {},
@@ -384,6 +402,11 @@ def _patch_asana_429(doc: dict[str, Any]) -> None:
         op.setdefault("responses", {}).setdefault("429", {"$ref": "#/components/responses/TooManyRequests"})
 
 
+def _patch_asana_search_402(doc: dict[str, Any]) -> None:
+    op = doc["paths"]["/workspaces/{workspace_gid}/tasks/search"]["get"]
+    op.setdefault("responses", {}).setdefault("402", {"$ref": "#/components/responses/PaymentRequired"})
+
+
 _ACU_ERROR_CONTENT = {
     "application/json": {"schema": {"$ref": "#/components/schemas/HttpError"}},
     "text/json": {"schema": {"$ref": "#/components/schemas/HttpError"}},
@@ -437,6 +460,7 @@ _SPEC_PATCHES = {
         _patch_asana_create_memberships,
         _patch_asana_opt_fields_gid,
         _patch_asana_429,
+        _patch_asana_search_402,
     ),
     "acumatica": (_patch_acumatica_action_status, _patch_acumatica_undeclared_errors),
 }

@@ -291,7 +291,7 @@ class Simulator:
         self.faults.clear()
         return count
 
-    def control(self, name: str, **params: Any) -> Any:
+    def control(self, name: str, /, **params: Any) -> Any:
         """Run one control (a person's action, a clock, a fault) under the state lock."""
         func = self.controls().get(name)
         if func is None:

@@ -1,4 +1,9 @@
-"""Inbound events whose task never finished are queued again (django-q2 entry point, every 5 minutes).
+"""Inbound events never queued, or whose task never finished, are queued again (django-q2 entry point,
+every minute).
+
+A receiver that stored an event but could not reach the broker leaves it `received` and answers 200
+(the row is durable; base/webhooks.dispatch): this sweep enqueues every such row on its next run, so
+an outage of the broker delays an event by about a minute once it is back.
 
 A webhook or push view stores the event as `queued` and enqueues its task; if the worker running it dies
 (a killed process, a host restart) or the broker loses the message (Redis pops it before the work is
@@ -15,6 +20,7 @@ to finish marks it processed and the others find nothing to do.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime, timedelta
 
@@ -22,6 +28,7 @@ from django.utils import timezone
 
 from audit.models import InboundEvent
 
+log = logging.getLogger(__name__)
 STUCK_AFTER = timedelta(minutes=15)  # longer than a task may run (Q_TIMEOUT) plus the broker's retry
 MAX_REQUEUES = 5
 REQUEUED = re.compile(r"requeued (\d+)/\d+ at (\S+):")
@@ -35,12 +42,37 @@ def _enqueue(event: InboundEvent) -> None:
     enqueue(event.pk)
 
 
+def queue_unqueued_events(limit: int = 1000) -> tuple[int, int]:
+    """(queued, still waiting): `received` rows were stored while the broker was unreachable."""
+    queued = waiting = 0
+    rows = InboundEvent.objects.filter(
+        status=InboundEvent.Status.RECEIVED,
+        source__in=[InboundEvent.Source.ASANA_WEBHOOK, InboundEvent.Source.ACUMATICA_PUSH],
+    ).order_by("pk")[:limit]
+    for event in rows:
+        try:
+            _enqueue(event)
+        except Exception as exc:  # noqa: BLE001 - still unreachable: the next run tries again
+            log.warning("broker still unreachable (%s): %s event(s) wait", type(exc).__name__, len(rows))
+            waiting = len(rows) - queued
+            break
+        # Conditional: a worker that already ran it (sync mode, a fast worker) has moved it on.
+        InboundEvent.objects.filter(pk=event.pk, status=InboundEvent.Status.RECEIVED).update(
+            status=InboundEvent.Status.QUEUED, status_reason="queued by the sweep after a broker outage"
+        )
+        queued += 1
+    return queued, waiting
+
+
 def requeue_stuck_events(now=None) -> str:
     from django_q.models import Schedule
 
     now = now or timezone.now()
+    late, waiting = queue_unqueued_events()
+    if waiting:
+        return f"{late} event(s) queued after a broker outage, {waiting} still waiting for the broker"
     stuck = InboundEvent.objects.filter(
-        status__in=[InboundEvent.Status.QUEUED, InboundEvent.Status.RECEIVED],
+        status=InboundEvent.Status.QUEUED,
         source__in=[InboundEvent.Source.ASANA_WEBHOOK, InboundEvent.Source.ACUMATICA_PUSH],
         received_at__lt=now - STUCK_AFTER,
     ).order_by("pk")
@@ -65,7 +97,8 @@ def requeue_stuck_events(now=None) -> str:
         )
         _enqueue(event)
         requeued += 1
-    return f"{requeued} stuck event(s) queued again, {failed} given up"
+    head = f"{late} event(s) queued after a broker outage; " if late else ""
+    return head + f"{requeued} stuck event(s) queued again, {failed} given up"
 
 
 def ensure_schedules() -> list[str]:
@@ -76,7 +109,7 @@ def ensure_schedules() -> list[str]:
         defaults={
             "func": "integrations.tasks.events.requeue_stuck_events",
             "schedule_type": Schedule.MINUTES,
-            "minutes": 5,
+            "minutes": 1,  # a broker outage delays an event by about this much once it is back
             "repeats": -1,
         },
     )

@@ -106,9 +106,16 @@ def test_events_are_signed_over_the_raw_body_and_carry_the_reference_shape(clien
     assert target.bad_signatures == 0
     heartbeat, batch = target.batches
     assert heartbeat == {"events": []}
-    actions = [(e["action"], (e.get("change") or {}).get("field")) for e in batch["events"]]
+    # Each change also leaves a story, announced as a story `added` under the task (as Asana does).
+    stories = [e for e in batch["events"] if e["resource"]["resource_type"] == "story"]
+    assert [(e["resource"]["resource_subtype"], e["parent"]["gid"]) for e in stories] == [
+        ("text_custom_field_changed", task["gid"]),
+        ("marked_complete", task["gid"]),
+    ]
+    task_events = [e for e in batch["events"] if e["resource"]["resource_type"] == "task"]
+    actions = [(e["action"], (e.get("change") or {}).get("field")) for e in task_events]
     assert actions == [("added", None), ("changed", "custom_fields"), ("changed", "completed")]
-    added, cf_change, completed = batch["events"]
+    added, cf_change, completed = task_events
     assert added["user"] == {"gid": DEMO["connector_user"], "resource_type": "user"}
     assert added["parent"]["gid"] == AP
     assert cf_change["user"]["gid"] == alice and cf_change["created_at"].endswith("Z")

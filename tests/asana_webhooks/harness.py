@@ -18,6 +18,8 @@ import responses
 
 from integrations.acumatica.client import client_for as acumatica_client_for
 from integrations.asana.client import client_for as asana_client_for
+from integrations.asana.client import parse_asana_time
+from integrations.flows import approval_binding as binding
 from integrations.flows import approvals
 from integrations.models import AcumaticaConnection, AsanaConnection, Flow, RecordLink, Tenant
 from integrations.sandbox import acumatica as acu_sim
@@ -83,8 +85,10 @@ class World:
         approval: bool = False,
         link_state: str = RecordLink.State.LINKED,
         kind: str = RecordLink.Kind.BILL,
+        flow: Flow | None = None,
     ) -> tuple[str, RecordLink]:
-        """A task showing the document as the bill→task flow would have written it, and its RecordLink."""
+        """A task showing the document as the bill→task flow would have written it, and its RecordLink
+        with the guarded values that write recorded (Asana's time of it: the task's modified_at)."""
         is_bill = kind == RecordLink.Kind.BILL
         ref = bill["ReferenceNbr"] if is_bill else bill["OrderNbr"]
         amount = bill["Amount"] if is_bill else bill["OrderTotal"]
@@ -102,16 +106,29 @@ class World:
             approval=approval,
             user=DEMO["connector_user"],
         )
+        flow = flow or self.bills_flow
         link = RecordLink.objects.create(
             tenant=self.tenant,
-            flow=self.bills_flow,
+            flow=flow,
             kind=kind,
             acumatica_type=bill["Type"],
             acumatica_ref=ref,
+            acumatica_id=str(bill.get("id") or ""),
             asana_task_gid=gid,
             state=link_state,
             last_payload={"custom_fields": values},
         )
+        mapped = binding.mapped_guards(
+            flow.field_mappings.filter(direction="to_asana"), flow.erp_reference_field_gid
+        )
+        written = binding.guarded_values(bill, mapped, binding.guarded_paths(kind, flow.options))
+        binding.record_guarded_write(
+            link.pk,
+            written,
+            parse_asana_time(self.asana.tasks[gid]["modified_at"]),
+            operation="create",
+        )
+        link.refresh_from_db()
         return gid, link
 
     def approve(self, gid: str, *, how: str = "enum", user: str = DEMO["users"]["alice"]) -> None:

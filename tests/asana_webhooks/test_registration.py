@@ -8,6 +8,7 @@ from django.core.management import call_command
 
 from audit.models import InboundEvent
 from integrations.asana import watchdog
+from integrations.base.refusals import refusals
 from integrations.models import AsanaWebhook, Flow
 
 from .harness import DEMO, World, world  # noqa: F401
@@ -59,8 +60,10 @@ def test_a_second_handshake_in_the_window_is_refused_and_asanas_secret_kept(worl
     assert results[0].action == "registered"
     hook = AsanaWebhook.objects.get()
     assert hook.secret == world.asana.webhooks[hook.webhook_gid]["secret"]
-    # The refusal is on record (a 201 secret that differs is refused too: tests/security).
-    assert InboundEvent.objects.filter(
+    # The refusal is counted against its sender, and costs no row (a handshake anyone can send
+    # proves nothing; a 201 secret that differs is refused too: tests/security).
+    assert refusals.seen("127.0.0.1") == 1
+    assert not InboundEvent.objects.filter(
         source=InboundEvent.Source.ASANA_HANDSHAKE, status=InboundEvent.Status.REJECTED
     ).exists()
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.models import InboundEvent
 from integrations.asana import webhooks
+from integrations.base.refusals import refusals
 from integrations.models import AsanaWebhook
 from tests.webhook_cases import WebhookSecurityCases
 
@@ -77,6 +78,9 @@ class TestAsanaWebhookSecurity(WebhookSecurityCases):
     def queued(self) -> list[int]:
         return list(self._queued)
 
+    def receiver(self):
+        return webhooks.receiver
+
     # ---- Asana specifics -----------------------------------------------------------------------------
     def test_heartbeat_updates_last_heartbeat(self, client, endpoint_setup):
         body = self.heartbeat_body()
@@ -84,7 +88,7 @@ class TestAsanaWebhookSecurity(WebhookSecurityCases):
         self.hook.refresh_from_db()
         assert self.hook.last_heartbeat_at is not None
 
-    def test_handshake_without_pending_registration_is_refused_and_stored(self, client, endpoint_setup):
+    def test_handshake_without_pending_registration_is_refused_and_not_stored(self, client, endpoint_setup):
         response = client.post(
             self.url(),
             data=b"",
@@ -93,9 +97,8 @@ class TestAsanaWebhookSecurity(WebhookSecurityCases):
         )
         assert response.status_code == 403
         assert "X-Hook-Secret" not in response.headers
-        row = InboundEvent.objects.get(source=InboundEvent.Source.ASANA_HANDSHAKE)
-        assert row.status == InboundEvent.Status.REJECTED
-        assert "attacker-secret-123456" not in json.dumps(row.headers)
+        assert not InboundEvent.objects.exists()
+        assert refusals.seen("127.0.0.1") == 1
         self.hook.refresh_from_db()
         assert self.hook.secret == SECRET  # not taken over
 
@@ -125,7 +128,7 @@ class TestAsanaWebhookSecurity(WebhookSecurityCases):
         )
         assert response.status_code == 403
 
-    def test_unknown_uuid_is_404_and_stored(self, client, endpoint_setup):
+    def test_unknown_uuid_is_404_counted_and_not_stored(self, client, endpoint_setup):
         body = self.event_body(1)
         response = client.post(
             "/hooks/asana/00000000-0000-4000-8000-000000000000/",
@@ -134,7 +137,8 @@ class TestAsanaWebhookSecurity(WebhookSecurityCases):
             headers=self.sign(body),
         )
         assert response.status_code == 404
-        assert InboundEvent.objects.get().status == InboundEvent.Status.REJECTED
+        assert not InboundEvent.objects.exists()
+        assert refusals.seen("127.0.0.1") == 1
         assert self._queued == []
 
     def test_unknown_event_type_is_200_and_ignored(self, client, endpoint_setup):

@@ -92,4 +92,4 @@ def test_the_sweep_has_a_schedule(db):
     ensure_schedules()
     ensure_schedules()
     schedule = Schedule.objects.get(name="requeue-stuck-events")
-    assert schedule.func == "integrations.tasks.events.requeue_stuck_events" and schedule.minutes == 5
+    assert schedule.func == "integrations.tasks.events.requeue_stuck_events" and schedule.minutes == 1

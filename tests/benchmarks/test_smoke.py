@@ -66,3 +66,47 @@ def test_report_renders_nested_results_as_tables(tmp_path):
     md_path, json_path = report.write(document, tmp_path)
     text = md_path.read_text()
     assert "| created | 5 |" in text and "documents / bills" in text and json_path.exists()
+
+
+def test_ingest_reference_stores_once_and_refuses_a_bad_signature(monkeypatch):
+    """The plain WSGI reference the ingest benchmark compares against, with fake connections."""
+    import hashlib
+    import hmac
+    import io
+
+    from benchmarks import ingest_reference
+
+    inserted: list[tuple] = []
+    pushed: list = []
+
+    class Db:
+        def execute(self, sql, params):
+            key = params[2]
+            new = all(p[2] != key for p in inserted)
+            inserted.append(params)
+            return type("R", (), {"fetchone": lambda self: (len(inserted),) if new else None})()
+
+    class Redis:
+        def lpush(self, queue, value):
+            pushed.append((queue, value))
+
+    monkeypatch.setattr(
+        ingest_reference, "_state", {"db": Db(), "redis": Redis(), "secret": b"s3", "queue": "q"}
+    )
+
+    def post(body: bytes, signature: str) -> str:
+        status: list[str] = []
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+            "HTTP_X_HOOK_SIGNATURE": signature,
+        }
+        ingest_reference.app(environ, lambda s, h: status.append(s))
+        return status[0]
+
+    body = b'{"events": [{"action": "changed"}]}'
+    good = hmac.new(b"s3", body, hashlib.sha256).hexdigest()
+    assert post(body, "0" * 64).startswith("401") and inserted == []
+    assert post(body, good).startswith("200") and post(body, good).startswith("200")
+    assert pushed == [("q", 1)]  # a re-delivery is stored once and enqueued once

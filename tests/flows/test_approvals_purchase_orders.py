@@ -32,10 +32,7 @@ def po_world(world: World):  # noqa: F811
 
 
 def po_task(w: World, po: dict) -> tuple[str, RecordLink]:
-    gid, link = w.bill_task(po, kind=RecordLink.Kind.PURCHASE_ORDER)
-    RecordLink.objects.filter(pk=link.pk).update(flow=w.pos_flow)
-    link.refresh_from_db()
-    return gid, link
+    return w.bill_task(po, kind=RecordLink.Kind.PURCHASE_ORDER, flow=w.pos_flow)
 
 
 def approve(w: World, gid: str) -> None:

@@ -22,7 +22,11 @@ def release_calls(w: World, action: str = "ReleaseBill") -> int:
 
 
 def comments(w: World, gid: str) -> list[str]:
-    return [s["text"] for s in w.asana.stories.values() if s["task"] == gid]
+    return [
+        s["text"]
+        for s in w.asana.stories.values()
+        if s["task"] == gid and s.get("subtype") == "comment_added"
+    ]
 
 
 @pytest.fixture
@@ -50,11 +54,9 @@ def test_approved_balanced_bill_is_released_once_with_outcome_on_the_task(regist
     entry = AuditEntry.objects.get(operation="bill.release")
     assert entry.status == "succeeded" and entry.record_link_id == link.pk
     link.refresh_from_db()
-    assert link.approved_snapshot["values"] == {
-        "Amount": "1200.50",
-        "Vendor": "ABCCONCRETE",
-        "ReferenceNbr": bill["ReferenceNbr"],
-    }
+    # What the approval was bound to (the ERP reference field holds the natural key, not a figure).
+    assert link.approved_snapshot["values"] == {"Amount": "1200.50", "Vendor": "ABCCONCRETE"}
+    assert link.approved_snapshot["approved_by"] == DEMO["users"]["alice"]
     event = InboundEvent.objects.filter(status=InboundEvent.Status.PROCESSED, dedupe_key__isnull=False).get()
     assert "released" in event.status_reason
     # Our own write-backs came back as events and were ignored: no loop, nothing re-released.
@@ -126,6 +128,7 @@ def test_amount_changed_after_approval_is_refused_flagged_and_reopened(registere
     bill = w.acumatica.add_bill("ABCCONCRETE", 1000.00)
     gid, link = w.bill_task(bill)
     # The approver sees 1000.00; someone changes the bill in Acumatica before the release runs.
+    w.clock.now += 1
     w.approve(gid)
     w.acumatica.update_record("Bill", ("Bill", bill["ReferenceNbr"]), Amount=1900.00)
     w.asana.deliver_pending_events()
@@ -155,7 +158,8 @@ def test_rejected_approval_task_is_not_approval(registered: World):
 
 def test_release_that_never_finishes_is_outcome_unknown_and_reread_before_acting_again(registered: World):
     w = registered
-    w.acumatica.release_polls = 10_000  # the 202 never turns into 204 within the deadline
+    w.acumatica.release_polls = None  # the 202 never turns into 204 within the deadline:
+    w.acumatica.operation_seconds = 3600  # the release runs for an hour on the sandbox's clock
     bill = w.acumatica.add_bill("ABCCONCRETE", 42.00)
     gid, link = w.bill_task(bill)
     approve_and_deliver(w, gid)
@@ -169,9 +173,8 @@ def test_release_that_never_finishes_is_outcome_unknown_and_reread_before_acting
     # Still running: Acumatica refuses the session meanwhile (§5.2) → the retry reschedules, acts on nothing.
     assert process_asana_event(event_id, attempt).startswith("retrying")
     # Acumatica finishes the release server-side; the next retry re-reads and does not release again.
-    for op in w.acumatica.operations.values():
-        op["done"] = True
-    w.acumatica.update_record("Bill", ("Bill", bill["ReferenceNbr"]), Status="Open")
+    assert w.acumatica.control("complete_long_operations") == 1
+    assert w.acumatica.record("Bill", "Bill", bill["ReferenceNbr"])["Status"] == "Open"
     assert "released" in process_asana_event(event_id, attempt + 1)
     assert release_calls(w) == 1
     assert AuditEntry.objects.filter(operation="bill.release", status="succeeded").count() == 1

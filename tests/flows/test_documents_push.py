@@ -67,6 +67,9 @@ class TestAcumaticaPushSecurity(WebhookSecurityCases):
     def queued(self) -> list[int]:
         return list(self._queued)
 
+    def receiver(self):
+        return push.receiver
+
     def test_body_without_query_or_id_is_refused(self, client, endpoint_setup):
         body = json.dumps({"Inserted": [], "Deleted": []}).encode()
         response = self.post(client, body, self.sign(body))

@@ -72,6 +72,10 @@ def test_refusal_is_not_repeated_until_the_task_changes_then_it_goes_through(pr_
     assert w.process(gid).startswith("refused earlier and unchanged")
     assert len(w.comments(gid)) == 1
     w.asana.ui_update_task(gid, custom_fields={F["vendor"]: "ABC Concrete"})
+    # the request changed after its approval: no PO until it is approved again (what was approved binds)
+    assert w.process(gid).startswith("changed after approval")
+    assert w.backend.count_pos() == 0
+    w.approve(gid)
     assert w.process(gid) == "PO 0000100 created"
     link.refresh_from_db()
     assert link.state == "linked" and link.approved_snapshot["idempotency_key"].endswith("-po-v1")
@@ -90,6 +94,9 @@ def test_sage_refusal_after_a_refused_attempt_uses_a_new_key(pr_world, monkeypat
     link = RecordLink.objects.get(asana_task_gid=gid)
     assert link.state == "quarantined" and w.backend.count_pos() == 0
     w.asana.ui_update_task(gid, custom_fields={F["cost_code"]: COST["5000 Materials"]})
+    # a changed request needs a new approval: the connector resets the old one and asks for it
+    assert w.process(gid).startswith("changed after approval")
+    w.approve(gid)
     assert w.process(gid) == "PO 0000100 created"
     link.refresh_from_db()
     assert link.approved_snapshot["idempotency_key"].endswith("-po-v2")

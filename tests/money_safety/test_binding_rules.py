@@ -57,7 +57,7 @@ def test_figures_typed_into_the_task_or_changed_in_the_erp_do_not_bind():
     on_task = binding.binding_problems(link(), approval(5), {**VALUES, "Amount": "10.00"}, Doc(), VALUES)
     assert "the task shows other figures" in on_task[0] and "Amount 1000.00 → 10.00" in on_task[0]
     in_erp = binding.binding_problems(link(), approval(5), VALUES, Doc(), {**VALUES, "Amount": "19000.00"})
-    assert "changed in the ERP" in in_erp[0] and "1000.00 → 19000.00" in in_erp[0]
+    assert "changed after approval in the ERP" in in_erp[0] and "1000.00 → 19000.00" in in_erp[0]
 
 
 def test_a_number_entered_again_is_another_document_even_with_the_same_values():
@@ -150,3 +150,53 @@ def test_nothing_found_before_the_search_index_settles_is_only_unknown():
 def test_two_proven_tasks_adopt_the_earliest_and_report_the_other():
     verdict = decide([task("6", at=T0 + timedelta(seconds=5)), task("5")])
     assert verdict.task["gid"] == "5" and verdict.duplicates == ["6"]
+
+
+# ---- approval_moment: the best source Asana offers, never a time later than the approval -----------
+
+
+class NoStories:
+    def iter_stories(self, gid):
+        from integrations.base import errors
+
+        raise errors.NotFound("no stories here", system="asana")
+
+
+class Event:
+    def __init__(self, body: dict):
+        import json
+
+        self.raw_body = json.dumps(body).encode()
+
+
+def enum_flow():
+    from integrations.models import Flow
+
+    return Flow(
+        approval_rule=Flow.ApprovalRule.ENUM_OPTION, approval_field_gid="77", approval_option_gid="78"
+    )
+
+
+def change(at: str, source: str | None = None) -> dict:
+    event = {
+        "action": "changed",
+        "created_at": at,
+        "resource": {"gid": "5", "resource_type": "task"},
+        "user": {"gid": "alice"},
+        "change": {"field": "custom_fields", "action": "changed", "new_value": {"gid": "77"}},
+    }
+    if source:
+        event["source"] = source
+    return event
+
+
+def test_without_stories_the_delivered_events_time_is_the_approvals():
+    moment = binding.approval_moment(
+        NoStories(), enum_flow(), {"gid": "5"}, Event({"events": [change("2026-12-03T09:00:05.000Z")]})
+    )
+    assert (moment.at, moment.by, moment.source) == (T0 + timedelta(seconds=5), "alice", "event")
+
+
+def test_a_polled_events_time_is_never_taken_for_the_approvals():
+    polled = Event(change("2026-12-03T09:30:00.000Z", source="poll"))
+    assert binding.approval_moment(NoStories(), enum_flow(), {"gid": "5"}, polled).at is None

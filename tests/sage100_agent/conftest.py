@@ -20,11 +20,13 @@ from integrations.sage100.agent.server import RunningAgent, create_app, start_in
 from integrations.sage100.agent.signing import sign_request
 from integrations.sage100.agent.simulated import SimulatedBackend
 
-from .fake_com import FakeSage
+from .fake_com import PERSONALITIES, FakeSage
 
 API_KEY = "test-api-key-0123456789"
 SECRET = "test-hmac-secret-0123456789abcdef0123456789"
 READ_KEY = "read-only-key-0123456789"
+ADMIN_KEY = "operator-admin-key-0123456789"
+ADMIN_SECRET = "operator-admin-secret-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +49,7 @@ def make_config(tmp_path, **agent_overrides: Any) -> AgentConfig:
             "clients": [
                 {"name": "connector", "api_key": API_KEY, "hmac_secret": SECRET},
                 {"name": "reader", "api_key": READ_KEY, "hmac_secret": SECRET, "scopes": ["read"]},
+                {"name": "operator", "api_key": ADMIN_KEY, "hmac_secret": ADMIN_SECRET, "scopes": ["admin"]},
             ]
         },
         "simulated": {"state_path": str(tmp_path / "sim.sqlite3"), "seed_demo": True},
@@ -101,12 +104,13 @@ def call(
     raw_body: bytes | None = None,
     ssl_context: ssl.SSLContext | None = None,
     timeout: float = 15,
+    nonce: str | None = None,
 ) -> Reply:
     payload = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else b"")
-    headers = sign_request(api_key, secret, method, path, timestamp, payload)
+    headers = sign_request(
+        api_key, secret, method, path, timestamp, payload, idempotency_key=idem, nonce=nonce
+    )
     headers["Content-Type"] = "application/json"
-    if idem:
-        headers["Idempotency-Key"] = idem
     headers.update(extra_headers or {})
     if agent.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
@@ -148,9 +152,11 @@ def po_body(external_id: str = "1209876543210987", **overrides: Any) -> dict[str
     return body
 
 
-@pytest.fixture
-def sage():
-    return FakeSage()
+@pytest.fixture(params=PERSONALITIES)
+def sage(request):
+    """The fake ProvideX in both personalities (typed: tuples; late-bound: by-reference VARIANTs only),
+    so every test that drives the BOI backend runs against each (issue 19 item 1)."""
+    return FakeSage(request.param)
 
 
 @pytest.fixture

@@ -1,21 +1,64 @@
-"""A fake ProvideX COM server that behaves like pywin32 late binding over BOI.
+"""A fake ProvideX COM server with the two faces pywin32 can show (issue 19 item 1).
 
-Methods with ByRef arguments return tuples ``(rc, out…)`` as pywin32 does; return codes are 1 / 0 / -1
-(``nSetKey`` 2 for a new record); ``sLastErrorMsg`` is set on the object that failed. Every call is
-logged as ``(object, method, args)`` so tests can assert the call order.
+* ``typed`` — type information exists (makepy / early binding): a method with ByRef arguments returns a
+  tuple ``(rc, out…)`` and leaves its arguments alone.
+* ``late`` — late-bound dynamic dispatch, as ProvideX usually is: a method returns only its return code,
+  fills **only** by-reference VARIANT arguments (``varianttype & VT_BYREF``, pywin32's
+  ``win32com.client.VARIANT`` or the agent's stand-in) coerced to their declared type, and ignores plain
+  arguments, so a caller passing ``""`` gets nothing back (pywin32's variant.html, DumbDispatch example).
+
+Return codes are 1 / 0 / -1 (``nSetKey`` 2 for a new record); ``sLastErrorMsg`` is set on the object that
+failed. Every call is logged as ``(object, method, args)`` so tests can assert the call order. Every
+object answers ``_oleobj_.GetIDsOfNames(name)`` like a dispatch's name table; ``missing`` removes a
+method (``{("PO_PurchaseOrder_bus", "nGetNextPurchaseOrderNo")}``) from an object, as an install whose
+BOI lacks it would.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from integrations.sage100.agent.byref import VT_BSTR, VT_BYREF, VT_I4, VT_R8
+
+PERSONALITIES = ("typed", "late")
+DISP_E_UNKNOWNNAME = -2147352570
+
 
 class FakeComError(Exception):
     """Stands in for pywintypes.com_error."""
 
 
+def _coerce(varianttype: int, value: Any) -> Any:
+    base = varianttype & ~VT_BYREF
+    if base == VT_BSTR:
+        return "" if value is None else str(value)
+    if base == VT_R8:
+        return float(value or 0)
+    if base == VT_I4:
+        return int(float(value or 0))
+    return value
+
+
+class FakeDispatch:
+    """The ``_oleobj_`` of a fake object: only the name lookup the selftest uses."""
+
+    def __init__(self, obj: FakeObject) -> None:
+        self._obj = obj
+
+    def GetIDsOfNames(self, name: str) -> int:
+        if name in self._obj.members():
+            return 1000 + sorted(self._obj.members()).index(name)
+        raise FakeComError(DISP_E_UNKNOWNNAME, "Unknown name.", None, None)
+
+
 class FakeSage:
-    def __init__(self) -> None:
+    def __init__(self, personality: str = "typed") -> None:
+        if personality not in PERSONALITIES:
+            raise ValueError(personality)
+        self.personality = personality
+        self.missing: set[tuple[str, str]] = set()  # (object, method) this install lacks
+        self.missing_columns: set[tuple[str, str]] = set()  # (object, column) this install lacks
+        self.next_po_method = "nGetNextPurchaseOrderNo"  # what this "install" calls the method
         self.log: list[tuple[str, str, tuple[Any, ...]]] = []
         self.vendors = {
             ("00", "0000001"): {
@@ -80,10 +123,38 @@ class FakeSage:
 
 class FakeObject:
     name = "object"
+    _MEMBERS: tuple[str, ...] = ("DropObject", "sLastErrorMsg")
 
     def __init__(self, sage: FakeSage) -> None:
         self.sage = sage
         self.sLastErrorMsg = ""
+
+    def members(self) -> set[str]:
+        names = set(FakeObject._MEMBERS) | set(type(self)._MEMBERS)
+        if "nGetNextPurchaseOrderNo" in names:
+            names = (names - {"nGetNextPurchaseOrderNo"}) | {self.sage.next_po_method}
+        return {n for n in names if (self.name, n) not in self.sage.missing}
+
+    def __getattribute__(self, attr: str) -> Any:
+        if attr[:1] in "nsoD" and attr[1:2].isupper():  # a BOI member (nX, sX, oX, DropObject)
+            sage = object.__getattribute__(self, "sage")
+            if attr not in object.__getattribute__(self, "members")():
+                raise AttributeError(f"<unknown>.{attr}")  # pywin32 dynamic: no such member
+            if attr == sage.next_po_method and attr != "nGetNextPurchaseOrderNo":
+                return object.__getattribute__(self, "nGetNextPurchaseOrderNo")
+        return object.__getattribute__(self, attr)
+
+    @property
+    def _oleobj_(self) -> FakeDispatch:
+        return FakeDispatch(self)
+
+    def _out(self, rc: Any, byref: Any, value: Any) -> Any:
+        """Hand an output back the way this personality's COM layer would."""
+        if self.sage.personality == "typed":
+            return (rc, value)
+        if getattr(byref, "varianttype", 0) & VT_BYREF:
+            byref.value = _coerce(byref.varianttype, value)
+        return rc  # a plain argument is passed by value: the output is lost
 
     def _rc(self, method: str, args: tuple[Any, ...], default: Any = 1) -> Any:
         failure = self.sage.record(self.name, method, args)
@@ -98,6 +169,7 @@ class FakeObject:
 
 class FakeScript(FakeObject):
     name = "ProvideX.Script"
+    _MEMBERS = ("Init", "NewObject")
 
     def Init(self, home: str) -> None:
         self._rc("Init", (home,))
@@ -115,6 +187,16 @@ class FakeScript(FakeObject):
 class FakeSession(FakeObject):
     name = "SY_Session"
     sCompanyCode = "ABC"
+    _MEMBERS = (
+        "nSetUser",
+        "nSetCompany",
+        "nSetDate",
+        "nSetModule",
+        "nLookupTask",
+        "nSetProgram",
+        "nCleanup",
+        "sCompanyCode",
+    )
 
     def nSetUser(self, user: str, password: str) -> int:
         ok = self._rc("nSetUser", (user,))
@@ -123,14 +205,25 @@ class FakeSession(FakeObject):
             return 0
         return ok
 
-    def __getattr__(self, method: str) -> Any:
-        if method.startswith("n"):
-            return lambda *args: self._rc(method, args, 42 if method == "nLookupTask" else 1)
-        raise AttributeError(method)
+    def __getattr__(self, method: str) -> Any:  # the other session members in _MEMBERS
+        if method not in self.members():
+            raise AttributeError(f"<unknown>.{method}")
+        return lambda *args: self._rc(method, args, 42 if method == "nLookupTask" else 1)
 
 
 class FakeSvc(FakeObject):
     """Read-only service objects over the fake tables."""
+
+    _MEMBERS = (
+        "nSetKeyValue",
+        "nSetIndex",
+        "nSetBrowseFilter",
+        "nFind",
+        "nGetValue",
+        "nMoveFirst",
+        "nMoveNext",
+        "nEOF",
+    )
 
     def __init__(self, sage: FakeSage, name: str) -> None:
         super().__init__(sage)
@@ -149,6 +242,10 @@ class FakeSvc(FakeObject):
             return [{"AccountKey$": k, **r} for k, r in sorted(s.accounts.items())]
         if self.name == "PO_PurchaseOrder_svc":
             return [dict(r) for _, r in sorted(s.pos.items())]
+        if self.name == "PO_Options_svc":  # one record; the next number is read, not consumed
+            return [{"ModuleCode$": "P/O", "NextPurchaseOrderNo$": f"{s.next_po:07d}"}]
+        if not self.browse:  # no browse filter: the whole detail file, in key order
+            return [dict(r) for _, rows in sorted(s.lines.items()) for r in rows]
         return [dict(r) for r in s.lines.get(self.browse, [])]
 
     def nSetKeyValue(self, column: str, value: str) -> int:
@@ -168,9 +265,13 @@ class FakeSvc(FakeObject):
         self.current = matches[0] if matches and rc == 1 else None
         return 1 if self.current else 0
 
-    def nGetValue(self, column: str, _byref: Any) -> tuple[int, Any]:
+    def nGetValue(self, column: str, byref: Any) -> Any:
         self._rc("nGetValue", (column,))
-        return (1, (self.current or {}).get(column, ""))
+        row = self.current or {}
+        if (self.name, column) in self.sage.missing_columns:
+            self.sLastErrorMsg = f"Column {column} is not in the file."
+            return self._out(0, byref, "")
+        return self._out(1, byref, row.get(column, ""))
 
     def nMoveFirst(self) -> int:
         self.rows, self.pos = self._table(), 0
@@ -189,6 +290,7 @@ class FakeSvc(FakeObject):
 
 class FakeLines(FakeObject):
     name = "oLines"
+    _MEMBERS = ("nAddLine", "nSetValue", "nWrite")
 
     def __init__(self, sage: FakeSage, bus: FakePOBus) -> None:
         super().__init__(sage)
@@ -214,6 +316,15 @@ class FakeLines(FakeObject):
 
 class FakePOBus(FakeObject):
     name = "PO_PurchaseOrder_bus"
+    _MEMBERS = (
+        "nGetNextPurchaseOrderNo",
+        "nSetKeyValue",
+        "nSetKey",
+        "nSetValue",
+        "nWrite",
+        "nClear",
+        "oLines",
+    )
 
     def __init__(self, sage: FakeSage) -> None:
         super().__init__(sage)
@@ -222,11 +333,11 @@ class FakePOBus(FakeObject):
         self.oLines = FakeLines(sage, self)
         self.number = ""
 
-    def nGetNextPurchaseOrderNo(self, _byref: str) -> tuple[int, str]:
-        rc = self._rc("nGetNextPurchaseOrderNo", ())
+    def nGetNextPurchaseOrderNo(self, byref: Any) -> Any:
+        rc = self._rc(self.sage.next_po_method, ())
         number = f"{self.sage.next_po:07d}"
         self.sage.next_po += 1  # advances even if the write later fails (§2.1 gap risk)
-        return (rc, number)
+        return self._out(rc, byref, number)
 
     def nSetKeyValue(self, column: str, value: str) -> int:
         self.number = value

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from .conftest import READ_KEY, call, po_body
+from .conftest import ADMIN_KEY, ADMIN_SECRET, READ_KEY, call, po_body
 
 
 def test_ping_reports_company_version_backend_and_state(agent):
@@ -204,7 +204,8 @@ def test_drain_refuses_new_writes_and_resume_restores(agent, sim):
     )
     writer.start()
     assert slow_started.wait(5)
-    drained = call(agent, "POST", "/v1/admin/drain", {"timeout_seconds": 10}, idem="drain-1")
+    admin = {"api_key": ADMIN_KEY, "secret": ADMIN_SECRET}
+    drained = call(agent, "POST", "/v1/admin/drain", {"timeout_seconds": 10}, idem="drain-1", **admin)
     writer.join()
     assert drained.json == {"state": "paused", "drained": True, "in_flight": 0, "released_sessions": 0}
     assert results["w"].status == 201  # the in-flight write finished
@@ -214,7 +215,7 @@ def test_drain_refuses_new_writes_and_resume_restores(agent, sim):
     assert call(agent, "GET", "/v1/vendors").status == 503
     assert call(agent, "GET", "/v1/ping").json["paused"] is True
     assert agent.app.ledger.get_state("mode") == "paused"
-    assert call(agent, "POST", "/v1/admin/resume", {}, idem="resume-1").json == {"state": "running"}
+    assert call(agent, "POST", "/v1/admin/resume", {}, idem="resume-1", **admin).json == {"state": "running"}
     assert call(agent, "POST", "/v1/purchase-orders", po_body("2"), idem="during-drain").status == 201
     assert sim.count_pos() == 2
 

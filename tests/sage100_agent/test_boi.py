@@ -202,3 +202,49 @@ def test_pool_exhaustion_is_503_busy(boi, sage):
         assert (exc.value.code, exc.value.status, exc.value.retryable) == ("SAGE_BUSY", 503, True)
     finally:
         boi.pool.release(session, generation)
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("Vendor 0000001 is blocked.", "SAGE_VALIDATION"),  # "lock" inside a word is not a lock
+        ("Account is unlocked for edits only by the controller.", "SAGE_VALIDATION"),
+        ("The record is locked by another user.", "RECORD_LOCKED"),
+        ("Record in use by WKS-12.", "RECORD_LOCKED"),
+        ("Unable to obtain a lock on PO_PurchaseOrderHeader.", "RECORD_LOCKED"),
+    ],
+)
+def test_lock_pattern_matches_whole_words_only(boi, sage, message, code):
+    sage.fail[("PO_PurchaseOrder_bus", "nSetValue", "VendorNo$")] = (0, message)
+    with pytest.raises(AgentError) as exc:
+        boi.create_purchase_order(request())
+    assert (exc.value.code, exc.value.sage_message) == (code, message)
+    assert exc.value.retryable is (code == "RECORD_LOCKED") and sage.pos == {}
+
+
+def test_a_numeric_udf_is_written_without_the_string_suffix(boi, sage):
+    rules = FieldRules(numeric_udfs=frozenset({"UDF_PHASE"}))
+    body = po_body(udf={"UDF_PHASE": "3.50", "UDF_NOTE": "rush"})
+    body["lines"] = [body["lines"][0]]
+    req = parse_create_request(body, rules)[0]
+    assert req.udf["UDF_PHASE"] == "3.50" and req.numeric_udfs == {"UDF_PHASE"}
+    boi.create_purchase_order(req)
+    header = sage.pos["0000100"]
+    assert header["UDF_PHASE"] == 3.5 and "UDF_PHASE$" not in header  # numeric column: no "$" (ref §1.2)
+    assert header["UDF_NOTE$"] == "rush" and header["UDF_ASANA_GID$"] == "1209876543210987"
+
+
+@pytest.mark.parametrize(
+    ("udf", "message"),
+    [
+        ({"UDF_PHASE": "three"}, "takes a number"),
+        ({"UDF_PHASE": True}, "takes a number"),
+        ({"UDF_PHASE": "NaN"}, "finite"),
+        ({"UDF_OTHER": 3}, "numeric_udfs"),  # a number for a UDF not declared numeric: said clearly
+    ],
+)
+def test_numeric_udf_values_are_validated(udf, message):
+    rules = FieldRules(numeric_udfs=frozenset({"UDF_PHASE"}))
+    with pytest.raises(AgentError, match=message) as exc:
+        parse_create_request(po_body(udf=udf), rules)
+    assert exc.value.status == 400 and exc.value.field == next(iter(udf))

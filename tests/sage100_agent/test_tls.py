@@ -77,11 +77,14 @@ def test_example_config_parses_and_secrets_come_from_env(tmp_path):
     env = {
         "SAGE_AGENT_API_KEY": "a" * 24,
         "SAGE_AGENT_HMAC_SECRET": "b" * 40,
+        "SAGE_AGENT_ADMIN_KEY": "c" * 24,
+        "SAGE_AGENT_ADMIN_SECRET": "d" * 40,
         "SAGE100_USER": "agent",
         "SAGE100_PASSWORD": "pw",
     }
     config = load_config(example, env=env)
     assert (config.backend, config.boi.user, config.clients[0].api_key) == ("boi", "agent", "a" * 24)
+    assert [c.scopes for c in config.clients] == [("read", "po:create", "selftest"), ("admin",)]
     with pytest.raises(ConfigError, match="SAGE100_PASSWORD"):
         load_config(example, env={k: v for k, v in env.items() if k != "SAGE100_PASSWORD"})
 

@@ -34,6 +34,7 @@ ROUTES = [
     "/v1/gl-accounts/5000-01-00",
     "/v1/purchase-orders",
     "/v1/purchase-orders/0000001",
+    "/v1/selftest",
     "/v1/admin/drain",
     "/v1/admin/resume",
 ]
@@ -73,6 +74,7 @@ ROUTE_METHODS = [
     ("POST", "/v1/purchase-orders"),
     ("GET", "/v1/purchase-orders"),
     ("GET", "/v1/purchase-orders/0000001"),
+    ("GET", "/v1/selftest"),
     ("POST", "/v1/admin/drain"),
     ("POST", "/v1/admin/resume"),
 ]
@@ -167,8 +169,8 @@ def agent_app(tmp_path):
 
 def test_the_harness_can_create_a_po_so_no_effect_is_meaningful(agent_app):
     body = json.dumps(po_body("1209876543210001")).encode()
-    headers = sign_request(API_KEY, SECRET, "POST", "/v1/purchase-orders", body=body)
-    headers.update({"Content-Type": "application/json", "Idempotency-Key": "k-1"})
+    headers = sign_request(API_KEY, SECRET, "POST", "/v1/purchase-orders", body=body, idempotency_key="k-1")
+    headers.update({"Content-Type": "application/json"})
     status, _, reply = call_app(agent_app.app, environ("POST", "/v1/purchase-orders", "", body, headers))
     assert status == 201, reply
     assert agent_app.effects() == (1, 1, "running")
@@ -186,6 +188,7 @@ def test_the_harness_can_create_a_po_so_no_effect_is_meaningful(agent_app):
                 "Authorization",
                 "X-Timestamp",
                 "X-Signature",
+                "X-Nonce",
                 "X-Content-SHA256",
                 "Idempotency-Key",
                 "Content-Type",
@@ -251,8 +254,7 @@ def test_authenticated_malformed_requests_never_5xx_except_503_while_paused(
     else:
         agent_app.app.state.resume()
     target = path + (f"?{query}" if query else "")
-    headers = sign_request(key, SECRET, method.upper(), target, body=body)
-    headers["Idempotency-Key"] = idempotency_key
+    headers = sign_request(key, SECRET, method.upper(), target, body=body, idempotency_key=idempotency_key)
     headers.update(extra)
     env = environ(method, path, query, body, headers)
     env["REQUEST_URI"] = target
@@ -271,8 +273,9 @@ def test_authenticated_malformed_requests_never_5xx_except_503_while_paused(
 )
 def test_size_cap_is_enforced_on_the_declared_length(agent_app, declared, actual):
     body = b"{" + b" " * max(0, actual - 2) + b"}" if actual else b""
-    headers = sign_request(API_KEY, SECRET, "POST", "/v1/purchase-orders", body=body)
-    headers["Idempotency-Key"] = "size-case"
+    headers = sign_request(
+        API_KEY, SECRET, "POST", "/v1/purchase-orders", body=body, idempotency_key="size-case"
+    )
     env = environ("POST", "/v1/purchase-orders", "", body, headers, str(declared))
     before = agent_app.effects()
     status, _, reply = call_app(agent_app.app, env)

@@ -23,6 +23,7 @@ from .config import AgentConfig
 from .fields import normalize_division, parse_create_request, parse_utc, parse_vendor_id, utc_to_sage
 from .ledger import CONFLICT, IN_FLIGHT, NEW, RECONCILE, REPLAY, Ledger, fingerprint
 from .model import AgentError, CreateResult, iso_utc
+from .nonces import NonceStore, NonceStoreFull
 from .signing import HEADER_IDEMPOTENCY_KEY, SignatureError, verify_request
 
 log = logging.getLogger("sage100_agent")
@@ -40,6 +41,7 @@ _REASONS = {
     413: "Payload Too Large",
     422: "Unprocessable Entity",
     423: "Locked",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -133,21 +135,33 @@ class AgentApp:
         self.ledger = ledger
         self.tz = config.timezone()
         self.state = DrainState(ledger)
-        self._keys = {c.api_key: c.hmac_secret for c in config.clients}
-        self._clients = {c.api_key: c for c in config.clients}
-        # (method, pattern, handler, scope, touches_backend)
-        self._routes: list[tuple[str, re.Pattern[str], Handler, str, bool]] = [
-            ("GET", re.compile(r"^/v1/ping$"), self.ping, "read", False),
-            ("GET", re.compile(r"^/v1/vendors$"), self.list_vendors, "read", True),
-            ("GET", re.compile(r"^/v1/vendors/(?P<vendor_id>[^/]+)$"), self.get_vendor, "read", True),
-            ("GET", re.compile(r"^/v1/gl-accounts$"), self.list_gl_accounts, "read", True),
-            ("GET", re.compile(r"^/v1/gl-accounts/(?P<account>[^/]+)$"), self.get_gl_account, "read", True),
-            ("POST", re.compile(r"^/v1/purchase-orders$"), self.create_po, "po:create", True),
-            ("GET", re.compile(r"^/v1/purchase-orders$"), self.list_pos, "read", True),
-            ("GET", re.compile(r"^/v1/purchase-orders/(?P<po_number>[^/]+)$"), self.get_po, "read", True),
-            ("POST", re.compile(r"^/v1/admin/drain$"), self.drain, "admin", False),
-            ("POST", re.compile(r"^/v1/admin/resume$"), self.resume, "admin", False),
+        # Issue 18: each signed request is accepted once; nonces persist next to the ledger.
+        self.nonces = NonceStore(ledger.path, config.max_skew_seconds, config.max_nonces)
+        read, create, admin = ("read",), ("po:create",), ("admin",)
+        # (method, pattern, handler, accepted scopes, touches_backend)
+        self._routes: list[tuple[str, re.Pattern[str], Handler, tuple[str, ...], bool]] = [
+            ("GET", re.compile(r"^/v1/ping$"), self.ping, read, False),
+            ("GET", re.compile(r"^/v1/vendors$"), self.list_vendors, read, True),
+            ("GET", re.compile(r"^/v1/vendors/(?P<vendor_id>[^/]+)$"), self.get_vendor, read, True),
+            ("GET", re.compile(r"^/v1/gl-accounts$"), self.list_gl_accounts, read, True),
+            ("GET", re.compile(r"^/v1/gl-accounts/(?P<account>[^/]+)$"), self.get_gl_account, read, True),
+            ("POST", re.compile(r"^/v1/purchase-orders$"), self.create_po, create, True),
+            ("GET", re.compile(r"^/v1/purchase-orders$"), self.list_pos, read, True),
+            ("GET", re.compile(r"^/v1/purchase-orders/(?P<po_number>[^/]+)$"), self.get_po, read, True),
+            ("GET", re.compile(r"^/v1/selftest$"), self.selftest, ("selftest", "admin"), True),
+            ("POST", re.compile(r"^/v1/admin/drain$"), self.drain, admin, False),
+            ("POST", re.compile(r"^/v1/admin/resume$"), self.resume, admin, False),
         ]
+
+    def _credentials(self) -> tuple[dict[str, str], dict[str, Any]]:
+        """Every API key valid now (two per client during a rotation) -> secret, and -> its client."""
+        keys: dict[str, str] = {}
+        owners: dict[str, Any] = {}
+        now = datetime.now(UTC)
+        for client in self.config.clients:
+            for api_key, secret in client.credentials(now).items():
+                keys[api_key], owners[api_key] = secret, client
+        return keys, owners
 
     # --- WSGI plumbing -------------------------------------------------------------------------------
 
@@ -204,23 +218,33 @@ class AgentApp:
             if allowed:
                 raise AgentError("METHOD_NOT_ALLOWED", f"{req.method} is not allowed on {req.path}")
             raise AgentError("NOT_FOUND", f"no such endpoint {req.path}")
-        handler, scope, touches = route
+        handler, scopes, touches = route
+        keys, owners = self._credentials()
         try:
             api_key = verify_request(
-                self._keys,
+                keys,
                 req.method,
                 req.target,
                 req.headers,
                 req.body,
                 max_skew=self.config.max_skew_seconds,
+                remember_nonce=lambda key, nonce, ts: self.nonces.remember(owners[key].name, nonce, ts),
             )
         except SignatureError as exc:
             log.warning("auth refused (%s) for %s %s", exc.reason, req.method, req.path)
             raise AgentError("AUTH_INVALID", "authentication failed", step="auth") from None
-        client = self._clients[api_key]
+        except NonceStoreFull as exc:
+            log.warning("auth refused (nonce store full: %s) for %s %s", exc, req.method, req.path)
+            raise AgentError(
+                "RATE_LIMITED", "too many signed requests; retry later", step="auth", retry_after=5
+            ) from None
+        client = owners[api_key]
         req.client = client.name
-        if scope not in client.scopes:
-            raise AgentError("AUTH_FORBIDDEN", f"this key lacks the {scope!r} scope", step="auth")
+        if not set(scopes) & set(client.scopes):
+            log.warning(
+                "auth refused (scope %s) for %s on %s %s", scopes[0], client.name, req.method, req.path
+            )
+            raise AgentError("AUTH_FORBIDDEN", f"this key lacks the {scopes[0]!r} scope", step="auth")
         dry_run = req.query.get("dry_run", "").lower() in ("1", "true", "yes")
         if req.method == "POST" and not dry_run:
             return self._idempotent(req, handler, touches)
@@ -399,6 +423,12 @@ class AgentApp:
             "effective_since": floor,
             "server_time": iso_utc(datetime.now(UTC)),
         }
+
+    def selftest(self, req: Request) -> tuple[int, dict[str, Any]]:
+        """Objects, methods and columns the agent uses, checked without writing (selftest.py)."""
+        report = self.backend.selftest()
+        log.info("selftest by %s: %s", req.client, "ok" if report.ok else "problems found")
+        return 200, {**report.to_json(), "table": report.table()}
 
     def drain(self, req: Request) -> tuple[int, dict[str, Any]]:
         body = req.json() or {}

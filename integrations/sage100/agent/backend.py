@@ -25,9 +25,12 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import CreateResult, GLAccount, PurchaseOrder, PurchaseOrderRequest, Vendor
+
+if TYPE_CHECKING:
+    from .selftest import SelftestReport
 
 _WRITE_LOCKS: dict[str, threading.Lock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
@@ -87,6 +90,14 @@ class Backend(ABC):
     @abstractmethod
     def release_sessions(self) -> int:
         """Drop pooled Sage sessions (drain for maintenance); return how many were released."""
+
+    def selftest(self) -> SelftestReport:
+        """Prove, without writing, that what the backend calls exists (``selftest.py``)."""
+        from .selftest import SelftestReport
+
+        report = SelftestReport(self.name, self.company)
+        report.add(self.name, "selftest", "unverified", "this backend has no selftest")
+        return report
 
     def close(self) -> None:
         """Release everything at shutdown."""

@@ -1,9 +1,10 @@
 """BOI backend: Sage 100's Business Object Interface through pywin32 COM (Windows only, imported lazily).
 
 Follows reference sage100.md §1-§4 and the §10 checklist. Every ProvideX call goes through
-:meth:`BOISession.call`, which normalises pywin32's return shapes: a method with ByRef arguments comes
-back as a tuple ``(retval, out1, …)``; one without as a plain value (§1.5: pywin32 ByRef behaviour is [U],
-so both shapes are accepted). Return codes: 1 ok, -1 ok with a warning (kept), 0 failed (§1.2).
+:meth:`BOISession.call`, which marshals ByRef outputs as typed by-reference VARIANTs and reads them back
+(``byref.py``: pywin32 fills ByRef arguments of late-bound objects only that way); when type information
+exists pywin32 returns ``(retval, out1, …)`` instead and the tuple is used. Return codes: 1 ok, -1 ok with
+a warning (kept), 0 failed (§1.2).
 
 Threading: COM objects are apartment-bound, so each pooled session owns one worker thread (its STA,
 §8.5 "one dedicated STA thread per session") and every call for that session runs there. A COM exception
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 from .backend import Backend, company_write_lock
 from .boi_write import BOIOps
+from .byref import Marshaller
 from .config import AgentConfig, BOIConfig
 from .ledger import Ledger
 from .model import (
@@ -36,12 +38,16 @@ from .model import (
     UnknownOutcome,
     Vendor,
 )
+from .selftest import SelftestReport, run_boi_selftest
 
 log = logging.getLogger("sage100_agent.boi")
 T = TypeVar("T")
 
-#: §1.3: the exact lock texts are [U]; classify /in use|locked|lock/ as RECORD_LOCKED and log the raw text.
-LOCK_PATTERN = re.compile(r"in use|locked|lock", re.IGNORECASE)
+#: §1.3: the exact lock texts are [U]; classify "in use" / "locked" / "lock" as RECORD_LOCKED and log the
+#: raw text. Whole words only (issue 19 item 6): "Vendor is blocked." is a validation error, not a lock.
+#: A setting (``boi.lock_pattern``) so it can be refined from the customer's logs.
+DEFAULT_LOCK_PATTERN = r"\b(?:in use|locked|locks?|locking)\b"
+LOCK_PATTERN = re.compile(DEFAULT_LOCK_PATTERN, re.IGNORECASE)
 
 
 def default_com_factory(prog_id: str) -> Callable[[], Any]:
@@ -78,6 +84,7 @@ class BOISession:
         )
         self.script: Any = None
         self.ss: Any = None
+        self.marshaller = Marshaller(cfg.byref)
         self.run(lambda: self._open(factory), timeout=cfg.acquire_timeout_seconds + 60)
 
     def _open(self, factory: Callable[[], Any]) -> None:
@@ -85,9 +92,10 @@ class BOISession:
         self.script = factory()
         self.script.Init(self.cfg.home)
         self.ss = self.script.NewObject("SY_Session")
+        cfg_names = self.cfg.names
         for method, args in (
-            ("nSetUser", (self.cfg.user, self.cfg.password)),
-            ("nSetCompany", (self.company,)),
+            (cfg_names["set_user"], (self.cfg.user, self.cfg.password)),
+            (cfg_names["set_company"], (self.company,)),
         ):
             code, _ = self.call(self.ss, method, *args)
             if code != 1:
@@ -97,13 +105,9 @@ class BOISession:
                     "SAGE_LOGIN_FAILED", f"{method} failed", step="session", sage_message=message
                 )
 
-    @staticmethod
-    def call(obj: Any, method: str, *args: Any) -> tuple[Any, tuple[Any, ...]]:
-        """Invoke ``obj.method(*args)``; return (return code, ByRef outputs)."""
-        result = getattr(obj, method)(*args)
-        if isinstance(result, tuple):
-            return (result[0] if result else 0), tuple(result[1:])
-        return result, ()
+    def call(self, obj: Any, method: str, *args: Any) -> tuple[Any, tuple[Any, ...]]:
+        """Invoke ``obj.method(*args)`` (``byref.OUT_STR``/``OUT_NUM`` mark outputs); return (rc, outputs)."""
+        return self.marshaller.call(obj, method, *args)
 
     def run(self, fn: Callable[[], T], timeout: float) -> T:
         """Run ``fn`` on this session's COM thread; past ``timeout`` raise 504 (the call keeps running)."""
@@ -220,7 +224,13 @@ class BOIBackend(Backend):
         self.call_timeout = call_timeout
         factory = com_factory or default_com_factory(cfg.prog_id)
         self.pool = SessionPool(lambda: BOISession(factory, cfg, self.company, com_init), cfg)
-        self.ops = BOIOps(cfg=cfg, tz=tz, today=today, lock_pattern=LOCK_PATTERN, cfg_udf=external_id_udf)
+        self.ops = BOIOps(
+            cfg=cfg,
+            tz=tz,
+            today=today,
+            lock_pattern=re.compile(cfg.lock_pattern or DEFAULT_LOCK_PATTERN, re.IGNORECASE),
+            cfg_udf=external_id_udf,
+        )
 
     @classmethod
     def from_config(cls, config: AgentConfig) -> BOIBackend:
@@ -296,3 +306,18 @@ class BOIBackend(Backend):
 
     def release_sessions(self) -> int:
         return self.pool.release_all()
+
+    def selftest(self) -> SelftestReport:
+        """Objects, methods, columns and three reads on one pooled session; writes nothing."""
+        try:
+            return self._with_session(
+                lambda s: run_boi_selftest(
+                    s, self.ops, self.company, self.ops.cfg_udf, self.cfg.next_number_column
+                )
+            )
+        except AgentError as exc:  # cannot even log on: that is the finding
+            report = SelftestReport(self.name, self.company)
+            fix = "check boi.home, the Sage user and password, and Allow External Access (docs §8)"
+            item = "logon" if exc.code == "SAGE_LOGIN_FAILED" else "session"
+            report.add("SY_Session", item, "FAILED", f"{exc.code}: {exc.sage_message or exc.message}", fix)
+            return report

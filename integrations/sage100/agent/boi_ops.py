@@ -15,6 +15,7 @@ from datetime import date, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from .byref import out_for
 from .fields import CONFIRM_TO_COLUMN, REQUISITIONER_COLUMN, sage_to_utc
 from .model import (
     AgentError,
@@ -88,6 +89,13 @@ class BOIReads:
     lock_pattern: re.Pattern[str]
     cfg_udf: str = "UDF_ASANA_GID"
 
+    def __post_init__(self) -> None:
+        self._names = self.cfg.names  # boi_names.METHODS defaults + agent.toml [boi.methods]
+
+    def m(self, logical: str) -> str:
+        """The configured name of a BOI method (``boi_names.METHODS``)."""
+        return self._names[logical]
+
     # --- primitives -----------------------------------------------------------------------------------
 
     def check(
@@ -130,13 +138,15 @@ class BOIReads:
     def context(self, s: BOISession, module: str) -> None:
         """Module date, module and program, reset on every request (§8.2: a stale date is a classic bug)."""
         ss = s.ss
-        self.check(s, ss, "nSetDate", module, self.today().strftime("%Y%m%d"), step="session")
-        self.check(s, ss, "nSetModule", module, step="session")
-        code, _ = s.call(ss, "nLookupTask", AREAS[module])
-        self.check(s, ss, "nSetProgram", code, step="session")
+        self.check(s, ss, self.m("set_date"), module, self.today().strftime("%Y%m%d"), step="session")
+        self.check(s, ss, self.m("set_module"), module, step="session")
+        code, _ = s.call(ss, self.m("lookup_task"), AREAS[module])
+        self.check(s, ss, self.m("set_program"), code, step="session")
 
     def get(self, s: BOISession, obj: Any, column: str) -> Any:
-        _, outs = s.call(obj, "nGetValue", column, "")  # ByRef: pywin32 returns (rc, value)
+        # nGetValue(column$, ByRef value) (§1.5): the output is a by-reference VARIANT typed by the
+        # column ($ = string, else number, §1.2), or the tuple's second item when type information exists.
+        _, outs = s.call(obj, self.m("get_value"), column, out_for(column))
         return outs[0] if outs else ""
 
     def row(self, s: BOISession, obj: Any, columns: tuple[str, ...]) -> dict[str, Any]:
@@ -152,16 +162,16 @@ class BOIReads:
     ) -> list[dict[str, Any]]:
         """``nMoveFirst``/``nMoveNext`` until ``nEOF`` (§1.5), capped at ``max_scan_rows`` (§8.7)."""
         rows: list[dict[str, Any]] = []
-        s.call(obj, "nMoveFirst")
+        s.call(obj, self.m("move_first"))
         seen = 0
-        while not int(getattr(obj, "nEOF", 1) or 0) and seen < self.cfg.max_scan_rows:
+        while not int(getattr(obj, self.m("eof"), 1) or 0) and seen < self.cfg.max_scan_rows:
             seen += 1
             values = self.row(s, obj, columns)
             if keep(values):
                 rows.append(values)
                 if limit is not None and len(rows) >= limit:
                     break
-            s.call(obj, "nMoveNext")
+            s.call(obj, self.m("move_next"))
         return rows
 
     def new(self, s: BOISession, name: str) -> Any:
@@ -196,9 +206,9 @@ class BOIReads:
         self.context(s, "A/P")
         svc = self.new(s, "AP_Vendor_svc")
         try:
-            s.call(svc, "nSetKeyValue", "APDivisionNo$", division)
-            s.call(svc, "nSetKeyValue", "VendorNo$", vendor_no)
-            code, _ = s.call(svc, "nFind")
+            s.call(svc, self.m("set_key_value"), "APDivisionNo$", division)
+            s.call(svc, self.m("set_key_value"), "VendorNo$", vendor_no)
+            code, _ = s.call(svc, self.m("find"))
             if code != 1:
                 raise AgentError("NOT_FOUND", f"vendor {division}-{vendor_no} not found", field="VendorNo$")
             return self._vendor(self.row(s, svc, _VENDOR_FIELDS))
@@ -241,11 +251,11 @@ class BOIReads:
         try:
             if "-" in account_or_key or len(account_or_key) != 9:
                 # Formatted account -> AccountKey through index KACCOUNT (§4; the index call is [U]).
-                s.call(svc, "nSetIndex", "kACCOUNT")
-                s.call(svc, "nSetKeyValue", "Account$", account_or_key)
+                s.call(svc, self.m("set_index"), "kACCOUNT")
+                s.call(svc, self.m("set_key_value"), "Account$", account_or_key)
             else:
-                s.call(svc, "nSetKeyValue", "AccountKey$", account_or_key)
-            code, _ = s.call(svc, "nFind")
+                s.call(svc, self.m("set_key_value"), "AccountKey$", account_or_key)
+            code, _ = s.call(svc, self.m("find"))
             if code != 1:
                 raise AgentError(
                     "NOT_FOUND", f"GL account {account_or_key} not found", field="PurchasesAcctKey$"
@@ -277,7 +287,7 @@ class BOIReads:
     def _lines(self, s: BOISession, po_number: str) -> list[POLine]:
         svc = self.new(s, "PO_PurchaseOrderDetail_svc")
         try:  # browse filter on the key prefix PurchaseOrderNo (§1.5 nSetBrowseFilter; [U] for detail)
-            s.call(svc, "nSetBrowseFilter", po_number)
+            s.call(svc, self.m("set_browse_filter"), po_number)
             rows = self.scan(s, svc, _LINE_FIELDS, lambda r: True)
         finally:
             self.drop(svc)
@@ -324,8 +334,8 @@ class BOIReads:
         self.context(s, "P/O")
         svc = self.new(s, "PO_PurchaseOrder_svc")
         try:
-            s.call(svc, "nSetKeyValue", "PurchaseOrderNo$", po_number)
-            code, _ = s.call(svc, "nFind")
+            s.call(svc, self.m("set_key_value"), "PurchaseOrderNo$", po_number)
+            code, _ = s.call(svc, self.m("find"))
             if code != 1:
                 raise AgentError(
                     "NOT_FOUND", f"purchase order {po_number} not found", field="PurchaseOrderNo$"

@@ -6,6 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from .boi_ops import BOIReads
+from .byref import OUT_STR
 from .fields import CONFIRM_TO_COLUMN, REQUISITIONER_COLUMN
 from .model import (
     AgentError,
@@ -61,14 +62,29 @@ class BOIOps(BOIReads):
         lines_obj = None
         write_sent = False
         try:
-            # [U] name inferred from nGetNextSalesOrderNo (§2.1, §11); ByRef -> (rc, number)
-            number = self.check(
-                s, po, "nGetNextPurchaseOrderNo", "", step="header", field="PurchaseOrderNo$"
-            )[0]
+            # [U] name inferred from nGetNextSalesOrderNo (§2.1, §11): a setting. ByRef no$ (§1.2).
+            method = self.cfg.next_po_number_method
+            outs = self.check(s, po, method, OUT_STR, step="header", field="PurchaseOrderNo$")
+            number = str(outs[0] if outs else "").strip()
+            if not number:  # an output lost in marshalling must never become an empty key
+                raise AgentError(
+                    "SAGE_VALIDATION",
+                    f"{method} returned no number (run selftest: ByRef output or method name)",
+                    step="header",
+                    field="PurchaseOrderNo$",
+                )
             self.check(
-                s, po, "nSetKeyValue", "PurchaseOrderNo$", number, step="header", field="PurchaseOrderNo$"
+                s,
+                po,
+                self.m("set_key_value"),
+                "PurchaseOrderNo$",
+                number,
+                step="header",
+                field="PurchaseOrderNo$",
             )
-            self.check(s, po, "nSetKey", step="header", field="PurchaseOrderNo$", ok=(2,))  # 2 = new record
+            self.check(
+                s, po, self.m("set_key"), step="header", field="PurchaseOrderNo$", ok=(2,)
+            )  # 2 = new record
             header: list[tuple[str, Any]] = [
                 ("PurchaseOrderDate$", req.po_date.strftime("%Y%m%d")),
                 ("APDivisionNo$", req.division),
@@ -89,18 +105,26 @@ class BOIOps(BOIReads):
             ]
             if req.required_date:
                 header.append(("RequiredExpireDate$", req.required_date.strftime("%Y%m%d")))
-            header += [(f"{name}$", value) for name, value in sorted(req.udf.items())]  # incl. UDF_ASANA_GID
+            # UDFs (§2.6): a string UDF is "UDF_X$"; a numeric one has no "$" and takes a number (§1.2).
+            header += [
+                (name, float(value)) if name in req.numeric_udfs else (f"{name}$", value)
+                for name, value in sorted(req.udf.items())
+            ]  # incl. UDF_ASANA_GID
             for column, value in header:
-                self.check(s, po, "nSetValue", column, value, step="header", field=column, notices=notices)
+                self.check(
+                    s, po, self.m("set_value"), column, value, step="header", field=column, notices=notices
+                )
             lines_obj = po.oLines
             for index, (line, key) in enumerate(zip(req.lines, keys, strict=True), start=1):
                 step = f"line[{index}]"
-                self.check(s, lines_obj, "nAddLine", step=step, ok=(1, 2))  # 2 (crgolden) or non-zero (UAF)
+                self.check(
+                    s, lines_obj, self.m("add_line"), step=step, ok=(1, 2)
+                )  # 2 (crgolden) or non-zero (UAF)
                 # ItemCode FIRST: it loads the item defaults (§2.1 step 5)
                 self.check(
                     s,
                     lines_obj,
-                    "nSetValue",
+                    self.m("set_value"),
                     "ItemCode$",
                     line.item_code,
                     step=step,
@@ -133,11 +157,18 @@ class BOIOps(BOIReads):
                         ]
                 for column, value in values:
                     self.check(
-                        s, lines_obj, "nSetValue", column, value, step=step, field=column, notices=notices
+                        s,
+                        lines_obj,
+                        self.m("set_value"),
+                        column,
+                        value,
+                        step=step,
+                        field=column,
+                        notices=notices,
                     )
-                self.check(s, lines_obj, "nWrite", step=step, notices=notices)
+                self.check(s, lines_obj, self.m("write"), step=step, notices=notices)
             if dry_run:  # the full sequence, then discard (§9 dry run)
-                s.call(po, "nClear")
+                s.call(po, self.m("clear"))
                 preview = PurchaseOrder(
                     po_number=str(number),
                     division=req.division,
@@ -156,7 +187,7 @@ class BOIOps(BOIReads):
                 )
                 return CreateResult(po=preview, warnings=notices, dry_run=True)
             write_sent = True
-            self.check(s, po, "nWrite", step="write", notices=notices)
+            self.check(s, po, self.m("write"), step="write", notices=notices)
         except AgentError:  # a checked return code: nothing was committed
             self._clear(s, po)
             raise
@@ -205,5 +236,5 @@ class BOIOps(BOIReads):
         """``nClear`` so no lock or half-built PO is left behind (§2.1 step 7, §10.5)."""
         s.broken = True  # assume the worst until nClear answers; reset below
         with contextlib.suppress(Exception):  # a failing nClear leaves the session marked broken (recycled)
-            s.call(po, "nClear")
+            s.call(po, self.m("clear"))
             s.broken = False

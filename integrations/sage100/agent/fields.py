@@ -62,6 +62,9 @@ class FieldRules:
     lengths: dict[str, tuple[int, str]] = field(default_factory=lambda: dict(DEFAULT_FIELD_RULES))
     external_id_udf: str = "UDF_ASANA_GID"
     gl_account_mask: str = "####-##-##"
+    #: UDFs whose Sage type is numeric (UDF Maintenance on the customer's install). Ref §1.2: column names
+    #: ending in ``$`` are strings, numeric columns have no ``$`` — so these are written without it.
+    numeric_udfs: frozenset[str] = frozenset()
 
     def check(self, column: str, value: str, step: str, notices: list[Notice]) -> str:
         """Return ``value`` fitted to ``column`` (truncated with a notice) or raise 400."""
@@ -323,10 +326,23 @@ def parse_create_request(body: Any, rules: FieldRules) -> tuple[PurchaseOrderReq
             "VALIDATION_ERROR", "vendor {division, vendor_no} is required", step=step, field="VendorNo$"
         )
     udf: dict[str, str] = {}
-    for name, value in (body.get("udf") or {}).items():
-        if not _UDF_NAME.match(str(name)) or not isinstance(value, str):
+    raw_udf = body.get("udf") or {}
+    if not isinstance(raw_udf, dict):
+        raise AgentError("VALIDATION_ERROR", "udf must be an object", step=step, field="udf")
+    for name, value in raw_udf.items():
+        if not _UDF_NAME.match(str(name)):
             raise AgentError("VALIDATION_ERROR", f"bad UDF {name!r}", step=step, field=str(name))
-        udf[name] = rules.check(name, value, step, notices)
+        if name in rules.numeric_udfs and name != rules.external_id_udf:
+            udf[name] = _udf_number(name, value, step)
+        elif isinstance(value, str):
+            udf[name] = rules.check(name, value, step, notices)
+        else:
+            raise AgentError(
+                "VALIDATION_ERROR",
+                f"UDF {name} takes a string; list it in [rules] numeric_udfs if Sage defines it as numeric",
+                step=step,
+                field=str(name),
+            )
     if udf.get(rules.external_id_udf, external_id) != external_id:
         raise AgentError(
             "VALIDATION_ERROR",
@@ -360,6 +376,20 @@ def parse_create_request(body: Any, rules: FieldRules) -> tuple[PurchaseOrderReq
         requisitioner=rules.check(REQUISITIONER_COLUMN, _text(body, "requisitioner", step), step, notices),
         confirm_to=rules.check(CONFIRM_TO_COLUMN, _text(body, "confirm_to", step), step, notices),
         udf=udf,
+        numeric_udfs=frozenset(n for n in udf if n in rules.numeric_udfs and n != rules.external_id_udf),
         lines=lines,
     )
     return request, notices
+
+
+def _udf_number(name: str, value: Any, step: str) -> str:
+    """A numeric UDF's value: a JSON number or a decimal string, kept as canonical decimal text."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise AgentError("VALIDATION_ERROR", f"UDF {name} takes a number", step=step, field=name)
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise AgentError("VALIDATION_ERROR", f"UDF {name} takes a number", step=step, field=name) from None
+    if not number.is_finite():
+        raise AgentError("VALIDATION_ERROR", f"UDF {name} takes a finite number", step=step, field=name)
+    return str(number)

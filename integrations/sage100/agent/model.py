@@ -26,6 +26,7 @@ ERROR_CODES: dict[str, tuple[int, bool]] = {
     "PAYLOAD_TOO_LARGE": (413, False),
     "SAGE_VALIDATION": (422, False),
     "RECORD_LOCKED": (423, True),
+    "RATE_LIMITED": (429, True),
     "INTERNAL_ERROR": (500, False),
     "SAGE_LOGIN_FAILED": (502, False),
     "SAGE_COM_ERROR": (502, True),
@@ -149,6 +150,8 @@ class PurchaseOrderRequest:
     requisitioner: str = ""  # header RequisitorName (fields.REQUISITIONER_COLUMN)
     confirm_to: str = ""  # header ConfirmTo
     udf: dict[str, str] = field(default_factory=dict)
+    #: UDFs declared numeric ([rules] numeric_udfs): written without ``$`` as numbers (ref §1.2)
+    numeric_udfs: frozenset[str] = frozenset()
 
 
 # --- results ------------------------------------------------------------------------------------------

@@ -184,3 +184,4 @@ def serve(config: AgentConfig) -> None:
     finally:
         app.backend.close()
         app.ledger.close()
+        app.nonces.close()

@@ -29,6 +29,7 @@ from .model import (
     UnknownOutcome,
     Vendor,
 )
+from .selftest import SelftestReport
 from .simulated_store import _ITEM_TYPES, SimulatedStore
 
 
@@ -175,6 +176,25 @@ class SimulatedBackend(SimulatedStore, Backend):
     def updated_on_or_after(self, day: date, include_lines: bool) -> list[PurchaseOrder]:
         rows = self._db().execute("SELECT * FROM pos WHERE date_updated >= ?", (day.strftime("%Y%m%d"),))
         return [self._po(r, include_lines) for r in rows.fetchall()]
+
+    def selftest(self) -> SelftestReport:
+        """The simulated company has no COM objects: report the three reads selftest makes on BOI."""
+        report = SelftestReport(self.name, self.company)
+        report.add("simulated", "COM objects and methods", "ok", "none: the simulated backend has no BOI")
+        db = self._db()
+        vendor = db.execute("SELECT * FROM vendors ORDER BY division, vendor_no LIMIT 1").fetchone()
+        account = db.execute("SELECT * FROM gl_accounts ORDER BY account LIMIT 1").fetchone()
+        number = db.execute("SELECT value FROM counters WHERE name='po_number'").fetchone()
+        for item, row, text in (
+            ("vendor", vendor, lambda r: f"{r['division']}-{r['vendor_no']} {r['name']}"),
+            ("GL account", account, lambda r: f"{r['account']} status {r['status']}"),
+            ("next PO number", number, lambda r: f"{int(r[0]):07d} (read, not consumed)"),
+        ):
+            if row is None:
+                report.add("read", item, "FAILED", "nothing on file", "seed the simulated company")
+            else:
+                report.add("read", item, "ok", text(row))
+        return report
 
     def release_sessions(self) -> int:
         conn = getattr(self._local, "conn", None)

@@ -30,89 +30,36 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from email.utils import formatdate
+from html import escape
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .core import Deliverer, SimError, SimRequest, SimResponse, Simulator
-
-HELP = (
-    "For more information on API status codes and how to handle them, read the docs on errors: "
-    "https://developers.asana.com/docs/errors"
+from ..core import Deliverer, SimError, SimRequest, SimResponse, Simulator
+from .helpers import (
+    COMPACT,
+    DUPLICATE_WEBHOOK,
+    HANDSHAKE_FAILED,
+    HELP,
+    OFFSET_EXPIRED,
+    PLAIN_FIELDS,
+    RATE_LIMIT_MESSAGE,
+    TASK_WRITABLE,
+    TRUNCATED,
 )
-RATE_LIMIT_MESSAGE = (
-    "You've made too many requests and hit a rate limit. Please retry after the given amount of time."
-)
-DUPLICATE_WEBHOOK = (
-    "Duplicated webhook. You already have an existing webhook for the given resource and "
-    "target. Delete the old one before creating another."
-)
-# Wording chosen by the sandbox (UNVERIFIED against live Asana; clients must not parse it beyond keywords).
-HANDSHAKE_FAILED = "The remote server did not respond with the handshake secret."
-OFFSET_EXPIRED = "offset: Your pagination token has expired."
-TRUNCATED = "The result is too large. This data set was truncated; please narrow your query."
-COMPACT = {
-    "task": ("name", "resource_subtype"),
-    "project": ("name",),
-    "section": ("name",),
-    "user": ("name",),
-    "custom_field_setting": (),
-    "webhook": ("active", "resource", "target"),
-    "workspace": ("name",),
-    "workspace_membership": ("user", "workspace"),
-    "story": ("created_at", "created_by", "resource_subtype", "text"),
-    "team_membership": ("user", "team", "is_guest"),
-}
-TASK_WRITABLE = {
-    "name",
-    "notes",
-    "html_notes",
-    "due_on",
-    "due_at",
-    "start_on",
-    "assignee",
-    "completed",
-    "approval_status",
-    "resource_subtype",
-    "custom_fields",
-    "external",
-    "liked",
-}
+from .helpers import err as _err
+from .helpers import iso as _iso
+from .helpers import parse_time as _parse_time
+from .helpers import passes as _passes
+from .helpers import pick as _pick
+from .helpers import tree as _tree
+from .search import SearchMixin
+from .stories import StoriesMixin
 
 
-def _err(status: int, message: str, phrase: str | None = None) -> SimError:
-    item = {"message": message, "help": HELP}
-    if phrase:
-        item["phrase"] = phrase
-    return SimError(status, {"errors": [item]})
-
-
-def _tree(opt_fields: str | None) -> dict[str, dict] | None:
-    if opt_fields is None:
-        return None
-    tree: dict[str, dict] = {}
-    for path in filter(None, (p.strip() for p in opt_fields.split(","))):
-        node = tree
-        for part in path.split("."):
-            node = node.setdefault(part, {})
-    return tree
-
-
-def _pick(obj: Any, tree: dict[str, dict]) -> Any:
-    """opt_fields semantics: only the named fields plus `gid` (§2.4 [DD:input-output-options])."""
-    if isinstance(obj, list):
-        return [_pick(o, tree) for o in obj]
-    if not isinstance(obj, dict):
-        return obj
-    out = {"gid": obj["gid"]} if "gid" in obj else {}
-    for key, sub in tree.items():
-        if key in obj:
-            out[key] = _pick(obj[key], sub) if sub and obj[key] is not None else obj[key]
-    return out
-
-
-class AsanaSimulator(Simulator):
+class AsanaSimulator(SearchMixin, StoriesMixin, Simulator):
     name = "asana"
     contract = "asana"
 
@@ -167,15 +114,21 @@ class AsanaSimulator(Simulator):
         self.change_headers: list[str] = []  # Asana-Change values announced on every answer (§2.5)
         self._windows: dict[str, deque] = {}
         self._writes_in_flight: dict[str, int] = {}
+        self.clock_offset = 0.0  # seconds added to `clock` (set_clock_offset)
+        self.search_lag = 0.0  # how far the search index trails writes (set_search_lag)
+        self.default_person: str | None = None  # who the person_* controls act as by default
+        self.deleted_tasks: dict[str, dict] = {}
+        self._index: dict[str, list] = {}  # task gid -> [(since, state, task)] (search.py)
+        self._acting_in_ui = False
         self._routes()
 
     # ---- clock, ids, auth ----------------------------------------------------------------------
+    def now(self) -> float:
+        """The simulator's time: its clock plus the offset a test set (`set_clock_offset`)."""
+        return self.clock() + self.clock_offset
+
     def now_iso(self) -> str:
-        return (
-            datetime.fromtimestamp(self.clock(), UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        return _iso(self.now())
 
     def new_gid(self) -> str:
         self._next_gid += 1
@@ -185,7 +138,7 @@ class AsanaSimulator(Simulator):
         header = req.headers.get("Authorization") or ""
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         info = self.tokens.get(token)
-        if not info or (info["expires_at"] is not None and info["expires_at"] <= self.clock()):
+        if not info or (info["expires_at"] is not None and info["expires_at"] <= self.now()):
             raise _err(401, "Not Authorized")
         return info["user"]
 
@@ -224,13 +177,18 @@ class AsanaSimulator(Simulator):
                 self._validate_response(req, limited)
             self.request_log.append((req.method, req.path, limited.status))
             self.rate_limited.append(req)
+            limited.headers["Date"] = formatdate(self.now(), usegmt=True)
             return limited
         try:
             resp = super().handle(req)
             if self.change_headers and req.path != "/-/oauth_token":
                 resp.headers["Asana-Change"] = ", ".join(self.change_headers)
+            resp.headers["Date"] = formatdate(self.now(), usegmt=True)
             return resp
         finally:
+            if write:
+                with self.lock:
+                    self.index_tasks()
             if key and write:
                 with self.lock:
                     self._writes_in_flight[key] = self._writes_in_flight.get(key, 1) - 1
@@ -238,7 +196,7 @@ class AsanaSimulator(Simulator):
     def _admit(self, req: SimRequest, key: str, write: bool) -> SimResponse | None:
         """Sliding one-minute window per token, plus a cap on concurrent writes (§3)."""
         with self.lock:
-            now = self.clock()
+            now = self.now()
             if self.requests_per_minute:
                 window = self._windows.setdefault(key, deque())
                 while window and window[0] <= now - 60:
@@ -260,6 +218,13 @@ class AsanaSimulator(Simulator):
                 self._writes_in_flight[key] = in_flight + 1
         return None
 
+    def control(self, name: str, /, **params: Any) -> Any:
+        """Run a control, then let the search index see what it changed (search.py)."""
+        result = super().control(name, **params)
+        with self.lock:
+            self.index_tasks()
+        return result
+
     def fault_body(self, status: int) -> Any:
         if status == 429:
             return {"errors": [{"message": RATE_LIMIT_MESSAGE, "help": HELP}]}
@@ -276,11 +241,13 @@ class AsanaSimulator(Simulator):
         data = obj if tree is None else _pick(obj, tree)
         return SimResponse.json({"data": data, **(extra or {})}, status)
 
-    def _list(self, req: SimRequest, items: list[dict], kind: str) -> SimResponse:
+    def _list(self, req: SimRequest, items: list[dict], kind: str, paginate: bool = True) -> SimResponse:
         tree = _tree(req.arg("opt_fields"))
         if tree is None:
             tree = {k: {} for k in ("resource_type", *COMPACT[kind])}
         limit_arg = req.arg("limit")
+        if not paginate:  # search: the caller already capped the results (§4.7)
+            return SimResponse.json({"data": [_pick(i, tree) for i in items]})
         if limit_arg is None:  # grandfathered: unpaginated, "truncated at about 1,000 objects"
             return SimResponse.json({"data": [_pick(i, tree) for i in items[:1000]]})
         try:
@@ -292,7 +259,7 @@ class AsanaSimulator(Simulator):
         start = 0
         if req.arg("offset"):
             token = req.arg("offset")
-            if token not in self.offsets or self.offsets[token][1] + self.offset_ttl <= self.clock():
+            if token not in self.offsets or self.offsets[token][1] + self.offset_ttl <= self.now():
                 raise _err(400, OFFSET_EXPIRED)
             start = self.offsets[token][0]
         end = start + limit
@@ -301,7 +268,7 @@ class AsanaSimulator(Simulator):
         next_page = None
         if end < len(items):
             token = "eyJ" + secrets.token_urlsafe(18)
-            self.offsets[token] = (end, self.clock())
+            self.offsets[token] = (end, self.now())
             query = [
                 (k, v) for k, v in parse_qsl(urlsplit(req.url).query, keep_blank_values=True) if k != "offset"
             ]
@@ -400,8 +367,11 @@ class AsanaSimulator(Simulator):
                 out[gid] = False
         return out
 
-    def render_task(self, gid: str) -> dict:
-        t = self.tasks[gid]
+    def render_task(self, gid: str, t: dict | None = None) -> dict:
+        """The complete task record ([OAS] TaskResponse); `t` renders a past version (search index)."""
+        t = self.tasks[gid] if t is None else t
+        user = lambda g: self._compact("user", g)  # noqa: E731
+        subtasks = [g for g, sub in self.tasks.items() if sub.get("parent") == gid]
         out = {
             "gid": gid,
             "resource_type": "task",
@@ -412,8 +382,19 @@ class AsanaSimulator(Simulator):
             "created_at": t["created_at"],
             "modified_at": t["modified_at"],
             "due_on": t["due_on"],
+            "due_at": t.get("due_at"),
+            "start_on": t.get("start_on"),
             "notes": t["notes"],
-            "assignee": self._compact("user", t["assignee"]),
+            "html_notes": f"<body>{escape(t['notes'])}</body>",
+            "liked": False,
+            "likes": [],
+            "num_likes": 0,
+            "hearted": False,
+            "hearts": [],
+            "num_hearts": 0,
+            "num_subtasks": len(subtasks),
+            "assignee": user(t["assignee"]),
+            "assignee_status": "inbox",
             "workspace": self._compact("workspace", t["workspace"]),
             "permalink_url": f"https://app.asana.com/0/0/{gid}",
             "projects": [self._compact("project", p) for p in t["projects"]],
@@ -421,15 +402,52 @@ class AsanaSimulator(Simulator):
                 {"project": self._compact("project", p), "section": self._compact("section", s)}
                 for p, s in t["sections"].items()
             ],
+            "followers": [user(u) for u in t.get("followers") or []],
+            "tags": [{"gid": g, "resource_type": "tag", "name": g} for g in t.get("tags") or []],
+            "dependencies": [],
+            "dependents": [],
             "custom_fields": [self._field_value(t, f, en) for f, en in self._task_fields(t).items()],
         }
+        # Live Asana sends null for an unset reference; the spec says not nullable, so the sandbox
+        # leaves these out (see SPEC_GAPS.md).
+        for key, value in (
+            ("created_by", user(t.get("created_by"))),
+            ("completed_by", user(t.get("completed_by"))),
+            ("parent", self._parent_compact(t.get("parent"))),
+        ):
+            if value is not None:
+                out[key] = value
+        if t.get("external"):
+            out["external"] = dict(t["external"])
         if t["resource_subtype"] == "approval":
             out["approval_status"] = t["approval_status"]
         if out["assignee"] is None:
-            del out[
-                "assignee"
-            ]  # live Asana sends null; the spec says not nullable (see SPEC GAPS in the report)
+            del out["assignee"]
+        for key in ("due_at", "start_on"):
+            if out[key] is None:
+                del out[key]
         return out
+
+    def _parent_compact(self, gid: str | None) -> dict | None:
+        if gid is None:
+            return None
+        parent = self.tasks.get(gid) or self.deleted_tasks.get(gid) or {}
+        return {
+            "gid": gid,
+            "resource_type": "task",
+            "name": parent.get("name", ""),
+            "resource_subtype": parent.get("resource_subtype", "default_task"),
+        }
+
+    def _field_compact(self, gid: str) -> dict:
+        f = self.custom_fields[gid]
+        return {
+            "gid": gid,
+            "resource_type": "custom_field",
+            "name": f["name"],
+            "type": f["type"],
+            "resource_subtype": f["type"],
+        }
 
     def render_webhook(self, gid: str) -> dict:
         w = self.webhooks[gid]
@@ -504,8 +522,13 @@ class AsanaSimulator(Simulator):
             ("POST", r"/tasks", self.h_create_task),
             ("GET", rf"/tasks/{g}", self.h_task),
             ("PUT", rf"/tasks/{g}", self.h_update_task),
+            ("DELETE", rf"/tasks/{g}", self.h_delete_task),
+            ("GET", rf"/tasks/{g}/stories", self.h_stories),
             ("POST", rf"/tasks/{g}/stories", self.h_story),
+            ("GET", rf"/stories/{g}", self.h_get_story),
             ("POST", rf"/tasks/{g}/addProject", self.h_add_project),
+            ("POST", rf"/tasks/{g}/removeProject", self.h_remove_project),
+            ("GET", rf"/workspaces/{g}/tasks/search", self.h_search),
             ("POST", rf"/sections/{g}/addTask", self.h_section_add_task),
             ("GET", r"/webhooks", self.h_webhooks),
             ("POST", r"/webhooks", self.h_create_webhook),
@@ -822,14 +845,13 @@ class AsanaSimulator(Simulator):
             raise _err(400, f"{sorted(unknown)[0]}: Unknown field")
         workspace = self.projects[projects[0]]["workspace"] if sections else str(data["workspace"])
         gid = self.new_gid()
-        task = self._blank_task(workspace, data.get("name") or "", sections)
+        task = self._blank_task(workspace, data.get("name") or "", sections, created_by=me)
         try:
             self.tasks[gid] = task
             self._apply(task, {k: v for k, v in data.items() if k in TASK_WRITABLE}, me, gid, emit=False)
         except SimError:
             del self.tasks[gid]
             raise
-        task["created_by"] = me
         for project in task["projects"]:
             self._emit(gid, me, "added", parent=self._compact("project", project))
         return self._one(req, self.render_task(gid), 201)
@@ -840,7 +862,15 @@ class AsanaSimulator(Simulator):
             self.add_section(project, "Untitled section")
         return self.projects[project]["sections"][0]
 
-    def _blank_task(self, workspace: str, name: str, sections: dict[str, str | None]) -> dict:
+    def _blank_task(
+        self,
+        workspace: str,
+        name: str,
+        sections: dict[str, str | None],
+        *,
+        created_by: str | None = None,
+        parent: str | None = None,
+    ) -> dict:
         sections = {p: s or self._default_section(p) for p, s in sections.items()}
         now = self.now_iso()
         return {
@@ -854,6 +884,12 @@ class AsanaSimulator(Simulator):
             "modified_at": now,
             "due_on": None,
             "assignee": None,
+            "created_by": created_by,
+            "completed_by": None,
+            "parent": parent,
+            "followers": [created_by] if created_by else [],
+            "tags": [],
+            "external": None,
             "workspace": workspace,
             "projects": list(sections),
             "sections": dict(sections),
@@ -863,6 +899,7 @@ class AsanaSimulator(Simulator):
     def _apply(self, task: dict, data: dict, user: str | None, gid: str, emit: bool = True) -> list[str]:
         """Apply writable fields; return the changed field names (events + modified_at)."""
         changed: list[str] = []
+        before = {k: task.get(k) for k in PLAIN_FIELDS}
         enabled = self._task_fields(task)
         new_values = {}
         for field_gid, value in (data.get("custom_fields") or {}).items():
@@ -891,11 +928,13 @@ class AsanaSimulator(Simulator):
         if "completed" in data and bool(data["completed"]) != task["completed"]:
             task["completed"] = bool(data["completed"])
             task["completed_at"] = self.now_iso() if task["completed"] else None
+            task["completed_by"] = user if task["completed"] else None
             changed.append("completed")
             if task["resource_subtype"] == "approval" and status is None:
                 # completed=true means approved; false means pending again (§4.4).
                 task["approval_status"] = "approved" if task["completed"] else "pending"
-        changed_fields = [g for g, v in new_values.items() if task["custom_values"].get(g) != v]
+        old_values = {g: task["custom_values"].get(g) for g in new_values}
+        changed_fields = [g for g, v in new_values.items() if old_values[g] != v]
         task["custom_values"].update(new_values)
         if changed or changed_fields:
             task["modified_at"] = self.now_iso()
@@ -913,6 +952,10 @@ class AsanaSimulator(Simulator):
                         "new_value": {"gid": field_gid, "resource_type": "custom_field"},
                     },
                 )
+            after = {k: task.get(k) for k in PLAIN_FIELDS}
+            self._change_stories(
+                gid, user, before, after, {g: (old_values[g], new_values[g]) for g in changed_fields}
+            )
         return changed + ["custom_fields"] * bool(changed_fields)
 
     def h_update_task(self, req: SimRequest, gid: str) -> SimResponse:
@@ -932,52 +975,82 @@ class AsanaSimulator(Simulator):
             raise
         return self._one(req, self.render_task(gid))
 
-    def h_story(self, req: SimRequest, gid: str) -> SimResponse:
-        me = self._user_of(req)
-        task = self._get(self.tasks, "task", gid)
-        self._require_member(task["workspace"], me)
-        text = self._data(req).get("text")
-        if not text:
-            raise _err(400, "text: Missing input")
-        story_gid = self.new_gid()
-        self.stories[story_gid] = {"task": gid, "text": text, "created_by": me, "created_at": self.now_iso()}
-        task["modified_at"] = self.now_iso()  # the story a comment generates changes modified_at (§4.2)
-        self._emit(
-            story_gid,
-            me,
-            "added",
-            resource_type="story",
-            subtype="comment_added",
-            parent=self._compact("task", gid),
-            task_gid=gid,
-        )
-        return self._one(
-            req,
-            {
-                "gid": story_gid,
-                "resource_type": "story",
-                "resource_subtype": "comment_added",
-                "type": "comment",
-                "text": text,
-                "created_at": self.stories[story_gid]["created_at"],
-                "created_by": self._compact("user", me),
-                "target": self._compact("task", gid),
-            },
-            201,
-        )
-
     def h_add_project(self, req: SimRequest, gid: str) -> SimResponse:
         me = self._user_of(req)
         task = self._get(self.tasks, "task", gid)
+        self._require_member(task["workspace"], me)
         data = self._data(req)
         project, section = str(data.get("project") or ""), data.get("section")
+        if not project:
+            raise _err(400, "project: Missing input")
         self._readable_project(req, project)
         if section and self.sections.get(section, {}).get("project") != project:
             raise _err(400, f"section: {section} is not in project {project}")
-        if project not in task["projects"]:
+        self._add_to_project(gid, project, section, me)
+        return SimResponse.json({"data": {}})
+
+    def h_remove_project(self, req: SimRequest, gid: str) -> SimResponse:
+        me = self._user_of(req)
+        task = self._get(self.tasks, "task", gid)
+        self._require_member(task["workspace"], me)
+        project = str(self._data(req).get("project") or "")
+        if not project:
+            raise _err(400, "project: Missing input")
+        self._readable_project(req, project)
+        if project in task["projects"]:
+            self._remove_from_project(gid, project, me)
+        return SimResponse.json({"data": {}})
+
+    def _add_to_project(self, gid: str, project: str, section: str | None, user: str | None) -> None:
+        """Moving between containers does not change modified_at (§4.2); it leaves stories."""
+        task = self.tasks[gid]
+        new = project not in task["projects"]
+        old_section = task["sections"].get(project)
+        if new:
             task["projects"].append(project)
-        task["sections"][project] = section or task["sections"].get(project) or self._default_section(project)
-        self._emit(gid, me, "added", parent=self._compact("project", project))
+        task["sections"][project] = section or old_section or self._default_section(project)
+        if new:
+            self.add_story(
+                gid,
+                user,
+                "added_to_project",
+                f"added this task to {self.projects[project]['name']}",
+                project=self._compact("project", project),
+            )
+            self._emit(gid, user, "added", parent=self._compact("project", project))
+        elif old_section != task["sections"][project]:
+            self._section_moved(gid, user, old_section, task["sections"][project])
+
+    def _remove_from_project(self, gid: str, project: str, user: str | None) -> None:
+        task = self.tasks[gid]
+        task["projects"].remove(project)
+        task["sections"].pop(project, None)
+        self.add_story(
+            gid,
+            user,
+            "removed_from_project",
+            f"removed this task from {self.projects[project]['name']}",
+            project=self._compact("project", project),
+        )
+        # Watchers of the project it left still hear of it (the event names the project as parent).
+        self._emit(gid, user, "removed", parent=self._compact("project", project), also=(project,))
+
+    def _section_moved(self, gid: str, user: str | None, old: str | None, new: str) -> None:
+        self.add_story(
+            gid,
+            user,
+            "section_changed",
+            f"moved this task to {self.sections[new]['name']}",
+            **({"old_section": self._compact("section", old)} if old else {}),
+            new_section=self._compact("section", new),
+        )
+        self._emit(gid, user, "added", parent=self._compact("section", new))
+
+    def h_delete_task(self, req: SimRequest, gid: str) -> SimResponse:
+        me = self._user_of(req)
+        task = self._get(self.tasks, "task", gid)
+        self._require_member(task["workspace"], me)
+        self._delete_task(gid, me)
         return SimResponse.json({"data": {}})
 
     def h_section_add_task(self, req: SimRequest, gid: str) -> SimResponse:
@@ -987,8 +1060,10 @@ class AsanaSimulator(Simulator):
         task = self._get(self.tasks, "task", task_gid)
         if section["project"] not in task["projects"]:
             raise _err(400, "task: The task is not in the section's project.")
+        old = task["sections"].get(section["project"])
         task["sections"][section["project"]] = gid  # leaves the project's other sections (§4.1)
-        self._emit(task_gid, me, "added", parent=self._compact("section", gid))
+        if old != gid:
+            self._section_moved(task_gid, me, old, gid)
         return SimResponse.json({"data": {}})
 
     # ---- webhooks (§6) ---------------------------------------------------------------------------
@@ -1088,6 +1163,7 @@ class AsanaSimulator(Simulator):
         parent: dict | None = None,
         change: dict | None = None,
         task_gid: str | None = None,
+        also: tuple[str, ...] = (),
     ) -> None:
         """Queue one event on every webhook that watches it and whose filters let it through."""
         task_gid = task_gid or gid
@@ -1103,7 +1179,8 @@ class AsanaSimulator(Simulator):
         if change:
             event["change"] = change
         for webhook in self.webhooks.values():
-            if webhook["resource"] != task_gid and webhook["resource"] not in task.get("projects", []):
+            watched = (task_gid, *task.get("projects", []), *also)
+            if webhook["resource"] not in watched:
                 continue
             if webhook["filters"] and not any(_passes(f, event) for f in webhook["filters"]):
                 continue
@@ -1124,7 +1201,7 @@ class AsanaSimulator(Simulator):
         except Exception as exc:  # noqa: BLE001 - a broken target is a failed delivery, not a sandbox crash
             status, reply = 0, str(exc).encode()
         self.deliveries.append((gid, status, body))
-        now = self.clock()
+        now = self.now()
         if 200 <= status < 300:
             webhook.update(
                 active=True,
@@ -1182,9 +1259,11 @@ class AsanaSimulator(Simulator):
         gid: str | None = None,
         is_organization: bool = True,
         email_domains: tuple[str, ...] = ("demo.example",),
+        premium: bool = True,
     ) -> str:
         gid = gid or self.new_gid()
         self.workspaces[gid] = {
+            "premium": premium,
             "name": name,
             "is_organization": is_organization,
             "email_domains": [d.lower() for d in email_domains],
@@ -1240,7 +1319,7 @@ class AsanaSimulator(Simulator):
             "user": user,
             "kind": "oauth",
             "client": client,
-            "expires_at": self.clock() + self.access_token_ttl,
+            "expires_at": self.now() + self.access_token_ttl,
         }
         return token
 
@@ -1261,7 +1340,7 @@ class AsanaSimulator(Simulator):
     def expire_access_tokens(self) -> None:
         for info in self.tokens.values():
             if info["kind"] == "oauth":
-                info["expires_at"] = self.clock() - 1
+                info["expires_at"] = self.now() - 1
 
     def revoke_token(self, token: str) -> None:
         self.tokens.pop(token, None)
@@ -1364,7 +1443,9 @@ class AsanaSimulator(Simulator):
         """A task as if a person made it in the UI (values in wire shape; no rate limit, no contract)."""
         gid = gid or self.new_gid()
         with self.lock:
-            self.tasks[gid] = self._blank_task(self.projects[project]["workspace"], name, {project: section})
+            self.tasks[gid] = self._blank_task(
+                self.projects[project]["workspace"], name, {project: section}, created_by=user
+            )
             data = {
                 "custom_fields": custom_fields or {},
                 **({"resource_subtype": "approval"} if approval else {}),
@@ -1383,146 +1464,3 @@ class AsanaSimulator(Simulator):
 
     def task_values(self, gid: str) -> dict[str, Any]:
         return dict(self.tasks[gid]["custom_values"])
-
-
-def _passes(rule: dict, event: dict) -> bool:
-    """Webhook filter semantics (§6.1): every stated key must match; `fields` only for changes."""
-    resource = event["resource"]
-    if rule.get("resource_type") and rule["resource_type"] != resource["resource_type"]:
-        return False
-    if rule.get("resource_subtype") and rule["resource_subtype"] != resource.get("resource_subtype"):
-        return False
-    if rule.get("action") and rule["action"] != event["action"]:
-        return False
-    return not (rule.get("fields") and (event.get("change") or {}).get("field") not in rule["fields"])
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse_time(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise _err(400, f"modified_since: {value} is not a valid date-time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-# ---- the demo tenant's Asana: fixed GIDs a demo config can reference ---------------------------------
-DEMO = {
-    "workspace": "1200000000000001",
-    "connector_user": "1200000000000002",
-    "users": {
-        "alice": "1200000000000003",
-        "bob": "1200000000000004",
-        "carol": "1200000000000005",
-        "gina_guest": "1200000000000006",
-    },
-    "team_finance": "1200000000000010",
-    "pat": "sandbox-asana-pat-ml-connector-0001",
-    "oauth_client_id": "1200000000000099",
-    "oauth_client_secret": "sandbox-asana-oauth-client-secret",
-    "ap_project": "1200000000000100",
-    "ap_sections": {
-        "inbox": "1200000000000101",
-        "awaiting_approval": "1200000000000102",
-        "approved": "1200000000000103",
-        "rejected": "1200000000000104",
-    },
-    "pr_project": "1200000000000200",
-    "pr_sections": {"new": "1200000000000201", "approved": "1200000000000202", "ordered": "1200000000000203"},
-    "fields": {
-        "amount": "1200000000000300",
-        "due_date": "1200000000000301",
-        "vendor": "1200000000000302",
-        "erp_reference": "1200000000000303",
-        "approval_status": "1200000000000304",
-        "document_status": "1200000000000305",
-        "cost_code": "1200000000000306",
-        "po_number": "1200000000000307",
-        "sage_status": "1200000000000308",
-    },
-    "options": {
-        "approval_status": {
-            "Pending": "1200000000000310",
-            "Approved": "1200000000000311",
-            "Rejected": "1200000000000312",
-        },
-        "document_status": {
-            "Balanced": "1200000000000320",
-            "Open": "1200000000000321",
-            "Closed": "1200000000000322",
-            "On Hold": "1200000000000323",
-        },
-        "cost_code": {
-            "5000 Materials": "1200000000000330",
-            "6000 Services": "1200000000000331",
-            "7000 Travel": "1200000000000332",
-            "9999 Retired": "1200000000000333",
-        },
-        "sage_status": {
-            "Not sent": "1200000000000340",
-            "PO created": "1200000000000341",
-            "Error": "1200000000000342",
-        },
-    },
-}
-# Options seeded disabled, to exercise "disabled options are refused".
-DEMO_DISABLED_OPTIONS = ("1200000000000323", "1200000000000333")
-
-
-def build_demo(base_url: str = "https://app.asana.com/api/1.0", **kwargs: Any) -> AsanaSimulator:
-    """An Asana with the demo tenant's workspace, people, projects, sections and custom fields."""
-    sim = AsanaSimulator(base_url, **kwargs)
-    d = DEMO
-    ws = sim.add_workspace("ML Demo Workspace", gid=d["workspace"], email_domains=("demo.example",))
-    bot = sim.add_user(
-        "ML Connector Bot", "connector@demo.example", workspace=ws, gid=d["connector_user"], is_admin=True
-    )
-    u = d["users"]
-    sim.add_user("Alice Approver", "alice@demo.example", workspace=ws, gid=u["alice"], is_admin=True)
-    sim.add_user("Bob Buyer", "bob@demo.example", workspace=ws, gid=u["bob"])
-    sim.add_user("Carol Controller", "carol@demo.example", workspace=ws, gid=u["carol"])
-    sim.add_user("Gina Guest", "gina@partner.example", workspace=ws, gid=u["gina_guest"], is_guest=True)
-    sim.add_team(ws, "Finance", (bot, u["alice"], u["carol"]), gid=d["team_finance"])
-    sim.add_pat(bot, d["pat"])
-    sim.add_oauth_client(d["oauth_client_id"], d["oauth_client_secret"])
-    ap = sim.add_project(ws, "AP Approvals", gid=d["ap_project"])
-    for key, name in (
-        ("inbox", "Inbox"),
-        ("awaiting_approval", "Awaiting approval"),
-        ("approved", "Approved"),
-        ("rejected", "Rejected"),
-    ):
-        sim.add_section(ap, name, gid=d["ap_sections"][key])
-    pr = sim.add_project(ws, "Purchase Requests", gid=d["pr_project"])
-    for key, name in (("new", "New requests"), ("approved", "Approved"), ("ordered", "Ordered")):
-        sim.add_section(pr, name, gid=d["pr_sections"][key])
-    f, o = d["fields"], d["options"]
-
-    def opts(key: str) -> list[tuple[str, str, bool]]:
-        return [(gid, name, gid not in DEMO_DISABLED_OPTIONS) for name, gid in o[key].items()]
-
-    sim.add_custom_field("Amount", "number", gid=f["amount"], precision=2, projects=(ap, pr))
-    sim.add_custom_field("Due date", "date", gid=f["due_date"], projects=(ap, pr))
-    sim.add_custom_field("Vendor", "text", gid=f["vendor"], projects=(ap, pr))
-    sim.add_custom_field("ERP reference", "text", gid=f["erp_reference"], projects=(ap, pr))
-    sim.add_custom_field(
-        "Approval status",
-        "enum",
-        gid=f["approval_status"],
-        options=opts("approval_status"),
-        projects=(ap, pr),
-    )
-    sim.add_custom_field(
-        "Document status", "enum", gid=f["document_status"], options=opts("document_status"), projects=(ap,)
-    )
-    sim.add_custom_field(
-        "Cost code", "enum", gid=f["cost_code"], options=opts("cost_code"), projects=(ap, pr)
-    )
-    sim.add_custom_field("PO number", "text", gid=f["po_number"], projects=(pr,))
-    sim.add_custom_field(
-        "Sage status", "enum", gid=f["sage_status"], options=opts("sage_status"), projects=(pr,)
-    )
-    return sim

@@ -1,0 +1,171 @@
+"""What one delivery costs on the receive path (issue 17): SQL statements, decryptions, row updates.
+
+Counted in autocommit (transactional tests), as in production: the hook views are non-atomic.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from fernet_fields.fields import EncryptedField
+
+from audit.models import InboundEvent
+from integrations.acumatica import push
+from integrations.asana import webhooks
+from integrations.models import AcumaticaConnection, AsanaWebhook
+from tests.asana_webhooks.harness import DEMO, World, world  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SECRET = "c" * 64
+PUSH_HEADER = "X-ML-Connector-Secret"
+
+
+@pytest.fixture
+def decryptions(monkeypatch):
+    calls: list[int] = []
+    original = EncryptedField.from_db_value
+
+    def counting(self, value, *args):
+        if value is not None:
+            calls.append(1)
+        return original(self, value, *args)
+
+    monkeypatch.setattr(EncryptedField, "from_db_value", counting)
+    return calls
+
+
+def asana_event(n: int) -> bytes:
+    return json.dumps(
+        {
+            "events": [
+                {
+                    "user": {"gid": DEMO["users"]["alice"], "resource_type": "user"},
+                    "created_at": f"2026-05-01T10:{n // 60:02d}:{n % 60:02d}.000Z",
+                    "action": "changed",
+                    "resource": {"gid": "1300000000000900", "resource_type": "task"},
+                    "change": {"field": "completed", "action": "changed"},
+                }
+            ]
+        }
+    ).encode()
+
+
+def statements(ctx) -> list[str]:
+    return [q["sql"].split()[0].upper() for q in ctx.captured_queries]
+
+
+def test_an_asana_delivery_is_one_insert_and_no_webhook_update(
+    world: World,  # noqa: F811
+    client,
+    monkeypatch,
+    decryptions,
+):
+    hook = AsanaWebhook.objects.create(
+        tenant=world.tenant,
+        resource_gid=DEMO["ap_project"],
+        webhook_gid="1300000000000001",
+        secret=SECRET,
+        state=AsanaWebhook.State.ACTIVE,
+    )
+    queued: list[int] = []
+    monkeypatch.setattr(webhooks, "enqueue", queued.append)
+    now = [5000.0]
+    monkeypatch.setattr(webhooks.receiver, "clock", lambda: now[0])
+    url = f"/hooks/asana/{hook.target_uuid}/"
+
+    def deliver(n: int):
+        body = asana_event(n)
+        sig = {"X-Hook-Signature": webhooks.sign(SECRET, body)}
+        return client.post(url, data=body, content_type="application/json", headers=sig)
+
+    decryptions.clear()
+    with CaptureQueriesContext(connection) as first:
+        assert deliver(0).status_code == 200
+    # The first delivery reads the endpoint (one SELECT, one decryption: the webhook's secret, not the
+    # AsanaConnection's credentials) and writes last_event_at once.
+    assert statements(first) == ["SELECT", "INSERT", "UPDATE"]
+    assert len(decryptions) == 1
+    for n in range(1, 21):
+        with CaptureQueriesContext(connection) as ctx:
+            assert deliver(n).status_code == 200
+        assert statements(ctx) == ["INSERT"], ctx.captured_queries
+    assert len(decryptions) == 1
+    assert len(queued) == 21 == InboundEvent.objects.filter(status="queued").count()
+    seen = AsanaWebhook.objects.get(pk=hook.pk).last_event_at
+    assert seen is not None
+    now[0] += 61  # a minute later (and a cache refresh): one read, one bookkeeping update
+    with CaptureQueriesContext(connection) as later:
+        assert deliver(99).status_code == 200
+    assert statements(later) == ["SELECT", "INSERT", "UPDATE"]
+
+
+def test_an_acumatica_push_is_one_insert(world: World, client, monkeypatch, decryptions):  # noqa: F811
+    conn = AcumaticaConnection.objects.get(tenant=world.tenant)
+    conn.push_secret = "push-secret-0123456789"
+    conn.save()
+    queued: list[int] = []
+    monkeypatch.setattr(push, "enqueue", queued.append)
+    url = f"/hooks/acumatica/{conn.push_uuid}/"
+
+    def deliver(n: int):
+        body = json.dumps(
+            {"Query": "ML Bills", "Id": f"id-{n}", "Inserted": [{"DocType": "INV", "RefNbr": f"{n:06d}"}]}
+        ).encode()
+        headers = {PUSH_HEADER: "push-secret-0123456789"}
+        return client.post(url, data=body, content_type="application/json", headers=headers)
+
+    decryptions.clear()
+    with CaptureQueriesContext(connection) as first:
+        assert deliver(0).status_code == 200
+    assert statements(first) == ["SELECT", "INSERT"]
+    assert len(decryptions) == 1  # the push secret only: not the OAuth secrets, password or tokens
+    for n in range(1, 11):
+        with CaptureQueriesContext(connection) as ctx:
+            assert deliver(n).status_code == 200
+        assert statements(ctx) == ["INSERT"]
+    assert len(queued) == 11
+
+
+def test_the_wsgi_entry_serves_hooks_without_the_console_middleware(world: World, monkeypatch):  # noqa: F811
+    import io
+
+    from connector_site.wsgi import application
+
+    hook = AsanaWebhook.objects.create(
+        tenant=world.tenant, resource_gid=DEMO["ap_project"], secret=SECRET, state=AsanaWebhook.State.ACTIVE
+    )
+    queued: list[int] = []
+    monkeypatch.setattr(webhooks, "enqueue", queued.append)
+
+    def call(path: str, body: bytes, **headers: str):
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "HTTP_HOST": "testserver",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/json",
+            "REMOTE_ADDR": "127.0.0.1",
+            **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
+        }
+        status: list[str] = []
+        out = b"".join(application(environ, lambda s, h: status.append(s)))
+        return status[0], out
+
+    body = asana_event(1)
+    with CaptureQueriesContext(connection) as ctx:
+        status, _ = call(
+            f"/hooks/asana/{hook.target_uuid}/", body, X_HOOK_SIGNATURE=webhooks.sign(SECRET, body)
+        )
+    assert status.startswith("200") and len(queued) == 1
+    assert "SELECT 1" not in [q["sql"] for q in ctx.captured_queries]  # no per-request health check
+    assert InboundEvent.objects.get(pk=queued[0]).status == "queued"
+    # The console still has its middleware: an anonymous admin request is redirected to the login.
+    environ_status, _ = call("/admin/", b"")
+    assert environ_status.startswith(("302", "403", "405"))

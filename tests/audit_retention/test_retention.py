@@ -1,0 +1,172 @@
+"""Retention: each audit table's rows are purged by kind and age, in batches, the purge itself audited;
+effects and a record's lineage outlive the API calls made for them (issue 17)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import models
+from django.utils import timezone
+from django_q.models import Schedule
+
+from audit.models import Alert, ApiCall, AuditEntry, InboundEvent, SyncRun
+from audit.recorder import record_entry
+from audit.retention import DEFAULT_DAYS, ensure_schedule, purge_expired, retention_days
+from integrations.console import lineage
+from integrations.console.dashboard import build_dashboard
+from integrations.models import Flow, RecordLink, Tenant
+
+pytestmark = pytest.mark.django_db
+NOW = timezone.now()
+
+
+def aged(row, days: float, field: str):
+    """Backdate one row (auto_now_add fields and the append-only managers allow no other way)."""
+    models.QuerySet(type(row)).filter(pk=row.pk).update(**{field: NOW - timedelta(days=days)})
+    return row
+
+
+@pytest.fixture
+def tenant():
+    return Tenant.objects.create(slug="ridgeline", name="Ridgeline")
+
+
+@pytest.fixture
+def link(tenant):
+    flow = Flow.objects.create(tenant=tenant, name="AP bills", kind="acumatica_bills")
+    return RecordLink.objects.create(
+        tenant=tenant, flow=flow, kind="bill", acumatica_type="Bill", acumatica_ref="000123", state="linked"
+    )
+
+
+def entry(tenant, link, status, days, **fields):
+    row = AuditEntry.objects.create(
+        tenant=tenant,
+        record_link=link,
+        operation="update_task",
+        status=status,
+        record_key="Bill/000123",
+        **fields,
+    )
+    return aged(row, days, "created_at")
+
+
+def call(tenant, link, days):
+    return ApiCall.objects.create(
+        tenant=tenant,
+        record_link=link,
+        system="asana",
+        method="PUT",
+        url="https://app.asana.com/api/1.0/tasks/1",
+        status_code=200,
+        request_excerpt='{"data": {"name": "Bill 000123"}}',
+        started_at=NOW - timedelta(days=days),
+    )
+
+
+def event(tenant, status, days, body=b'{"events": []}'):
+    row = InboundEvent.objects.create(
+        tenant=tenant, source="asana_webhook", status=status, raw_body=body, headers={"X-A": "1"}
+    )
+    return aged(row, days, "received_at")
+
+
+def test_the_defaults_keep_effects_seven_years_and_excerpts_and_bodies_ninety_days(settings):
+    days = retention_days()
+    assert days["effects"] == days["inbound_events"] == days["sync_runs"] == 2557
+    assert days["api_calls"] == days["inbound_bodies"] == 90
+    settings.AUDIT_RETENTION_DAYS = {"api_calls": 30}
+    assert retention_days() == {**DEFAULT_DAYS, "api_calls": 30}
+
+
+def test_purge_drops_old_calls_and_no_ops_keeps_effects_and_the_lineage(tenant, link):
+    effect = entry(tenant, link, AuditEntry.Status.SUCCEEDED, 400)
+    failure = entry(tenant, link, AuditEntry.Status.FAILED, 2000, error="422 Amount")
+    no_op = entry(tenant, link, AuditEntry.Status.UNCHANGED, 400)
+    recent_no_op = entry(tenant, link, AuditEntry.Status.UNCHANGED, 10)
+    old_call, new_call = call(tenant, link, 120), call(tenant, link, 5)
+    ancient = entry(tenant, link, AuditEntry.Status.SUCCEEDED, 2600)
+
+    result = purge_expired(NOW, pause=0)
+
+    assert "api_calls 1" in result and "no_ops 1" in result and "effects 1" in result
+    assert set(ApiCall.objects.values_list("pk", flat=True)) == {new_call.pk}
+    kept = set(AuditEntry.objects.filter(operation="update_task").values_list("pk", flat=True))
+    assert kept == {effect.pk, failure.pk, recent_no_op.pk}
+    assert no_op.pk not in kept and ancient.pk not in kept and old_call.pk != new_call.pk
+    # The record's lineage still shows its effects and failure after their API calls went.
+    items = lineage.timeline(link)
+    audit_items = [i for i in items if i.kind == "audit"]
+    assert {i.status for i in audit_items} >= {"succeeded", "failed"}
+    assert [i for i in items if i.kind == "api"] and len([i for i in items if i.kind == "api"]) == 1
+    # The purge is on record for the tenant, with what it removed and why.
+    purge = AuditEntry.objects.get(operation="retention.purge")
+    assert purge.tenant == tenant and purge.actor == "retention"
+    assert purge.payload["removed"] == {"api_calls": 1, "no_ops": 1, "effects": 1}
+    assert purge.payload["retention_days"]["api_calls"] == 90
+
+
+def test_inbound_bodies_are_cleared_at_90_days_and_rows_by_kind_later(tenant, link):
+    acted = event(tenant, InboundEvent.Status.PROCESSED, 120)
+    noise = event(tenant, InboundEvent.Status.IGNORED, 400)
+    waiting = event(tenant, InboundEvent.Status.QUEUED, 3000)  # never purged while it waits
+    very_old = event(tenant, InboundEvent.Status.PROCESSED, 2600)
+    effect = entry(tenant, link, AuditEntry.Status.SUCCEEDED, 100, inbound_event=very_old)
+    fresh = event(tenant, InboundEvent.Status.PROCESSED, 1)
+
+    purge_expired(NOW, pause=0)
+
+    acted.refresh_from_db()
+    assert bytes(acted.raw_body) == b"" and acted.headers == {} and acted.status == "processed"
+    assert not InboundEvent.objects.filter(pk__in=[noise.pk, very_old.pk]).exists()
+    assert bytes(InboundEvent.objects.get(pk=waiting.pk).raw_body) == b'{"events": []}'
+    assert bytes(InboundEvent.objects.get(pk=fresh.pk).raw_body) == b'{"events": []}'
+    effect = AuditEntry.objects.get(pk=effect.pk)  # the effect outlives its event
+    assert effect.inbound_event_id is None
+
+
+def test_purge_runs_in_batches_and_a_capped_run_is_carried_on_by_the_next(tenant, link):
+    for _ in range(5):
+        call(tenant, link, 200)
+    assert purge_expired(NOW, batch_size=2, max_batches=1, pause=0).startswith("api_calls 2")
+    assert ApiCall.objects.count() == 3
+    assert purge_expired(NOW, batch_size=2, max_batches=10, pause=0).startswith("api_calls 3")
+    assert ApiCall.objects.count() == 0
+    assert purge_expired(NOW, pause=0) == "nothing expired"
+
+
+def test_runs_and_resolved_alerts_expire_open_ones_stay(tenant):
+    run = aged(SyncRun.objects.create(tenant=tenant, status="succeeded"), 2600, "started_at")
+    running = aged(SyncRun.objects.create(tenant=tenant, status="running"), 2600, "started_at")
+    old = NOW - timedelta(days=2600)
+    Alert.objects.create(
+        tenant=tenant, kind="mapping_drift", subject="a", last_raised_at=old, resolved_at=old
+    )
+    open_alert = Alert.objects.create(tenant=tenant, kind="mapping_drift", subject="b", last_raised_at=old)
+    purge_expired(NOW, pause=0)
+    assert not SyncRun.objects.filter(pk=run.pk).exists() and SyncRun.objects.filter(pk=running.pk).exists()
+    assert list(Alert.objects.values_list("pk", flat=True)) == [open_alert.pk]
+
+
+def test_the_console_says_how_far_back_history_goes(tenant, link):
+    entry(tenant, link, AuditEntry.Status.SUCCEEDED, 30)
+    call(tenant, link, 12)
+    [row] = build_dashboard(tenants=Tenant.objects.filter(pk=tenant.pk), now=NOW)
+    history = row.items["history"]
+    assert history.value == "30 days"
+    assert "effects kept 2557 days" in history.reason and "API calls since" in history.reason
+    assert "(kept 90 days)" in history.reason
+
+
+def test_the_purge_has_a_daily_schedule(db):
+    ensure_schedule()
+    ensure_schedule()
+    schedule = Schedule.objects.get(name="audit-retention-purge")
+    assert schedule.func == "audit.retention.purge_expired" and schedule.schedule_type == Schedule.DAILY
+
+
+def test_a_recorded_purge_entry_is_append_only_like_any_other(tenant):
+    row = record_entry(tenant=tenant, operation="retention.purge", status="succeeded")
+    with pytest.raises(Exception, match="append-only"):
+        AuditEntry.objects.filter(pk=row.pk).delete()
