@@ -4,8 +4,9 @@ workers, the web process and the sandboxes over loopback — `make run`'s layout
 200 bills (and a few purchase orders) are pushed and polled while the sandbox Asana answers 429 to some
 reads and creates and loses the answer of some creates (applied, then the connection hangs), the sandbox
 Acumatica answers 429 to some reads, and a busy worker is SIGKILLed. At the end: one Asana task per
-document and none missing (scenario.check), every injected fault was met, and the budget files are
-valid JSON that no process ever had to rebuild.
+document and none missing (scenario.check), every injected fault was met, each lost answer ended at the
+create's attempt deadline as "may have been applied" (and was reconciled, not repeated), and the budget
+files are valid JSON that no process ever had to rebuild.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 
 import pytest
 
@@ -20,7 +22,7 @@ from integrations.base.ratelimit.local import parse_state
 
 from . import scenario
 from .deployment import Deployment, SqliteDatabase, postgres_server_url
-from .sandboxes import start_sandboxes
+from .sandboxes import CREATE_LEASE_SECONDS, start_sandboxes
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("setproctitle", reason='pip install -e ".[test]" (setproctitle)')
@@ -64,6 +66,14 @@ def test_200_bills_on_the_embedded_default_with_two_workers_429s_and_lost_answer
         for path in budgets:
             state = parse_state(path.read_bytes())  # valid JSON, a budget state
             assert json.loads(path.read_text())["key"] == state["key"]
+        # Each lost answer ended at the create's attempt deadline (well inside its lease), not after the
+        # 60 s read timeout, and said the create may have been applied: reconciled, never repeated.
+        with sqlite3.connect(tmp_path / "ml-connector.sqlite3") as db:
+            lost = db.execute(
+                "SELECT duration_ms FROM audit_apicall WHERE method = 'POST' AND status_code IS NULL "
+                "AND error LIKE '%DeadlineExceeded%may have been applied%'"
+            ).fetchall()
+        assert len(lost) == LOST_CREATES and all(ms < CREATE_LEASE_SECONDS * 1000 for (ms,) in lost), lost
         logs = deployment.log_text()
         assert "not a valid budget state" not in logs and "JSONDecodeError" not in logs
         print(f"embedded default: {len(report['links'])} documents, {len(budgets)} budget files, faults met")
