@@ -74,11 +74,21 @@ def process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else ""
 
 
+def _host() -> str:
+    """This machine's name and pid namespace: a pid is only meaningful inside its namespace (two
+    containers sharing a volume may share a host name, never a pid namespace)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}{namespace}"
+
+
 def this_process() -> Holder:
     global _me
     pid = os.getpid()
     if _me is None or _me.pid != pid:  # first use, or a forked child
-        _me = Holder(socket.gethostname(), pid, process_start(pid) or "")
+        _me = Holder(_host(), pid, process_start(pid) or "")
     return _me
 
 
