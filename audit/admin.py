@@ -5,12 +5,14 @@ from django.utils.html import format_html
 
 from integrations.console.permissions import can_replay
 from integrations.console.replay_admin import replay_entries_action
+from integrations.console.tenancy import ScopedModelAdmin
 from integrations.console.views import SyncRunConsole
+from integrations.membership import Role
 
 from .models import Alert, ApiCall, AuditEntry, InboundEvent, SyncRun
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ScopedModelAdmin):
     """Viewable by anyone with the view permission; never added, changed or deleted from the console."""
 
     def has_add_permission(self, request):
@@ -77,6 +79,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         if not can_replay(request.user):
             actions.pop("replay_entries_action", None)
         return actions
+
     search_fields = ("record_key", "idempotency_key", "error")
     date_hierarchy = "created_at"
 
@@ -104,9 +107,10 @@ class ApiCallAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ScopedModelAdmin):
     """Alerts are raised by the connector; operators (replay & sync) may mark them resolved."""
 
+    change_role = Role.OPERATE
     list_display = ("last_raised_at", "tenant", "kind", "subject", "count", "last_notified_at", "resolved_at")
     list_filter = ("kind", "tenant", ("resolved_at", admin.EmptyFieldListFilter))
     search_fields = ("subject", "message")

@@ -116,6 +116,7 @@ class SyncRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         PARTIAL = "partial", "Partial (some records failed)"
         FAILED = "failed", "Failed"
+        ABANDONED = "abandoned", "Abandoned (its worker stopped; see the message)"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sync_runs")
     flow = models.ForeignKey(Flow, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")

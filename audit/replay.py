@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_module
@@ -110,6 +111,16 @@ def preview(link: RecordLink, entry: AuditEntry | None = None) -> Preview:
     except (errors.ConnectorError, errors.ConfigurationError) as exc:
         return Preview(
             link.pk, str(link), "error", runnable=False, reason=f"could not read: {exc}", handler=handler.name
+        )
+    except ObjectDoesNotExist as exc:  # the tenant lacks a connection the handler reads through
+        return Preview(
+            link.pk,
+            str(link),
+            "error",
+            runnable=False,
+            reason=f"the tenant {link.tenant.slug} lacks a connection this record needs ({exc}); "
+            "add it on the tenant's page",
+            handler=handler.name,
         )
     result.handler = handler.name
     return result

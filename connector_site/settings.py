@@ -143,6 +143,12 @@ CACHES = {
     )
 }
 
+# Tenant memberships grant the console's model permissions (integrations/console/permissions.py).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "integrations.console.permissions.MembershipBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -199,8 +205,37 @@ HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=4)
 # The rate-budget waits of one request total at most this long when no attempt deadline is set
 # (integrations/base/http.py); inside `attempt_deadline(...)` the deadline bounds them instead.
 HTTP_MAX_BUDGET_WAIT = env.float("HTTP_MAX_BUDGET_WAIT", default=60.0)
-# http:// is accepted for loopback URLs (the sandboxes) only; false refuses even those.
-ALLOW_LOOPBACK_HTTP = env.bool("ALLOW_LOOPBACK_HTTP", default=True)
+# http:// is accepted for loopback URLs (the sandboxes) only, and only while this is on: on by default
+# under DEBUG (a local install), off otherwise; `make run`'s .env and the test settings set it.
+ALLOW_LOOPBACK_HTTP = env.bool("ALLOW_LOOPBACK_HTTP", default=DEBUG)
+
+# Production transport security, each on by default outside DEBUG and configurable (README,
+# "Production"). The console is expected behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load-balancer probes speak plain http to the container
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+# Preloading is a commitment made at hstspreload.org for the whole domain: off unless asked for.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# "HTTP_X_FORWARDED_PROTO,https" by default outside DEBUG; set it empty when no proxy sets the header
+# (then a client could claim https by sending it).
+_proxy_header = env.list(
+    "SECURE_PROXY_SSL_HEADER", default=[] if DEBUG else ["HTTP_X_FORWARDED_PROTO", "https"]
+)
+if _proxy_header and len(_proxy_header) != 2:
+    raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER is 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) or None
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]  # preload: opt-in, see above
+
+# /healthz and the dashboard's Cluster panel (integrations/health.py): red past these (seconds).
+HEALTH_QUEUE_MAX_AGE_SECONDS = env.int("HEALTH_QUEUE_MAX_AGE_SECONDS", default=600)
+# 2 min: a wedged cluster (workers killed or stuck while tasks wait) shows within two minutes.
+HEALTH_WORKER_IDLE_SECONDS = env.int("HEALTH_WORKER_IDLE_SECONDS", default=120)
+# A run still "running" this long after it started is abandoned by the sweep (2 × Q_TIMEOUT, ≥ 30 min).
+RUN_DEADLINE_SECONDS = env.int("RUN_DEADLINE_SECONDS", default=max(2 * Q_CLUSTER["timeout"], 1800))
 
 LOGGING = {
     "version": 1,
@@ -213,5 +248,3 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django_q": {"level": "WARNING"}},
 }
-
-

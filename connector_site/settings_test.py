@@ -12,6 +12,11 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 20)
 os.environ.setdefault("FERNET_KEYS", "test-fernet-key-one")
 os.environ.setdefault("PUBLIC_BASE_URL", "http://testserver")
+# The sandboxes answer on loopback http; the test client and the browser speak plain http.
+os.environ.setdefault("ALLOW_LOOPBACK_HTTP", "true")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault(
     "ML_CONNECTOR_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test")
 )

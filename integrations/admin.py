@@ -7,6 +7,7 @@ from django.utils.html import format_html
 
 from mappings.admin_views import DocumentFlowActions
 
+from .console.tenancy import ScopedModelAdmin, SuperuserOnlyAdmin
 from .forms import WriteOnlySecretsForm
 from .models import (
     AcumaticaConnection,
@@ -14,9 +15,11 @@ from .models import (
     AsanaWebhook,
     Cursor,
     Flow,
+    GuardedWrite,
     RecordLink,
     Sage100Connection,
     Tenant,
+    TenantMembership,
 )
 
 
@@ -68,7 +71,7 @@ class FlowInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ScopedModelAdmin):
     list_display = ("slug", "name", "active", "systems", "flow_count", "updated_at")
     list_filter = ("active",)
     search_fields = ("slug", "name")
@@ -89,6 +92,13 @@ class TenantAdmin(admin.ModelAdmin):
         return obj.flows.count()
 
     actions = ["test_connections", "register_webhooks"]
+
+    # A whole tenant is created or deleted by a superuser (who then grants memberships).
+    def has_add_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
 
     def has_test_permission(self, request) -> bool:
         from integrations.console.permissions import can_run_sync
@@ -135,7 +145,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Flow)
-class FlowAdmin(DocumentFlowActions, admin.ModelAdmin):
+class FlowAdmin(DocumentFlowActions, ScopedModelAdmin):
     list_display = ("name", "tenant", "kind", "enabled", "asana_project_gid", "mapping_badge", "updated_at")
     list_filter = ("tenant", "kind", "enabled", "mapping_status")
     search_fields = ("name", "tenant__slug", "asana_project_gid")
@@ -148,14 +158,14 @@ class FlowAdmin(DocumentFlowActions, admin.ModelAdmin):
 
 
 @admin.register(Cursor)
-class CursorAdmin(admin.ModelAdmin):
+class CursorAdmin(ScopedModelAdmin):
     list_display = ("tenant", "stream", "value", "updated_at")
     list_filter = ("tenant",)
     search_fields = ("stream",)
 
 
 @admin.register(RecordLink)
-class RecordLinkAdmin(admin.ModelAdmin):
+class RecordLinkAdmin(ScopedModelAdmin):
     list_display = (
         "__str__",
         "tenant",
@@ -169,13 +179,67 @@ class RecordLinkAdmin(admin.ModelAdmin):
     list_filter = ("tenant", "kind", "state", "flow")
     search_fields = ("acumatica_ref", "asana_task_gid", "sage_po_number", "acumatica_id")
     readonly_fields = [f.name for f in RecordLink._meta.fields]
+    actions = ("adopt_only_candidate", "create_new_task")
 
     def has_add_permission(self, request):
         return False
 
+    def _resolve(self, request, queryset, **how) -> None:
+        from integrations.flows import parked
+
+        done, refused = 0, []
+        for link in queryset.filter(state=RecordLink.State.NEEDS_PERSON):
+            candidates = [c.get("gid") for c in (link.review or {}).get("candidates", [])]
+            choice = dict(how)
+            if choice.get("adopt_gid") == "only":
+                if len(candidates) != 1:
+                    refused.append(
+                        f"{link}: {len(candidates)} candidates — choose with `connector links resolve`"
+                    )
+                    continue
+                choice["adopt_gid"] = str(candidates[0])
+            try:
+                parked.resolve(link.pk, actor=f"console:{request.user.get_username()}", **choice)
+                done += 1
+            except parked.CannotResolve as exc:
+                refused.append(str(exc))
+        self.message_user(request, f"{done} record(s) decided.")
+        for text in refused:
+            self.message_user(request, text, level="warning")
+
+    @admin.action(description="Waiting for a person: adopt the only candidate task")
+    def adopt_only_candidate(self, request, queryset):
+        self._resolve(request, queryset, adopt_gid="only")
+
+    @admin.action(description="Waiting for a person: create a new task instead")
+    def create_new_task(self, request, queryset):
+        self._resolve(request, queryset, create=True)
+
+    adopt_only_candidate.tenant_role = "operate"
+    create_new_task.tenant_role = "operate"
+
+
+@admin.register(GuardedWrite)
+class GuardedWriteAdmin(ScopedModelAdmin):
+    """What every approval was bound to: the guarded values written to a task, on Asana's clock."""
+
+    list_display = ("link", "operation", "values", "previous", "asana_time", "approval_reset")
+    list_filter = ("operation", "approval_reset")
+    search_fields = ("link__acumatica_ref", "link__asana_task_gid")
+    readonly_fields = [f.name for f in GuardedWrite._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(AsanaWebhook)
-class AsanaWebhookAdmin(admin.ModelAdmin):
+class AsanaWebhookAdmin(ScopedModelAdmin):
     form = WriteOnlySecretsForm
     list_display = (
         "resource_gid",
@@ -200,3 +264,18 @@ class AsanaWebhookAdmin(admin.ModelAdmin):
         "failure_deletion_timestamp",
         "created_at",
     )
+
+
+@admin.register(TenantMembership)
+class TenantMembershipAdmin(SuperuserOnlyAdmin, admin.ModelAdmin):
+    """Who sees which tenant, with which role. Granted by superusers; the user must be staff to log in."""
+
+    list_display = ("user", "tenant", "role", "created_at")
+    list_filter = ("role", "tenant")
+    search_fields = ("user__username", "user__email", "tenant__slug")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not obj.user.is_staff:  # the console admits staff only: a membership is meant to be used
+            type(obj.user).objects.filter(pk=obj.user_id).update(is_staff=True)
+            self.message_user(request, f"{obj.user} may now sign in to the console (staff).")

@@ -418,3 +418,6 @@ class AsanaWebhook(models.Model):
 
     def __str__(self) -> str:
         return f"Asana webhook on {self.resource_type} {self.resource_gid} ({self.state})"
+
+
+from .membership import TenantMembership  # noqa: E402,F401  (a model of this app, in its own module)

@@ -24,6 +24,7 @@ AREAS = (
         "integrations.tasks.events",
         "ensure_schedules",
     ),
+    ("health (runs abandoned by a stopped worker)", "integrations.health", "ensure_schedule"),
 )
 
 

@@ -53,9 +53,34 @@ def _check_cluster() -> dict:
     }
 
 
+def _check_work() -> dict:
+    """Queue age, stalled workers, runs past their deadline, waiting inbound events, failing webhooks
+    (integrations/health.py): each red item makes the service unavailable, with its reason."""
+    from integrations.console.dashboard import RED
+    from integrations.health import system_health
+
+    try:
+        items = system_health()
+    except Exception as exc:  # noqa: BLE001 - health must report, not raise
+        log.exception("healthz: the work checks failed")
+        return {"ok": False, "error": type(exc).__name__}
+    red = {k: h.reason for k, h in items.items() if h.level == RED}
+    return {
+        "ok": not red,
+        "items": {k: {"level": h.level, "value": h.value, "reason": h.reason} for k, h in items.items()},
+        **({"error": "; ".join(f"{k}: {r}" for k, r in red.items())} if red else {}),
+    }
+
+
 @require_GET
 def healthz(request):
-    checks = {"database": _check_database(), "broker": _check_broker(), "cluster": _check_cluster()}
+    """The whole picture (503 when anything is red). `?scope=process` checks only this process's
+    database and broker, for a load balancer's liveness probe that must not drain every web process
+    because a webhook fails."""
+    checks = {"database": _check_database(), "broker": _check_broker()}
+    if request.GET.get("scope") != "process":
+        checks["cluster"] = _check_cluster()
+        checks["work"] = _check_work()
     ok = all(c["ok"] for c in checks.values())
     return JsonResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503

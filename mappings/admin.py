@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from integrations.console.tenancy import ScopedModelAdmin
+
 from .models import FieldMapping, UserMapping, ValueMapping
 
 
@@ -10,7 +12,7 @@ class ValueMappingInline(admin.TabularInline):
 
 
 @admin.register(FieldMapping)
-class FieldMappingAdmin(admin.ModelAdmin):
+class FieldMappingAdmin(ScopedModelAdmin):
     list_display = (
         "source_path",
         "direction",
@@ -27,14 +29,14 @@ class FieldMappingAdmin(admin.ModelAdmin):
 
 
 @admin.register(ValueMapping)
-class ValueMappingAdmin(admin.ModelAdmin):
+class ValueMappingAdmin(ScopedModelAdmin):
     list_display = ("tenant", "kind", "source_value", "target_value", "field_mapping")
     list_filter = ("tenant", "kind")
     search_fields = ("source_value", "target_value")
 
 
 @admin.register(UserMapping)
-class UserMappingAdmin(admin.ModelAdmin):
+class UserMappingAdmin(ScopedModelAdmin):
     list_display = (
         "email",
         "display_name",
@@ -46,3 +48,4 @@ class UserMappingAdmin(admin.ModelAdmin):
     )
     list_filter = ("tenant", "active")
     search_fields = ("email", "display_name", "acumatica_employee_id", "sage_user")
+    autocomplete_fields = ("tenant",)  # the remote TenantAdmin's queryset: the user's tenants only

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 
 from integrations.base import errors
@@ -62,9 +62,13 @@ class DocumentFlowActions:
         self.message_user(request, f"Queued a sync pass for {len(flows)} flow(s){note}.", messages.SUCCESS)
 
     def discover_fields_view(self, request, flow_id: int):
-        if not self.has_change_permission(request):
+        from integrations.console.tenancy import Role, get_scoped_or_404
+
+        flow = get_scoped_or_404(
+            request.user, Flow.objects.select_related("tenant"), Role.ADMINISTER, pk=flow_id
+        )
+        if not self.has_change_permission(request, flow):
             raise PermissionDenied
-        flow = get_object_or_404(Flow.objects.select_related("tenant"), pk=flow_id)
         back = reverse("admin:integrations_flow_change", args=[flow.pk])
         if flow.kind not in DOCUMENT_KINDS:
             self.message_user(

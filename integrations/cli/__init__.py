@@ -12,6 +12,7 @@ SUBCOMMANDS = [
     "integrations.cli.check",
     "integrations.cli.config",
     "integrations.cli.demo",
+    "integrations.cli.health",
     "integrations.cli.links",
     "integrations.cli.purchase_requests",
     "integrations.cli.roster",

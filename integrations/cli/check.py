@@ -83,9 +83,13 @@ def check_tenant(tenant: Tenant) -> dict[str, list[CheckResult]]:
 
 
 def run(options, out) -> int:
-    tenants = Tenant.objects.filter(active=True)
+    from integrations.membership import Role
+
+    from .actor import scoped
+
+    tenants = scoped(options, Tenant.objects.filter(active=True), Role.OPERATE)
     if options.get("tenant"):
-        tenants = Tenant.objects.filter(slug=options["tenant"])
+        tenants = scoped(options, Tenant.objects.filter(slug=options["tenant"]), Role.OPERATE)
         if not tenants.exists():
             out.error(f"No tenant with slug {options['tenant']!r}.")
             return 2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from integrations.config_io import ConfigFileError, apply_file, export_tenant
+from integrations.config_io import ConfigFileError, apply_file, export_tenant, load_file
 from integrations.models import Tenant
 
 NAME = "config"
@@ -29,7 +29,18 @@ def add_arguments(parser) -> None:
 
 
 def run(options, out) -> int:
+    from integrations.membership import Role
+
+    from .actor import require
+
     if options["config_action"] == "apply":
+        try:
+            tdoc = load_file(options["file"]).get("tenant")
+        except ConfigFileError:
+            tdoc = None  # apply_file reports the problems below
+        slug = tdoc.get("slug") if isinstance(tdoc, dict) else None
+        if isinstance(slug, str):  # an existing tenant: administer it; a new one: superusers only
+            require(options, Tenant.objects.filter(slug=slug).first(), Role.ADMINISTER)
         try:
             summary = apply_file(options["file"], prune=options["prune"])
         except ConfigFileError as exc:
@@ -45,10 +56,11 @@ def run(options, out) -> int:
             f"{len(summary['updated'])} updated, {len(summary['deleted'])} deleted."
         )
         return 0
-    try:
-        doc = export_tenant(options["tenant"])
-    except Tenant.DoesNotExist as exc:
-        raise CommandError(f"No tenant with slug {options['tenant']!r}.") from exc
+    tenant = Tenant.objects.filter(slug=options["tenant"]).first()
+    if tenant is None:
+        raise CommandError(f"No tenant with slug {options['tenant']!r}.")
+    require(options, tenant, Role.VIEW)
+    doc = export_tenant(tenant.slug)
     text = json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
     if options.get("output"):
         Path(options["output"]).write_text(text, encoding="utf-8")

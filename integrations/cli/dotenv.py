@@ -11,6 +11,8 @@ def main() -> None:
     print(f"SECRET_KEY={secrets.token_urlsafe(48)}")
     print(f"FERNET_KEYS={Fernet.generate_key().decode()}")
     print("PUBLIC_BASE_URL=http://127.0.0.1:8000")
+    print("# The demo tenant talks to the sandboxes on loopback http (refused by default without DEBUG).")
+    print("ALLOW_LOOPBACK_HTTP=true")
 
 
 if __name__ == "__main__":

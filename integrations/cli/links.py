@@ -24,9 +24,13 @@ def add_arguments(parser) -> None:
 
 def run(options, out) -> int:
     from integrations.flows import parked
+    from integrations.membership import Role
+
+    from .actor import require, scoped
 
     if options["action"] == "waiting":
-        qs = RecordLink.objects.filter(state=RecordLink.State.NEEDS_PERSON).select_related("tenant")
+        qs = scoped(options, RecordLink.objects, Role.VIEW)
+        qs = qs.filter(state=RecordLink.State.NEEDS_PERSON).select_related("tenant")
         if options.get("tenant"):
             tenant = Tenant.objects.filter(slug=options["tenant"]).first()
             if tenant is None:
@@ -43,11 +47,15 @@ def run(options, out) -> int:
         return 0
     if not options.get("link"):
         raise CommandError("resolve needs --link ID and --adopt TASK_GID or --create")
+    link = RecordLink.objects.select_related("tenant").filter(pk=options["link"]).first()
+    if link is not None:
+        require(options, link.tenant, Role.OPERATE)
+    actor = options["actor"]
+    if options.get("cli_user") is not None and actor == "command":
+        actor = options["cli_actor"]
     try:
         out.success(
-            parked.resolve(
-                options["link"], adopt_gid=options["adopt"], create=options["create"], actor=options["actor"]
-            )
+            parked.resolve(options["link"], adopt_gid=options["adopt"], create=options["create"], actor=actor)
         )
     except (parked.CannotResolve, RecordLink.DoesNotExist) as exc:
         out.error(str(exc))

@@ -42,6 +42,11 @@ def run(options, out) -> int:
     )
     if not flows.exists():
         raise CommandError(f"tenant {options['tenant']!r} has no enabled purchase-request flow")
+    from integrations.membership import Role
+
+    from .actor import require
+
+    require(options, flows.first().tenant, Role.OPERATE)
     if options.get("sync_users"):
         return _sync_users(flows.first().tenant, out)
     failures = 0

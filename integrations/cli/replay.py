@@ -50,8 +50,13 @@ def _items(options):
 
 def run(options, out) -> int:
     from audit import replay
+    from integrations.membership import Role
+
+    from .actor import require
 
     items = _items(options)
+    for tenant in {link.tenant for link, _ in items}:
+        require(options, tenant, Role.OPERATE)
     if not items:
         out.write("Nothing matches.")
         return 0
@@ -72,7 +77,10 @@ def run(options, out) -> int:
         if answer not in ("y", "yes"):
             out.write("Not queued.")
             return 1
-    run = replay.enqueue(items, actor=f"cli:{getpass.getuser()}", message="replay from connector replay")
+    actor = options.get("cli_actor") or f"cli:{getpass.getuser()}"
+    run = replay.enqueue(
+        items, actor=actor, message=f"replay from connector replay by {actor} (login {getpass.getuser()})"
+    )
     if run is None:
         out.error("Nothing replayable.")
         return 1

@@ -28,6 +28,11 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--seconds", type=float, default=0, help="Stop after this long (0 = until interrupted)"
     )
+    parser.add_argument(
+        "--no-first-pass",
+        action="store_true",
+        help="Do not run each demo flow once when the sandboxes are up (they do by default)",
+    )
 
 
 def build(options) -> dict:
@@ -71,6 +76,14 @@ def run(options, out) -> int:
     )
     out.write(f"{'sage100':10s} agent   on {agent.url} (simulated backend)")
     out.success("Sandboxes running; Ctrl-C stops them.")
+    from integrations.models import Tenant
+
+    tenant = Tenant.objects.filter(slug=demo.TENANT_SLUG, active=True).first()
+    if tenant is not None and not options.get("no_first_pass"):
+        from .first_pass import first_pass
+
+        out.write(f"First pass of the {tenant.slug} tenant's flows against the sandboxes:")
+        first_pass(tenant, out)
     try:
         deadline = time.monotonic() + options["seconds"] if options["seconds"] else None
         while deadline is None or time.monotonic() < deadline:

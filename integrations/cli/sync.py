@@ -61,10 +61,16 @@ def run(options, out) -> int:
             out.write(line)
         out.success("Schedules are in place.")
         return 0
+    from integrations.membership import Role
+
+    from .actor import require
+
     flow = _flow(options)
+    require(options, flow.tenant, Role.OPERATE)
+    actor = options.get("cli_actor") or "cli"
     dry = bool(options.get("dry_run"))
     since = _since(options.get("since"))
-    sync = DocumentSync(flow, dry_run=dry, actor="cli")
+    sync = DocumentSync(flow, dry_run=dry, actor=actor)
 
     def progress(result) -> None:
         c = result.counts
@@ -79,7 +85,7 @@ def run(options, out) -> int:
             sync,
             since=since,
             trigger="dry_run" if dry else "manual",
-            triggered_by="cli",
+            triggered_by=actor,
             progress=progress,
             retry_record=None if dry else (lambda t, n, d: schedule_document(flow.pk, t, n, d)),
         )

@@ -36,10 +36,16 @@ def _tenants(slug: str | None) -> list[Tenant]:
 def run(options, out) -> int:
     from integrations.asana import watchdog
     from integrations.flows.approvals import clients_for
+    from integrations.membership import Role
     from integrations.tasks.approvals import ensure_schedules
 
+    from .actor import require
+
     failures = 0
-    for tenant in _tenants(options.get("tenant")):
+    tenants = _tenants(options.get("tenant"))
+    for tenant in tenants:
+        require(options, tenant, Role.ADMINISTER)
+    for tenant in tenants:
         clients = clients_for(tenant)
         if options["action"] == "ensure":
             results = watchdog.ensure_webhooks(tenant, clients.asana)

@@ -67,6 +67,7 @@ class TenantRow:
     tenant: Tenant
     items: dict[str, Health] = field(default_factory=dict)
     flows: list[FlowRow] = field(default_factory=list)
+    can_operate: bool = False  # the viewing user may sync / dry-run this tenant's flows
 
     @property
     def worst(self) -> str:
@@ -106,7 +107,13 @@ def poll_health(
     if not polled:
         return Health(GREY, "event-driven flow (no polling pass)", url, "—")
     if last_success is None:
-        return Health(RED, "no successful pass yet", url, "never")
+        return Health(
+            RED,
+            "no successful pass yet: open the flow's runs for the error, or select the flow under "
+            "Flows and run “Sync now” (a dry run shows the plan first)",
+            url,
+            "never",
+        )
     late = now - last_success
     interval = timedelta(minutes=max(1, interval_minutes))
     value = _age(now, last_success)
@@ -140,6 +147,32 @@ def unreadable_health(unreadable_7d: int, url: str = "") -> Health:
         "generic inquiry's key columns",
         url,
         str(unreadable_7d),
+    )
+
+
+def approvals_health(
+    needs_person: int, changed_7d: int, refused_7d: int, url: str, changed_url: str
+) -> Health:
+    """Money safety at a glance: records whose create outcome waits for a person (red: the document has
+    no task until someone decides), documents changed after approval and releases refused (7 days)."""
+    if needs_person:
+        return Health(
+            RED,
+            f"{needs_person} record(s) wait for a person: a create's outcome is unknown and its candidate "
+            "task cannot be proven the document's — adopt it or create anew",
+            url,
+            str(needs_person),
+        )
+    if changed_7d or refused_7d:
+        return Health(
+            AMBER,
+            f"{changed_7d} document(s) changed after approval and {refused_7d} release(s) refused in 7 days: "
+            "a new approval was asked for on each task",
+            changed_url,
+            str(changed_7d + refused_7d),
+        )
+    return Health(
+        GREEN, "no approval changed or refused in 7 days; nothing waits for a person", changed_url, "0"
     )
 
 
@@ -274,32 +307,62 @@ def _changelist(model: str, **filters: Any) -> str:
 
 
 def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = None) -> list[TenantRow]:
+    """The rows of the tenants `user` sees (every active tenant when no user is given: commands)."""
+    from .permissions import can_run_sync
+    from .tenancy import scope
+
     now = now or timezone.now()
-    tenants = list(
-        (tenants if tenants is not None else Tenant.objects.filter(active=True))
-        .select_related("acumatica", "asana", "sage100")
-        .prefetch_related("flows")
-    )
+    base = tenants if tenants is not None else Tenant.objects.filter(active=True)
+    if user is not None:
+        base = scope(base, user)
+    tenants = list(base.select_related("acumatica", "asana", "sage100").prefetch_related("flows"))
     ids = [t.pk for t in tenants]
     day_ago = now - timedelta(hours=24)
     last_success = dict(
         SyncRun.objects.filter(
             tenant_id__in=ids, status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL]
         )
-        .exclude(trigger__in=[SyncRun.Trigger.DRY_RUN, SyncRun.Trigger.REPLAY])
+        # A dry run plans without writing, so it is no pass — except the roster's report-only run,
+        # which is that flow's normal pass (flows/roster.py, `apply_on_schedule` off by default).
+        .exclude(trigger=SyncRun.Trigger.REPLAY)
+        .exclude(Q(trigger=SyncRun.Trigger.DRY_RUN) & ~Q(flow__kind=Flow.Kind.ACUMATICA_EMPLOYEES))
         .values_list("flow_id")
         .annotate(Max("finished_at"))
     )
-    failures = dict(
-        AuditEntry.objects.filter(tenant_id__in=ids, status=AuditEntry.Status.FAILED, created_at__gte=day_ago)
-        .values_list("flow_id")
-        .annotate(Count("id"))
-    )
-    quarantined = dict(
-        RecordLink.objects.filter(tenant_id__in=ids, state=RecordLink.State.QUARANTINED)
-        .values_list("flow_id")
-        .annotate(Count("id"))
-    )
+    # One query per table: per (tenant, flow), the counts each tile needs.
+    week = now - timedelta(days=7)
+    failed_q = Q(status=AuditEntry.Status.FAILED, created_at__gte=day_ago)
+    changed_q = Q(operation="changed_after_approval")
+    refused_q = Q(operation__endswith=".release", status=AuditEntry.Status.QUARANTINED)
+    failures: dict[Any, int] = {}
+    approvals: dict[int, dict[str, int]] = {}
+    for row in (
+        AuditEntry.objects.filter(tenant_id__in=ids, created_at__gte=week)
+        .filter(failed_q | changed_q | refused_q)
+        .values("tenant_id", "flow_id")
+        .annotate(
+            failed=Count("id", filter=failed_q),
+            changed=Count("id", filter=changed_q),
+            refused=Count("id", filter=refused_q),
+        )
+    ):
+        failures[row["flow_id"]] = failures.get(row["flow_id"], 0) + row["failed"]
+        mine = approvals.setdefault(row["tenant_id"], {"changed": 0, "refused": 0})
+        mine["changed"] += row["changed"]
+        mine["refused"] += row["refused"]
+    quarantined: dict[Any, int] = {}
+    needs_person: dict[int, int] = {}
+    for row in (
+        RecordLink.objects.filter(
+            tenant_id__in=ids, state__in=[RecordLink.State.QUARANTINED, RecordLink.State.NEEDS_PERSON]
+        )
+        .values("tenant_id", "flow_id", "state")
+        .annotate(n=Count("id"))
+    ):
+        if row["state"] == RecordLink.State.QUARANTINED:
+            quarantined[row["flow_id"]] = quarantined.get(row["flow_id"], 0) + row["n"]
+        else:
+            needs_person[row["tenant_id"]] = needs_person.get(row["tenant_id"], 0) + row["n"]
     waiting_q = Q(status__in=[InboundEvent.Status.RECEIVED, InboundEvent.Status.QUEUED])
     unreadable_q = Q(status=InboundEvent.Status.UNREADABLE, received_at__gte=now - timedelta(days=7))
     backlog = {
@@ -334,7 +397,7 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
     }
     rows = []
     for tenant in tenants:
-        row = TenantRow(tenant)
+        row = TenantRow(tenant, can_operate=user is not None and can_run_sync(user, tenant.pk))
         t = tenant.pk
         waiting = backlog.get(t, {})
         row.items["backlog"] = backlog_health(
@@ -342,6 +405,13 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
             waiting.get("oldest"),
             now,
             _changelist("audit_inboundevent", tenant__id__exact=t, status__exact="queued"),
+        )
+        row.items["approvals"] = approvals_health(
+            needs_person.get(t, 0),
+            approvals.get(t, {}).get("changed", 0),
+            approvals.get(t, {}).get("refused", 0),
+            _changelist("integrations_recordlink", tenant__id__exact=t, state__exact="needs_person"),
+            _changelist("audit_auditentry", tenant__id__exact=t, operation="changed_after_approval"),
         )
         row.items["unreadable"] = unreadable_health(
             waiting.get("unreadable", 0),

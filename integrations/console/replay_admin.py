@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -25,6 +26,7 @@ from integrations.models import RecordLink
 
 from . import lineage
 from .permissions import can_replay
+from .tenancy import Role, get_scoped_or_404
 
 BULK_PREVIEW_LIMIT = 1  # above this, the page shows counts (no vendor reads for a filtered set)
 
@@ -42,7 +44,7 @@ def confirm_replay(
     selected: list[str] | None = None,
 ) -> Any:
     """Render the confirmation page, or (POST post=yes) enqueue and redirect to the run's progress."""
-    if not can_replay(request.user):
+    if not can_replay(request.user) or not all(can_replay(request.user, lk.tenant_id) for lk, _ in items):
         raise PermissionDenied
     if request.method == "POST" and request.POST.get("post") == "yes":
         actor = request.user.get_username()
@@ -87,7 +89,11 @@ def confirm_replay(
 class RecordLinkConsole:
     """Lineage page, replay page, replay action and a "Lineage" column for RecordLinkAdmin."""
 
-    actions = ["replay_selected"]
+    def get_actions(self, request):
+        actions = super().get_actions(request)  # the owner's actions (deciding parked records) stay
+        if can_replay(request.user):
+            actions["replay_selected"] = self.get_action("replay_selected")
+        return actions
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -105,12 +111,6 @@ class RecordLinkConsole:
             '<a href="{}">timeline</a>', reverse("admin:integrations_recordlink_lineage", args=[obj.pk])
         )
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if not can_replay(request.user):
-            actions.pop("replay_selected", None)
-        return actions
-
     @admin.action(description="Replay selected records (preview first)")
     def replay_selected(self, request, queryset):
         items = [(link, None) for link in queryset.select_related("flow", "tenant")]
@@ -118,7 +118,9 @@ class RecordLinkConsole:
         return confirm_replay(self, request, items, action="replay_selected", selected=selected)
 
     def lineage_view(self, request, link_id: int):
-        link = get_object_or_404(RecordLink.objects.select_related("flow", "tenant"), pk=link_id)
+        link = get_scoped_or_404(
+            request.user, RecordLink.objects.select_related("flow", "tenant"), pk=link_id
+        )
         if not self.has_view_permission(request, link):
             raise PermissionDenied
         context = {
@@ -129,13 +131,17 @@ class RecordLinkConsole:
             "link": link,
             "systems": lineage.systems(link),
             "timeline": lineage.timeline(link),
-            "can_replay": can_replay(request.user),
+            "can_replay": can_replay(request.user, link.tenant_id),
         }
         return TemplateResponse(request, "admin/console/lineage.html", context)
 
     def replay_view(self, request, link_id: int):
-        link = get_object_or_404(RecordLink.objects.select_related("flow", "tenant"), pk=link_id)
+        link = get_scoped_or_404(
+            request.user, RecordLink.objects.select_related("flow", "tenant"), Role.OPERATE, pk=link_id
+        )
         entry_id = request.GET.get("entry") or request.POST.get("entry")
+        if entry_id and not str(entry_id).isdigit():
+            raise Http404("No such audit entry.")
         entry = get_object_or_404(AuditEntry, pk=entry_id, record_link=link) if entry_id else None
         response = confirm_replay(self, request, [(link, entry)])
         return response or redirect(reverse("admin:integrations_recordlink_lineage", args=[link.pk]))

@@ -7,6 +7,10 @@ re-registering a subclass, so the owners' admin modules stay as they are:
     RecordLink  + lineage page, replay action (with diff preview), "Lineage" column
     Flow        + dry-run page and action
     index       + the health dashboard (templates/admin/index.html reads `dashboard`)
+
+Then every admin registered so far that is not scoped already gets scoped: TenantScopedAdmin when its
+model reaches a tenant, SuperuserOnlyAdmin otherwise (django-q2's queue, users, groups). A new admin
+is tenant-scoped even if its author forgot the base class.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ def install(site: admin.AdminSite) -> None:
 
     from .dashboard import build_dashboard
     from .replay_admin import RecordLinkConsole
+    from .tenancy import SuperuserOnlyAdmin, TenantScopedAdmin, tenant_path
     from .views import FlowConsole
 
     _layer(site, RecordLink, RecordLinkConsole)
     _layer(site, Flow, FlowConsole)
+    for model, model_admin in list(site._registry.items()):
+        if not isinstance(model_admin, (TenantScopedAdmin, SuperuserOnlyAdmin)):
+            _layer(site, model, TenantScopedAdmin if tenant_path(model) else SuperuserOnlyAdmin)
     if getattr(site, "_console_installed", False):
         return
     site._console_installed = True
@@ -43,7 +51,14 @@ def install(site: admin.AdminSite) -> None:
     def index(request, extra_context=None):
         context = dict(extra_context or {})
         if request.user.is_active and request.user.is_staff:
+            from integrations.health import system_health
+            from integrations.models import Tenant
+
+            from .tenancy import scope
+
             context["dashboard"] = build_dashboard(request.user)
+            # The queue is everyone's; runs, events and webhooks only of the user's tenants.
+            context["cluster_health"] = system_health(tenants=scope(Tenant.objects.all(), request.user))
         return original(request, extra_context=context)
 
     site.index = index

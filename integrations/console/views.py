@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -20,6 +20,7 @@ from integrations.base import errors
 from integrations.models import Flow
 
 from .permissions import can_run_sync
+from .tenancy import Role, get_scoped_or_404
 
 DOCUMENT_KINDS = (Flow.Kind.ACUMATICA_BILLS, Flow.Kind.ACUMATICA_PURCHASE_ORDERS)
 REFRESH_SECONDS = 3
@@ -67,9 +68,11 @@ class FlowConsole:
         return redirect(reverse("admin:integrations_flow_dry_run", args=[queryset.get().pk]))
 
     def dry_run_view(self, request, flow_id: int):
-        if not can_run_sync(request.user):
+        flow = get_scoped_or_404(
+            request.user, Flow.objects.select_related("tenant"), Role.OPERATE, pk=flow_id
+        )
+        if not can_run_sync(request.user, flow.tenant_id):
             raise PermissionDenied
-        flow = get_object_or_404(Flow.objects.select_related("tenant"), pk=flow_id)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Dry run: {flow}",
@@ -112,7 +115,7 @@ class SyncRunConsole:
         )
 
     def progress_view(self, request, run_id: int):
-        run = get_object_or_404(SyncRun.objects.select_related("flow", "tenant"), pk=run_id)
+        run = get_scoped_or_404(request.user, SyncRun.objects.select_related("flow", "tenant"), pk=run_id)
         if not self.has_view_permission(request, run):
             raise PermissionDenied
         total = run.progress_total or 0

@@ -230,3 +230,20 @@ def test_loopback_http_is_accepted_for_sandboxes(tmp_path, secrets_env):
 def test_export_unknown_tenant_fails():
     with pytest.raises(CommandError, match="No tenant"):
         call_command("connector", "config", "export", "--tenant", "ghost")
+
+
+@pytest.mark.django_db
+def test_a_second_tenants_money_flow_on_the_same_project_is_refused_unless_stated(
+    tmp_path, secrets_env, capsys
+):
+    call_command("connector", "config", "apply", str(write(tmp_path, tenant_doc())))
+    other = tenant_doc()
+    other["tenant"] = {"slug": "acme-west", "name": "Acme West", "active": True}
+    with pytest.raises(CommandError):
+        call_command("connector", "config", "apply", str(write(tmp_path, other, name="west.json")))
+    err = capsys.readouterr().err
+    assert "flows[0].asana_project_gid" in err and "already carries tenant acme's" in err
+    assert not Tenant.objects.filter(slug="acme-west").exists()
+    other["flows"][0]["options"] = {"share_project_with_other_tenants": True}
+    call_command("connector", "config", "apply", str(write(tmp_path, other, name="west.json")))
+    assert Flow.objects.filter(asana_project_gid="1200000000000100").count() == 2

@@ -30,6 +30,12 @@ class Command(BaseCommand):
     help = "ml-connector operations: check, config, sync, webhooks, replay, sandbox, rotate-keys."
 
     def add_arguments(self, parser):
+        parser.add_argument(
+            "--as",
+            dest="as_user",
+            metavar="USER",
+            help="Act as this console user, within their tenant roles (default: the system actor, audited)",
+        )
         sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
         self._modules = {}
         for path in SUBCOMMANDS:
@@ -39,7 +45,10 @@ class Command(BaseCommand):
             self._modules[module.NAME] = module
 
     def handle(self, *args, **options):
+        from integrations.cli.actor import resolve
+
         module = self._modules[options["subcommand"]]
+        resolve(options)
         code = module.run(options, _Out(self))
         if code:
             raise CommandError(f"connector {module.NAME} failed (exit {code})", returncode=code)
