@@ -73,7 +73,9 @@ def test_200_bills_on_the_embedded_default_with_two_workers_429s_and_lost_answer
                 "SELECT duration_ms FROM audit_apicall WHERE method = 'POST' AND status_code IS NULL "
                 "AND error LIKE '%DeadlineExceeded%may have been applied%'"
             ).fetchall()
-        assert len(lost) == LOST_CREATES and all(ms < CREATE_LEASE_SECONDS * 1000 for (ms,) in lost), lost
+        # (a worker SIGKILLed while it waited for a lost answer records nothing: the kill may pick it)
+        assert LOST_CREATES - variant.kills <= len(lost) <= LOST_CREATES, lost
+        assert all(ms < CREATE_LEASE_SECONDS * 1000 for (ms,) in lost), lost
         logs = deployment.log_text()
         assert "not a valid budget state" not in logs and "JSONDecodeError" not in logs
         print(f"embedded default: {len(report['links'])} documents, {len(budgets)} budget files, faults met")
