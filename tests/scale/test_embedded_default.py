@@ -22,7 +22,7 @@ from integrations.base.ratelimit.local import parse_state
 
 from . import scenario
 from .deployment import Deployment, SqliteDatabase, postgres_server_url
-from .sandboxes import CREATE_LEASE_SECONDS, start_sandboxes
+from .sandboxes import CREATE_LEASE_SECONDS, documents, start_sandboxes
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("setproctitle", reason='pip install -e ".[test]" (setproctitle)')
@@ -57,6 +57,10 @@ def test_200_bills_on_the_embedded_default_with_two_workers_429s_and_lost_answer
         inject_faults(sandboxes)
         proof.sync()
         proof.recover()
+        # A create whose worker was killed may wait for Asana's search index (the flow looks again
+        # in about 90 s before it creates): the documents must all end linked, not by a deadline.
+        proof.wait("wait-links", {"at_least": len(documents(sandboxes.acumatica)), "timeout": 240})
+        proof.wait("wait-drained", {})
         report = proof.check()  # one task per document, none missing, no task failure
         assert not sandboxes.asana.faults.pending and not sandboxes.acumatica.faults.pending
         statuses = [status for _m, _p, status in sandboxes.asana.request_log]
