@@ -30,6 +30,7 @@ BENCHMARKS = {
     "ingest": "benchmarks.ingest",
     "rate": "benchmarks.rate",
     "backfill": "benchmarks.backfill",
+    "budget": "benchmarks.budget",
 }
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -202,6 +202,9 @@ HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", default=60.0)
 # A wait up to this long sleeps in the worker; a longer one reschedules the task.
 HTTP_MAX_INLINE_WAIT = env.float("HTTP_MAX_INLINE_WAIT", default=5.0)
 HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=4)
+# The rate-budget waits of one request total at most this long when no attempt deadline is set
+# (integrations/base/http.py); inside `attempt_deadline(...)` the deadline bounds them instead.
+HTTP_MAX_BUDGET_WAIT = env.float("HTTP_MAX_BUDGET_WAIT", default=60.0)
 # http:// is accepted for loopback URLs (the sandboxes) only, and only while this is on: on by default
 # under DEBUG (a local install), off otherwise; `make run`'s .env and the test settings set it.
 ALLOW_LOOPBACK_HTTP = env.bool("ALLOW_LOOPBACK_HTTP", default=DEBUG)

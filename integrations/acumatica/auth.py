@@ -370,8 +370,6 @@ class CookieAuthenticator(Authenticator):
 
     def apply(self, headers: dict[str, str]) -> None:
         self.ensure()
-        if self.governor is not None:
-            self.governor.keep()
 
     def ensure(self) -> None:
         with self.lock:

@@ -14,9 +14,9 @@ What the connector does with them:
   lock file) with `max_api_sessions` slots. A cookie login takes a slot before it signs in and gives
   it back at logout; OAuth workers share one grant (auth.py), which is one session. A worker finding
   no free slot waits (up to the client's max_inline_wait) and then gets a retryable SeatsExhausted:
-  it never signs in past the setting. The slot is a lease (LEASE_TTL), extended while the session is
-  in use (`keep()`, at most every KEEP_EVERY seconds): a killed worker's slot frees itself, as the
-  server frees its idle session, and a long unit of work keeps its own.
+  it never signs in past the setting. The slot is a lease renewed by the holder process's heartbeat
+  (integrations.base.ratelimit): a killed worker's slot frees itself, as the server frees its idle
+  session, while a long unit of work keeps its own.
 - `SessionHolders`: who is inside a unit of work on the shared OAuth session, so `close()` signs the
   session out only when no other worker still uses it.
 - `pause()`: "API Login Limit" stores `seats_paused_until` (an hour under OAuth, 10 minutes for
@@ -28,7 +28,6 @@ What the connector does with them:
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -44,7 +43,6 @@ ALERT_SUBJECT = "Acumatica API Login Limit"
 OAUTH_SESSION_HOLD = 3600.0
 COOKIE_SESSION_HOLD = 600.0
 SEAT_POLL = 0.5
-KEEP_EVERY = 30.0
 HOLDERS = 1024  # slots of the holders budget (a count, not a limit)
 
 
@@ -131,7 +129,6 @@ class SeatGovernor:
         self.budget = budget_for(f"acumatica-seats:{conn.push_uuid}", max_in_flight=self.limit)
         self.sleep, self.max_wait = sleep, max_wait
         self.held = 0
-        self.kept_at = 0.0
 
     def take(self) -> None:
         waited = 0.0
@@ -146,13 +143,6 @@ class SeatGovernor:
             self.sleep(SEAT_POLL)
             waited += SEAT_POLL
         self.held += 1
-        self.kept_at = time.monotonic()
-
-    def keep(self) -> None:
-        """The session is still in use: keep its slot past LEASE_TTL."""
-        if self.held and time.monotonic() - self.kept_at >= KEEP_EVERY:
-            self.budget.extend()
-            self.kept_at = time.monotonic()
 
     def give_back(self) -> None:
         if self.held:

@@ -5,6 +5,7 @@
     │   ├── RateLimited           429
     │   ├── Unavailable           5xx, connection failures
     │   ├── Timeout               no answer in time
+    │   │   └── DeadlineExceeded  the attempt's total deadline passed (base/deadline.py)
     │   ├── Locked                a record lock (Sage 423, Acumatica "locked by another user")
     │   └── SeatsExhausted        Acumatica "API Login Limit": no API seat free right now
     └── PermanentError            (written to the audit trail; retrying cannot help)
@@ -142,6 +143,15 @@ class Unavailable(RetryableError):
 
 class Timeout(RetryableError):
     pass
+
+
+class DeadlineExceeded(Timeout):
+    """The attempt's deadline (base/deadline.py) passed inside the HTTP base. `sent` says whether the
+    request had reached the vendor; `outcome_unknown` is set only when it may have been applied."""
+
+    def __init__(self, message: str = "", *, sent: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.sent = sent
 
 
 class Locked(RetryableError):

@@ -19,6 +19,25 @@ rate limiter consulted before each attempt.
 The retry loop is our own rather than urllib3's adapter-level Retry because each attempt must be
 recorded and a long wait must leave the worker; urllib3's Retry is still used to parse
 `Retry-After` (seconds or HTTP date) and to define which methods are idempotent.
+
+The attempt deadline (base/deadline.py), the contract flows rely on:
+- `with attempt_deadline(seconds):` around one attempt of a flow (e.g. 0.75 × its claim's lease)
+  bounds every wait of every request inside it: the budget's pace and in-flight slots, the sleeps
+  between retries, and the connect and read timeouts themselves (each is cut to the time left; a
+  read timeout bounds each read of the socket, so an answer already arriving may end a moment late);
+- when the time left cannot cover the next wait or request, `request` raises
+  `errors.DeadlineExceeded` (a retryable Timeout) saying which request, whether it was sent, and
+  `outcome_unknown=True` only if a non-idempotent request may have been applied (sent, no answer);
+- without a deadline the budget waits of one request total at most HTTP_MAX_BUDGET_WAIT, then
+  RateLimited with the next wait as `retry_after`;
+- a non-idempotent request (POST) is retried only when it cannot have been applied: a connection
+  that was never made (refused, DNS, connect timeout) or an answer that says nothing was done (429,
+  `retry_non_idempotent_on`). A read timeout or a dropped connection after sending is never retried:
+  the error carries `outcome_unknown` and the caller reconciles by identity.
+
+`requests` is configured once per session (`configure_session`): the proxy and CA-bundle environment
+is read once per process, and a session only re-reads it per call (requests' `trust_env`) when a
+proxy is configured, where NO_PROXY must be matched per URL.
 """
 
 from __future__ import annotations
@@ -38,8 +57,10 @@ from django.conf import settings
 from urllib3.util import Retry
 
 from . import errors
+from .deadline import remaining
 from .outbound import GuardedAdapter, OutboundAddressRefused, check_url
 from .redaction import redact_body, redact_text, redact_url, register_secret
+from .session import configure_session, never_connected
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +68,8 @@ IDEMPOTENT_METHODS = frozenset(Retry.DEFAULT_ALLOWED_METHODS)  # GET, HEAD, PUT,
 USER_AGENT = "ml-connector/0.1 (+https://github.com/ml-connector)"
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 60.0
+# Below this much time left an attempt does not start a request: it could only end in a timeout.
+MIN_REQUEST_TIME = 0.05
 
 
 @dataclass
@@ -117,6 +140,7 @@ class HttpClient:
         self.max_retries = settings.HTTP_MAX_RETRIES if self.max_retries is None else self.max_retries
         if self.max_inline_wait is None:
             self.max_inline_wait = settings.HTTP_MAX_INLINE_WAIT
+        configure_session(self.session)
         self.session.headers["User-Agent"] = USER_AGENT
         if not self.private_network_allowed:
             guard = GuardedAdapter()
@@ -175,6 +199,7 @@ class HttpClient:
         body = json.dumps(json_body).encode() if json_body is not None else data
         attempt = 0
         reauthed = False
+        reached = False  # an earlier attempt reached the vendor (answered, or retried as safe to repeat)
         while True:
             attempt += 1
             send_headers = {"Accept": "application/json"}
@@ -183,7 +208,12 @@ class HttpClient:
             send_headers.update(headers or {})
             if authenticated:
                 self.apply_auth(send_headers)
-            self._wait_for_budget(method, url)
+            self._wait_for_budget(method, url, sent_before=reached)
+            try:
+                timeouts, cut = self._timeouts(timeout, method, url, sent_before=reached)
+            except errors.DeadlineExceeded:
+                self._release(method)  # the slot just taken: nothing will be sent
+                raise
             started = datetime.now(UTC)
             t0 = time.perf_counter()
             response: requests.Response | None = None
@@ -194,7 +224,7 @@ class HttpClient:
                     params=params,
                     data=body,
                     headers=send_headers,
-                    timeout=timeout or (self.connect_timeout, self.read_timeout),
+                    timeout=timeouts,
                     allow_redirects=False,
                 )
             except OutboundAddressRefused as exc:  # resolved to a private address: nothing was sent
@@ -202,15 +232,30 @@ class HttpClient:
                 raise
             except requests.RequestException as exc:
                 error = self._transport_error(exc, method, idempotent)
+                unsent = never_connected(exc)
+                reached = reached or not unsent
+                if isinstance(exc, requests.Timeout) and cut[0 if unsent else 1]:
+                    error = self._deadline_passed(
+                        method,
+                        url,
+                        sent=not unsent,
+                        outcome_unknown=error.outcome_unknown,
+                        what="waiting for the connection" if unsent else "waiting for the answer",
+                    )
                 self._record(method, url, started, t0, attempt, None, body, error=str(error))
-                if error.retryable and not error.outcome_unknown and attempt <= self.max_retries:
-                    self._pause(backoff_delay(attempt), error)
+                if (
+                    error.retryable
+                    and not error.outcome_unknown
+                    and not isinstance(error, errors.DeadlineExceeded)
+                    and attempt <= self.max_retries
+                ):
+                    self._pause(backoff_delay(attempt), error, method=method, url=url, sent_before=reached)
                     continue
                 raise error from exc
             finally:
-                if self.rate_limiter is not None:
-                    self.rate_limiter.release(write=method not in ("GET", "HEAD"))
+                self._release(method)
             self._record(method, url, started, t0, attempt, response, body)
+            reached = True
             status = response.status_code
             if status < 400 and not (300 <= status < 400 and status != 304):
                 return response
@@ -228,45 +273,109 @@ class HttpClient:
                 and retry_allowed
             ):
                 delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt)
-                self._pause(delay, error)
+                self._pause(delay, error, method=method, url=url, sent_before=True)
                 continue
             if not idempotent and status >= 500:
                 error.outcome_unknown = True
             raise error
 
-    def _wait_for_budget(self, method: str, url: str) -> None:
-        """Take a slot from the shared budget; `acquire` returns 0 when it took one, else the wait."""
+    # ---- waits, all bounded by the attempt deadline (module docstring) ------------------------
+    def _release(self, method: str) -> None:
+        if self.rate_limiter is not None:
+            self.rate_limiter.release(write=method not in ("GET", "HEAD"))
+
+    def _deadline_passed(
+        self, method: str, url: str, *, sent: bool, outcome_unknown: bool = False, what: str
+    ) -> errors.DeadlineExceeded:
+        if sent and outcome_unknown:
+            state = "it was sent and may have been applied: reconcile before retrying"
+        elif sent:
+            state = "it was sent and answered without effect, or is safe to repeat"
+        else:
+            state = "it was not sent"
+        return errors.DeadlineExceeded(
+            f"the attempt deadline passed {what} of {method} {redact_url(url)}; {state}",
+            system=self.system,
+            sent=sent,
+            outcome_unknown=sent and outcome_unknown,
+        )
+
+    def _timeouts(
+        self, timeout: tuple[float, float] | None, method: str, url: str, *, sent_before: bool
+    ) -> tuple[tuple[float, float], tuple[bool, bool]]:
+        """The (connect, read) timeouts cut to the deadline, and whether the deadline cut each."""
+        connect, read = timeout or (self.connect_timeout, self.read_timeout)
+        left = remaining()
+        if left is None:
+            return (connect, read), (False, False)
+        if left < MIN_REQUEST_TIME:
+            raise self._deadline_passed(method, url, sent=sent_before, what="before sending")
+        return (min(connect, left), min(read, left)), (left < connect, left < read)
+
+    def _wait_for_budget(self, method: str, url: str, *, sent_before: bool = False) -> None:
+        """Take a slot from the shared budget; `acquire` returns 0 when it took one, else the wait.
+        The waits of one request total at most the time left before the deadline, or without one
+        HTTP_MAX_BUDGET_WAIT."""
         if self.rate_limiter is None:
             return
         write = method not in ("GET", "HEAD")
+        waited = 0.0
+        cap = getattr(settings, "HTTP_MAX_BUDGET_WAIT", 60.0)
         while True:
             wait = self.rate_limiter.acquire(write=write)
             if wait <= 0:
                 return
-            self._pause(
-                wait,
-                errors.RateLimited(
-                    f"local rate budget exhausted before {method} {redact_url(url)}",
-                    system=self.system,
-                    retry_after=wait,
-                ),
-                level=logging.DEBUG,  # pacing, not a fault: one line per request would flood the log
+            error = errors.RateLimited(
+                f"local rate budget exhausted before {method} {redact_url(url)}",
+                system=self.system,
+                retry_after=wait,
             )
+            left = remaining()
+            if left is not None and wait + MIN_REQUEST_TIME > left:
+                raise self._deadline_passed(
+                    method, url, sent=sent_before, what=f"waiting {waited:.1f}s for the rate budget"
+                ) from error
+            if left is None and waited + wait > cap + 1e-9:
+                raise error
+            self._pause(wait, error, level=logging.DEBUG)  # pacing, not a fault: no line per request
+            waited += wait
 
-    def _pause(self, delay: float, error: errors.ConnectorError, *, level: int = logging.INFO) -> None:
-        """Sleep a short delay; a long one leaves the worker as a RetryableError with the delay."""
+    def _pause(
+        self,
+        delay: float,
+        error: errors.ConnectorError,
+        *,
+        level: int = logging.INFO,
+        method: str = "",
+        url: str = "",
+        sent_before: bool = False,
+    ) -> None:
+        """Sleep a short delay; a long one leaves the worker as a RetryableError with the delay, and
+        one the attempt deadline cannot cover as DeadlineExceeded."""
         if delay > self.max_inline_wait:
             if not isinstance(error, errors.RetryableError):
                 raise error
             error.retry_after = delay
             raise error
+        left = remaining()
+        if left is not None and delay + MIN_REQUEST_TIME > left:
+            passed = self._deadline_passed(
+                method,
+                url,
+                sent=sent_before,
+                what=f"before a retry in {delay:.1f}s after {type(error).__name__}",
+            )
+            passed.retry_after = delay
+            raise passed from error
         log.log(level, "%s: waiting %.2fs before retrying after %s", self.system, delay, type(error).__name__)
         self.sleep(delay)
 
     def _transport_error(self, exc: Exception, method: str, idempotent: bool) -> errors.ConnectorError:
-        if isinstance(exc, requests.ConnectTimeout):
-            # Never connected: nothing was sent, so even a POST may be retried.
-            return errors.Timeout(f"could not connect in time: {exc}", system=self.system)
+        if never_connected(exc):
+            # No connection was made (refused, DNS, connect timeout): nothing was sent, so even a
+            # POST may be retried.
+            klass = errors.Timeout if isinstance(exc, requests.Timeout) else errors.Unavailable
+            return klass(f"could not connect: {exc}", system=self.system)
         if isinstance(exc, requests.Timeout):
             return errors.Timeout(
                 f"no answer in time: {exc}", system=self.system, outcome_unknown=not idempotent

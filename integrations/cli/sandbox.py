@@ -47,7 +47,10 @@ def build(options) -> dict:
             conn.push_header_name,
             conn.push_secret,
         )
-    asana = asana_sim.build_demo(demo.asana_url(options["host"], options["asana_port"]), allow_localhost=True)
+    # Served, Asana deletes a failing webhook only after its 24-hour failure window (§6.5).
+    asana = asana_sim.build_demo(
+        demo.asana_url(options["host"], options["asana_port"]), allow_localhost=True, max_delivery_failures=0
+    )
     demo.seed_purchase_request(asana)  # an approved purchase request for the Sage 100 demo
     return {"acumatica": acumatica, "asana": asana}
 
@@ -68,6 +71,11 @@ def run(options, out) -> int:
         threading.Thread(target=server.run, name=f"sandbox-{name}", daemon=True).start()
         servers.append(server)
         out.write(f"{name:10s} sandbox on {sims[name].base_url}")
+    # Events reach the connector by themselves, batched and signed, as Asana sends them (§6.4–6.5).
+    sims["asana"].start_delivery()
+    out.write(
+        f"{'asana':10s} delivers webhook events by itself (controls: {sims['asana'].base_url}/_sandbox/)"
+    )
     state_dir = settings.VAR_DIR / "sandbox"
     state_dir.mkdir(parents=True, exist_ok=True)
     agent = start_in_thread(
@@ -91,6 +99,7 @@ def run(options, out) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        sims["asana"].stop_delivery()
         for server in servers:
             server.close()
         agent.stop()

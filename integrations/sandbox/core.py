@@ -252,8 +252,12 @@ class Simulator:
                 except SimError as exc:
                     return exc.response()
         if allowed:
-            return SimError(405, self.fault_body(405)).response()
+            return self.wrong_method(req, allowed)
         return SimError(404, self.not_found_body(req)).response()
+
+    def wrong_method(self, req: SimRequest, allowed: list[str]) -> SimResponse:
+        """A known path asked with a method it does not serve; simulators answer as their vendor does."""
+        return SimError(405, self.fault_body(405)).response()
 
     def not_found_body(self, req: SimRequest) -> Any:
         return {"message": f"no route for {req.method} {req.path}"}

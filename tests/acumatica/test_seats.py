@@ -215,29 +215,3 @@ def test_four_workers_two_seats_one_foreign_a_rejected_refresh(mounted, monkeypa
         "refused_logins": 0,
     }
     assert AcumaticaConnection.objects.get(pk=conn.pk).seats_paused_until is None
-
-
-def test_a_seat_held_longer_than_a_lease_stays_held_while_in_use(tmp_path):
-    """A cookie session's seat is a lease (LEASE_TTL); `extend()` keeps it for a long unit of work, so
-    a second worker cannot sign in past max_api_sessions meanwhile — and a killed holder's seat frees."""
-    from integrations.base.ratelimit import LEASE_TTL, LocalBudget
-
-    now = {"t": 1000.0}
-    seats_budget = LocalBudget(
-        "acumatica-seats:test", max_in_flight=1, clock=lambda: now["t"], directory=tmp_path
-    )
-    other = {}
-
-    def other_worker_tries() -> float:
-        t = threading.Thread(target=lambda: other.update(wait=seats_budget.acquire(write=False)))
-        t.start()
-        t.join()
-        return other["wait"]
-
-    assert seats_budget.acquire(write=False) == 0  # this worker's session
-    now["t"] += LEASE_TTL * 0.75
-    seats_budget.extend()  # a request in the session (CookieAuthenticator.apply → governor.keep)
-    now["t"] += LEASE_TTL * 0.75  # past the first lease's expiry
-    assert other_worker_tries() > 0  # still held: the other worker waits
-    now["t"] += LEASE_TTL  # the holder stopped (killed): its seat frees itself
-    assert other_worker_tries() == 0

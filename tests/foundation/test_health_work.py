@@ -15,8 +15,10 @@ from integrations.models import AsanaWebhook, Flow
 
 @pytest.fixture
 def cluster(settings, monkeypatch):
-    """A real (not sync) queue on the ORM broker, with one live cluster heartbeat."""
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}
+    """A real (not sync) queue on the ORM broker (also when the suite runs with Redis: these tests put
+    rows in the ORM queue), with one live cluster heartbeat."""
+    q = {k: v for k, v in settings.Q_CLUSTER.items() if k not in ("redis", "broker_class")}
+    settings.Q_CLUSTER = {**q, "sync": False, "orm": "default"}
     settings.HEALTH_QUEUE_MAX_AGE_SECONDS = 600
     settings.HEALTH_WORKER_IDLE_SECONDS = 300
     settings.RUN_DEADLINE_SECONDS = 1800

@@ -1,11 +1,24 @@
 """Shared rate budgets: never more than the limit in any 60-second window, near-full throughput."""
 
+import json
+import logging
 import os
+import subprocess
+import sys
+import threading
+import time
 from collections import deque
 
 import pytest
 
-from integrations.base.ratelimit import LocalBudget, RedisBudget
+from integrations.base.ratelimit import (
+    LEASE_TTL,
+    LocalBudget,
+    RedisBudget,
+    budget_statuses,
+    held_leases,
+)
+from integrations.base.ratelimit.core import HEARTBEAT, process_start, this_process
 
 
 class FakeClock:
@@ -97,3 +110,149 @@ def test_leases_of_a_killed_worker_expire(tmp_path):
         clock.now += 121  # the holder died without releasing
         assert budget.acquire(write=False) == 0
         budget.release(write=False)
+
+
+# ---- the local store: valid under every failure, leases of dead processes taken back ------------
+def test_a_corrupt_state_file_is_rebuilt_with_a_warning_not_a_failure(tmp_path, caplog):
+    budget = LocalBudget("asana:corrupt", 600, 2, None, directory=tmp_path)
+    assert budget.acquire(write=False) == 0
+    budget.release(write=False)
+    budget.path.write_text('{"tat": 1.0, "leases": {}}{"tat"')  # what the old store left behind
+    with caplog.at_level(logging.WARNING, logger="integrations.base.ratelimit"):
+        assert budget.acquire(write=False) == 0  # the call goes on
+    assert "not a valid budget state" in caplog.text
+    state = json.loads(budget.path.read_text())  # rewritten whole
+    assert len(state["leases"]) == 1 and state["key"] == "asana:corrupt"
+    budget.release(write=False)
+    assert json.loads(budget.path.read_text())["leases"] == {}
+
+
+def test_a_read_with_only_writes_capped_is_one_update_and_takes_no_lease(tmp_path, monkeypatch):
+    budget = LocalBudget("asana:reads", 600, None, 2, directory=tmp_path)
+    writes = []
+    real = budget._write
+    monkeypatch.setattr(budget, "_write", lambda state: (writes.append(1), real(state)))
+    assert budget.acquire(write=False) == 0
+    budget.release(write=False)
+    assert len(writes) == 1  # the pace only: no lease to take and give back
+    assert budget.acquire(write=True) == 0
+    assert budget.status().leases[0].write
+    budget.release(write=True)
+    assert len(writes) == 3
+
+
+@pytest.mark.parametrize("zombie", [False, True])
+def test_a_slot_held_by_a_dead_process_is_taken_back_at_once(tmp_path, zombie):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    if zombie:  # SIGKILLed but not yet reaped by its parent: dead all the same
+        while process_start(proc.pid) is not None:
+            time.sleep(0.01)
+    else:
+        proc.wait()
+    budget = LocalBudget("acumatica:dead", None, 1, None, directory=tmp_path)
+    me = this_process()
+    state = {"leases": {"x": {"exp": time.time() + 20, "w": False, "host": me.host, "pid": proc.pid}}}
+    budget.path.write_text(json.dumps(state))
+    [held] = budget.status().leases
+    assert held.pid == proc.pid and held.alive is False and budget.status().full
+    assert budget.acquire(write=False) == 0  # no wait for the lease to expire
+    [held] = budget.status().leases
+    assert held.pid == os.getpid() and held.alive is True
+    budget.release(write=False)
+    proc.wait()
+
+
+def test_a_live_holder_keeps_its_slot_and_the_dashboard_sees_it(tmp_path, settings):
+    settings.REDIS_URL = ""
+    settings.VAR_DIR = tmp_path
+    budget = LocalBudget("acumatica:live", None, 1, None)
+    assert budget.acquire(write=True) == 0
+    assert budget.acquire(write=True) > 0  # held by this (live) process: the other caller waits
+    [status] = budget_statuses()
+    assert status.budget == "acumatica:live" and status.full and status.max_in_flight == 1
+    [lease] = held_leases()
+    assert lease.pid == os.getpid() and lease.alive and lease.write and lease.age < 5
+    budget.release(write=True)
+    assert held_leases() == [] and not budget_statuses()[0].full
+
+
+def test_a_live_holder_keeps_its_slot_past_the_ttl_by_its_heartbeat(tmp_path):
+    clock = FakeClock()
+    for budget in make_budgets(tmp_path, clock, max_in_flight=1):
+        budget.heartbeat = True
+        assert budget.acquire(write=False) == 0
+        for _ in range(4):  # a call lasting 4 × 15 s, three times the lease's TTL
+            clock.now += 15
+            HEARTBEAT.beat()
+            assert budget.acquire(write=False) > 0  # still held: the others wait
+        budget.release(write=False)
+        assert budget.acquire(write=False) == 0
+        budget.release(write=False)
+        budget.heartbeat = False
+        assert budget.acquire(write=False) == 0
+        clock.now += LEASE_TTL + 1  # no beat (the holder froze or died elsewhere): the slot is free
+        assert budget.acquire(write=False) == 0
+        budget.release(write=False)
+        budget.release(write=False)
+
+
+def test_redis_status_names_the_holder(tmp_path):
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set")
+    clock = FakeClock()
+    [_, budget] = make_budgets(tmp_path, clock, max_in_flight=3, max_in_flight_writes=2)
+    assert budget.acquire(write=True) == 0
+    clock.now += 3
+    status = budget.status()
+    [lease] = status.leases
+    assert (lease.pid, lease.alive, lease.write, lease.age) == (os.getpid(), True, True, 3.0)
+    assert status.budget == "asana:tok:test" and not status.full
+    assert budget.acquire(write=True) == 0 and budget.status().full  # the write cap is reached
+    assert budget.acquire(write=True) > 0
+    budget.release(write=True)
+    budget.release(write=True)
+    assert budget.status().leases == []
+
+
+def test_threads_of_one_process_share_the_cap_exactly(tmp_path):
+    budgets = [LocalBudget("acumatica:threads", None, 1, None, directory=tmp_path) for _ in range(2)]
+    inside, most, errors = [0], [0], []
+    guard = threading.Lock()
+
+    def run(budget):
+        try:
+            for _ in range(150):
+                while budget.acquire(write=True) > 0:
+                    time.sleep(0.0005)
+                with guard:
+                    inside[0] += 1
+                    most[0] = max(most[0], inside[0])
+                with guard:
+                    inside[0] -= 1
+                budget.release(write=True)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(budgets[i % 2],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and most[0] == 1
+    assert json.loads(budgets[0].path.read_text())["leases"] == {}
+
+
+def test_a_leaked_lease_is_not_renewed_for_ever(tmp_path, monkeypatch, caplog):
+    from integrations.base.ratelimit import core
+
+    clock = FakeClock()
+    budget = LocalBudget("acumatica:leak", None, 1, None, clock=clock, heartbeat=True, directory=tmp_path)
+    assert budget.acquire(write=False) == 0  # and never released
+    monkeypatch.setattr(core, "MAX_HOLD", 0.0)
+    clock.now += 15
+    with caplog.at_level(logging.ERROR, logger="integrations.base.ratelimit"):
+        HEARTBEAT.beat()
+    assert "no longer renewed" in caplog.text
+    clock.now += LEASE_TTL
+    assert budget.acquire(write=False) == 0  # expired: the slot is free again
+    budget.release(write=False)

@@ -12,20 +12,16 @@ failure prints the example and a reproduce blob.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
-    precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from integrations.asana import watchdog
@@ -34,8 +30,8 @@ from integrations.flows.acumatica_documents import DocumentSync
 from integrations.models import RecordLink
 from integrations.tasks.approvals import poll_approvals
 from tests.asana_webhooks.harness import OPT, F, World, world  # noqa: F401
+from tests.money_safety.properties import run_machine
 
-EXAMPLES = int(os.environ.get("MONEY_PROPERTY_EXAMPLES", "30"))
 AMOUNTS = st.sampled_from([1000.0, 1000.5, 19000.0, 250.0])
 
 
@@ -103,9 +99,12 @@ def machine_for(w: World):
             w.clock.now += seconds
 
         # ---- people --------------------------------------------------------------------------------
-        @precondition(lambda self: self.bill() is not None and self.bill()["Status"] == "Balanced")
+        # No precondition reads the bill: a lost release answer completes in the background, so its
+        # status may change between two replays of an example (hypothesis needs stable preconditions).
         @rule(amount=AMOUNTS)
         def clerk_edits_amount(self, amount):
+            if self.bill() is None or self.bill()["Status"] != "Balanced":
+                return  # Acumatica allows no edit of a released bill
             self.tick()
             w.acumatica.update_record("Bill", ("Bill", self.ref), Amount=amount)
 
@@ -114,11 +113,12 @@ def machine_for(w: World):
             self.tick()
             self.sync()
 
-        @precondition(lambda self: self.live_task() is not None)
         @rule(how=st.sampled_from(["approve", "reject", "pending"]))
         def approver_acts(self, how):
-            self.tick()
             gid = self.live_task()
+            if gid is None:
+                return  # no task yet (its create is waiting for a retry)
+            self.tick()
             option = {"approve": "Approved", "reject": "Rejected", "pending": "Pending"}[how]
             w.asana.ui_update_task(
                 gid, None, custom_fields={F["approval_status"]: OPT["approval_status"][option]}
@@ -128,9 +128,10 @@ def machine_for(w: World):
                 self.history.approvals.append(Approval(w.clock.now, gid, shown, True))
             self.hold()
 
-        @precondition(lambda self: self.bill() is not None and self.bill()["Status"] == "Balanced")
         @rule()
         def clerk_deletes_and_reenters(self):
+            if self.bill() is None or self.bill()["Status"] != "Balanced":
+                return  # a released bill cannot be deleted
             self.tick()
             amount = self.bill()["Amount"]
             del w.acumatica.records["Bill"][("Bill", self.ref)]
@@ -205,13 +206,4 @@ def test_releases_bind_to_what_was_approved_under_any_interleaving(world: World)
     watchdog.ensure_webhooks(world.tenant, world.clients.asana)
     world.asana.deliver_pending_events()
     world.acumatica.keep_dispatched = True
-    run_state_machine_as_test(
-        machine_for(world),
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=20,
-            deadline=None,
-            print_blob=True,
-            suppress_health_check=list(HealthCheck),
-        ),
-    )
+    run_machine(machine_for(world), steps=20)

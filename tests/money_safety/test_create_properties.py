@@ -11,10 +11,8 @@ that exactly one does and the record is linked to it (or waits for a person, who
 from __future__ import annotations
 
 import contextlib
-import os
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -22,7 +20,6 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from integrations.base import errors
@@ -31,8 +28,7 @@ from integrations.flows.acumatica_documents import DocumentSync
 from integrations.models import RecordLink
 from tests.flows.test_documents_support import *  # noqa: F403
 from tests.flows.test_documents_support import D, F
-
-EXAMPLES = int(os.environ.get("MONEY_PROPERTY_EXAMPLES", "30"))
+from tests.money_safety.properties import run_machine
 
 
 class Killed(BaseException):
@@ -144,13 +140,4 @@ def machine_for(make_sync, asana, acu, now, monkeypatch):
 
 @pytest.mark.slow
 def test_one_open_task_per_document_under_any_interleaving(make_sync, asana, acu, now, monkeypatch):
-    run_state_machine_as_test(
-        machine_for(make_sync, asana, acu, now, monkeypatch),
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=15,
-            deadline=None,
-            print_blob=True,
-            suppress_health_check=list(HealthCheck),
-        ),
-    )
+    run_machine(machine_for(make_sync, asana, acu, now, monkeypatch), steps=15)

@@ -71,11 +71,7 @@ class PRWorld:
         self.asana.ui_update_task(gid, DEMO["users"]["alice"], completed=True)
 
     def comments(self, gid: str) -> list[str]:
-        return [
-            s["text"]
-            for s in self.asana.stories.values()
-            if s["task"] == gid and s.get("subtype") == "comment_added"
-        ]
+        return self.asana.comments(gid)  # comments only: every change leaves a story too
 
     def values(self, gid: str) -> dict:
         return self.asana.task_values(gid)

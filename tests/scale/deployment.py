@@ -269,7 +269,7 @@ class Deployment:
         try:
             doomed = list(client.scan_iter(f"django_q:{self.cluster_name}:*", count=500))
             for key in self.budget_keys:
-                doomed += [key, f"{key}:leases", f"{key}:writes"]
+                doomed += [key, f"{key}:leases", f"{key}:writes", f"{key}:holders"]
             if doomed:
                 client.delete(*doomed)
         finally:

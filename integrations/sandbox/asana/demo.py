@@ -84,6 +84,7 @@ def build_demo(base_url: str = "https://app.asana.com/api/1.0", **kwargs: Any) -
     sim.add_user("Gina Guest", "gina@partner.example", workspace=ws, gid=u["gina_guest"], is_guest=True)
     sim.add_team(ws, "Finance", (bot, u["alice"], u["carol"]), gid=d["team_finance"])
     sim.add_pat(bot, d["pat"])
+    sim.default_person = u["alice"]  # who the person_* controls act as when no user is named
     sim.add_oauth_client(d["oauth_client_id"], d["oauth_client_secret"])
     ap = sim.add_project(ws, "AP Approvals", gid=d["ap_project"])
     for key, name in (

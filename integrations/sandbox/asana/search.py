@@ -64,9 +64,15 @@ class SearchMixin:
 
     @control
     def set_search_lag(self, seconds: float) -> float:
-        """Search sees each task as it was `seconds` ago on the simulator's clock (§4.7: 10–60 s)."""
-        self.index_tasks()
+        """Search sees each task as it was `seconds` ago on the simulator's clock (§4.7: 10–60 s).
+
+        The lag applies to changes made from now on (the index starts recording when a lag is set;
+        0 stops it and search reads the tasks as they are)."""
         self.search_lag = float(seconds)
+        if self.search_lag:
+            self.index_tasks()
+        else:
+            self._index.clear()
         return self.search_lag
 
     @control
@@ -79,8 +85,11 @@ class SearchMixin:
     def index_tasks(self) -> None:
         """Record each task's state when it differs from the last recorded one (cheap for a sandbox).
 
-        Called after every write request and every control; a task first seen here is dated by its
-        `created_at`, so tasks seeded with the `add_*` helpers are indexed as of their creation."""
+        Called after every write request and every control while a lag is set (free otherwise); a task
+        first seen here is dated by its `created_at`, so tasks seeded with the `add_*` helpers are
+        indexed as of their creation."""
+        if not self.search_lag:
+            return
         now = self.now()
         for gid, task in self.tasks.items():
             versions = self._index.setdefault(gid, [])
@@ -120,8 +129,11 @@ class SearchMixin:
         if sort_by not in SORT_KEYS:
             raise err(400, f"sort_by: Not a valid enum value: {sort_by}")
         ascending = _truthy(req.arg("sort_ascending") or "false", "sort_ascending")
-        self.index_tasks()
-        tasks = self._indexed(self.now() - self.search_lag)
+        if self.search_lag:
+            self.index_tasks()
+            tasks = self._indexed(self.now() - self.search_lag)
+        else:
+            tasks = self.tasks
         found = [(g, t) for g, t in tasks.items() if t["workspace"] == gid and self._matches(req, t)]
         found.sort(key=lambda item: self._sort_value(item[1], sort_by), reverse=not ascending)
         items = [self.render_task(g, t) for g, t in found[:cap]]

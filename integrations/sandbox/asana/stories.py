@@ -85,6 +85,14 @@ class StoriesMixin:
         out.update(s.get("extra") or {})
         return out
 
+    def comments(self, task_gid: str) -> list[str]:
+        """The text of the task's comments (`comment_added` stories), oldest first."""
+        return [
+            s["text"]
+            for s in self.stories.values()
+            if s["task"] == task_gid and s["subtype"] in COMMENT_TYPES
+        ]
+
     def task_stories(self, task_gid: str) -> list[str]:
         """The task's stories, oldest first (Asana's order for `GET /tasks/{gid}/stories`)."""
         return [g for g, s in self.stories.items() if s["task"] == task_gid]
