@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+
+from .sqlite_store import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, client TEXT, method TEXT, path TEXT,
@@ -50,33 +48,14 @@ class Claim:
     body: bytes | None = None
 
 
-class Ledger:
+class Ledger(SqliteStore):
     """Thread-safe; one SQLite connection per thread, WAL mode, ``BEGIN IMMEDIATE`` for every claim."""
 
     def __init__(self, path: str, stale_after: float = 300.0) -> None:
         self.path = path
         self.stale_after = stale_after
-        self._local = threading.local()
+        self._init_store()
         self._db().executescript(_SCHEMA)  # executescript commits on its own: keep it outside _tx
-
-    def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     # --- idempotency ---------------------------------------------------------------------------------
 

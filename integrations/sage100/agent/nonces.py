@@ -14,11 +14,10 @@ keeps older nonces long enough.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+
+from .sqlite_store import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nonces (client TEXT NOT NULL, nonce TEXT NOT NULL, ts INTEGER NOT NULL,
@@ -33,7 +32,7 @@ class NonceStoreFull(Exception):
     """More live nonces than ``max_entries``: refuse the request (retry later) instead of forgetting one."""
 
 
-class NonceStore:
+class NonceStore(SqliteStore):
     """Thread-safe; one SQLite connection per thread, ``BEGIN IMMEDIATE`` for every insert."""
 
     def __init__(
@@ -47,27 +46,8 @@ class NonceStore:
         self.window = window_seconds
         self.max_entries = max_entries
         self.clock = clock
-        self._local = threading.local()
+        self._init_store()
         self._db().executescript(_SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def remember(self, client: str, nonce: str, timestamp: int) -> bool:
         """Record a first use; False when ``client`` already used ``nonce`` inside the window."""

@@ -8,14 +8,13 @@ connector's sandbox drive. :class:`~.simulated.SimulatedBackend` inherits from :
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 
 from .fields import utc_to_sage
 from .model import AgentError
+from .sqlite_store import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vendors (division TEXT, vendor_no TEXT, name TEXT, status TEXT, terms_code TEXT,
@@ -56,7 +55,9 @@ _DEMO_ACCOUNTS = [
 ]
 
 
-class SimulatedStore:
+class SimulatedStore(SqliteStore):
+    row_factory = sqlite3.Row
+
     """SQLite plumbing plus the hooks; ``clock`` returns an aware "now", ``tz`` is the Sage server zone."""
 
     def __init__(
@@ -71,32 +72,12 @@ class SimulatedStore:
         self.company = company.upper()
         self.tz = tz
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._local = threading.local()
+        self._init_store()
         self._db().executescript(_SCHEMA)  # executescript commits on its own: keep it outside _tx
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO counters VALUES ('po_number', ?)", (first_po_number,))
 
     # --- plumbing ---------------------------------------------------------------------------------
-
-    def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def _stamp(self) -> tuple[str, str]:
         return utc_to_sage(self.clock(), self.tz)
