@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.utils import timezone
-
 from audit.models import SyncRun
 from integrations.models import Flow, Tenant
 
@@ -60,17 +58,8 @@ def _run_flow(flow: Flow) -> tuple[bool, str]:
     if kind == Flow.Kind.ASANA_PURCHASE_REQUESTS:
         return True, sage100.poll_purchase_requests(flow.pk)
     if kind == Flow.Kind.SAGE100_PO_STATUS:
-        run = SyncRun.objects.create(
-            tenant=flow.tenant, flow=flow, trigger=SyncRun.Trigger.MANUAL, triggered_by=ACTOR
-        )
-        answer = sage100.poll_po_status(flow.pk)
-        ok = "not reachable" not in answer
-        SyncRun.objects.filter(pk=run.pk).update(
-            status=SyncRun.Status.SUCCEEDED if ok else SyncRun.Status.FAILED,
-            finished_at=timezone.now(),
-            message=answer[:2000],
-        )
-        return ok, answer
+        answer = sage100.poll_po_status(flow.pk, trigger=SyncRun.Trigger.MANUAL, triggered_by=ACTOR)
+        return "not reachable" not in answer, answer
     return True, "nothing to run"
 
 

@@ -142,17 +142,37 @@ def poll_purchase_requests(flow_id: int, *, dry_run: bool = False, clients: tupl
     return ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())) or "nothing to do"
 
 
-def poll_po_status(flow_id: int, *, reconcile: bool | None = None, clients: tuple | None = None) -> str:
+def poll_po_status(
+    flow_id: int,
+    *,
+    reconcile: bool | None = None,
+    clients: tuple | None = None,
+    trigger: str = "",
+    triggered_by: str = "",
+) -> str:
     from integrations.flows.sage_po_status import poll_changed_pos
 
     flow = _flow(flow_id, Flow.Kind.SAGE100_PO_STATUS)
     if flow is None:
         return "flow disabled or gone"
+    from audit.models import SyncRun
+
+    # Every pass is a run (the dashboard's "last successful pass" reads it), scheduled or not.
+    run = SyncRun.objects.create(
+        tenant=flow.tenant, flow=flow, trigger=trigger or SyncRun.Trigger.SCHEDULE, triggered_by=triggered_by
+    )
     asana, sage = clients or clients_for(flow.tenant)
+    ok = True
     try:
-        return poll_changed_pos(flow, asana=asana, sage=sage, reconcile=reconcile)
+        answer = poll_changed_pos(flow, asana=asana, sage=sage, reconcile=reconcile)
     except errors.RetryableError as exc:
-        return f"agent not reachable, next pass retries: {exc}"
+        ok, answer = False, f"agent not reachable, next pass retries: {exc}"
+    SyncRun.objects.filter(pk=run.pk).update(
+        status=SyncRun.Status.SUCCEEDED if ok else SyncRun.Status.FAILED,
+        finished_at=timezone.now(),
+        message=answer[:2000],
+    )
+    return answer
 
 
 def poll_all() -> str:

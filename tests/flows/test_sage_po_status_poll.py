@@ -94,3 +94,15 @@ def test_agent_down_is_reported_not_raised(pr_world, status_flow):
     w.sage_client.max_retries = 0
     w.agent.stop()
     assert sage_tasks.poll_po_status(status_flow.pk).startswith("agent not reachable")
+
+
+def test_every_scheduled_pass_records_a_run_for_the_dashboard(pr_world, status_flow):
+    from audit.models import SyncRun
+
+    sage_tasks.poll_po_status(status_flow.pk)
+    run = SyncRun.objects.get(flow=status_flow)
+    assert (run.trigger, run.status) == ("schedule", "succeeded") and run.finished_at is not None
+    pr_world.sage_client.max_retries = 0
+    pr_world.agent.stop()
+    sage_tasks.poll_po_status(status_flow.pk)
+    assert SyncRun.objects.filter(flow=status_flow).latest("pk").status == "failed"
