@@ -275,7 +275,10 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
             link.save()
         elif plan.action == "close":
             self._close(link, plan)
-        self._audit(link, plan, status, record, event, notes=notes)
+        if status != AuditEntry.Status.UNCHANGED or notes:
+            # An unchanged document costs no row: the pass's SyncRun counts it. Rows are for effects,
+            # refusals and failures (retention keeps those long; issue 17's lean ingest).
+            self._audit(link, plan, status, record, event, notes=notes)
         return Outcome(plan.key, plan, status, link.pk, link.asana_task_gid, notes=notes)
 
     def _linked(self, link: RecordLink, plan: Plan) -> None:

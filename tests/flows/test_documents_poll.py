@@ -117,3 +117,14 @@ def test_the_drift_check_task_reports_a_rate_limit_instead_of_crashing(bills_flo
     assert check_drift(bills_flow.pk).startswith("drift check not run")
     asana.faults.clear()
     assert "mapping(s) checked" in check_drift(bills_flow.pk)
+
+
+def test_an_unchanged_pass_writes_no_audit_row_and_its_run_counts_the_documents(make_sync):
+    first = poll(make_sync())
+    rows = AuditEntry.objects.exclude(status="quarantined").count()
+    second = poll(make_sync())  # every document re-read in the overlap window, none changed
+    assert second.counts["unchanged"] == first.counts["created"] > 0
+    # (a document that cannot be written is refused again, with its reason: that row stays)
+    assert AuditEntry.objects.exclude(status="quarantined").count() == rows
+    run = SyncRun.objects.latest("pk")
+    assert run.counts["unchanged"] == second.counts["unchanged"]
