@@ -151,7 +151,7 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
         link = existing or self._link_for(doc_type, number)
         with audit_context(run=self.run, record_link=link, tenant_id=self.tenant.pk, actor=self.actor):
             try:
-                return self._process_locked(link.pk, key, record, event)
+                return self._process_locked(link.pk, key, record, event, linked=bool(link.asana_task_gid))
             except errors.RetryableError as exc:
                 if not isinstance(exc, CreateInProgress):  # never touch another worker's claim
                     self._mark(link.pk, state=None, reason=f"retrying: {exc}", failed=True)
@@ -177,10 +177,12 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
                 return None
             raise
 
-    def _process_locked(self, link_pk: int, key: str, record: Any, event: Any) -> Outcome:
+    def _process_locked(
+        self, link_pk: int, key: str, record: Any, event: Any, *, linked: bool = False
+    ) -> Outcome:
         now = self.now()
         # Asana's time, read before the row lock (it may cost a request): a create's window is on it.
-        asana_now = self._asana_now_if_unlinked(link_pk)
+        asana_now = None if linked else self.asana.asana_now()
         with transaction.atomic():
             link = RecordLink.objects.select_for_update().get(pk=link_pk)
             if record is not None:
@@ -219,12 +221,6 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
                 return self._apply_locked(link, plan, record, event, notes)
         # The claim is committed: a crash from here on is reconciled by the next attempt.
         return self._create(link_pk, key, plan, record, event, token=link.claim_token)
-
-    def _asana_now_if_unlinked(self, link_pk: int) -> Any:
-        has_task = (
-            RecordLink.objects.filter(pk=link_pk).exclude(asana_task_gid="").values_list("pk", flat=True)
-        )
-        return None if has_task.exists() else self.asana.asana_now()
 
     def _stale(self, link: RecordLink, key: str, record: Any, event: Any) -> Outcome:
         """This copy is older than the version the link already took (a poll page read before a push or
