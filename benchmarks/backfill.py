@@ -53,8 +53,8 @@ def _peak_rss_mb() -> float:
 
 def _tenant(urls: dict[str, str]):
     from integrations.models import Flow, Tenant
-    from integrations.sandbox import asana as asana_sim
-    from integrations.sandbox.demo import connect_sandboxes
+    from sandbox import asana as asana_sim
+    from sandbox.demo import connect_sandboxes
     from mappings.models import FieldMapping
 
     d = asana_sim.DEMO

@@ -67,9 +67,9 @@ TYPES = {"amount": ("number", 2), "due_date": ("date", None), "vendor": ("text",
 
 def _world(kind: str, n: int, clock: SimClock):
     from integrations.models import Flow, Tenant
-    from integrations.sandbox import acumatica as acu_sim
-    from integrations.sandbox import asana as asana_sim
-    from integrations.sandbox.demo import connect_sandboxes
+    from sandbox import acumatica as acu_sim
+    from sandbox import asana as asana_sim
+    from sandbox.demo import connect_sandboxes
     from mappings.models import FieldMapping
 
     flow_kind, entity, mapped = KINDS[kind]

@@ -71,8 +71,8 @@ VENDORS = ["ABCCONCRETE", "STEELWORKS", "RIVERLUMBER", "Société Générale Üm
 
 
 def _build(options: argparse.Namespace) -> dict[str, Any]:
-    from integrations.sandbox import acumatica as acu_sim
-    from integrations.sandbox import asana as asana_sim
+    from sandbox import acumatica as acu_sim
+    from sandbox import asana as asana_sim
 
     acu = acu_sim.build_demo("http://127.0.0.1:1/AcumaticaERP")
     acu.records["Bill"].clear()

@@ -183,7 +183,7 @@ def _environment(database_url: str, redis_url: str | None) -> dict[str, str]:
 
 def _registration():
     from integrations.models import AsanaWebhook, Tenant
-    from integrations.sandbox.asana import DEMO
+    from sandbox.asana import DEMO
 
     n = Tenant.objects.count() + 1
     tenant = Tenant.objects.create(slug=f"bench-burst-{n}", name=f"Bench burst {n}")
@@ -235,7 +235,7 @@ def _start_gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.
 
 
 def _delivery_body(n: int) -> bytes:
-    from integrations.sandbox.asana import DEMO
+    from sandbox.asana import DEMO
 
     return json.dumps(
         {

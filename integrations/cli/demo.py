@@ -8,7 +8,6 @@ import secrets
 from django.contrib.auth import get_user_model
 
 from integrations.config_io import ConfigFileError, apply_document
-from integrations.sandbox import demo
 
 NAME = "demo"
 HELP = "Create the console's admin user (once) and apply the demo tenant wired to the loopback sandboxes."
@@ -37,6 +36,8 @@ def ensure_admin(out) -> None:
 
 
 def run(options, out) -> int:
+    from sandbox import demo  # the demo tenant points at the sandboxes; imported only when it is applied
+
     ensure_admin(out)
     if options["no_tenant"]:
         return 0

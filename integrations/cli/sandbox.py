@@ -7,19 +7,16 @@ import time
 
 from django.conf import settings
 
-from integrations.sandbox import acumatica as acu_sim
-from integrations.sandbox import asana as asana_sim
-from integrations.sandbox import demo
-
 NAME = "sandbox"
 HELP = "Serve the sandbox Acumatica, Asana and Sage 100 agent on loopback (for `make run` and demos)."
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--host", default=demo.HOST, help="Loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--acumatica-port", type=int, default=demo.ACUMATICA_PORT)
-    parser.add_argument("--asana-port", type=int, default=demo.ASANA_PORT)
-    parser.add_argument("--sage-port", type=int, default=demo.SAGE_PORT)
+    # Defaults come from sandbox/demo.py when the command runs: `connector --help` imports no simulator.
+    parser.add_argument("--host", default="127.0.0.1", help="Loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--acumatica-port", type=int, help="default: the demo tenant's (8101)")
+    parser.add_argument("--asana-port", type=int, help="default: the demo tenant's (8102)")
+    parser.add_argument("--sage-port", type=int, help="default: the demo tenant's (8103)")
     parser.add_argument(
         "--connector-url",
         default=settings.PUBLIC_BASE_URL,
@@ -35,9 +32,24 @@ def add_arguments(parser) -> None:
     )
 
 
+def _with_default_ports(options) -> dict:
+    from sandbox import demo
+
+    options = dict(options)
+    options["acumatica_port"] = options.get("acumatica_port") or demo.ACUMATICA_PORT
+    options["asana_port"] = options.get("asana_port") or demo.ASANA_PORT
+    options["sage_port"] = options.get("sage_port") or demo.SAGE_PORT
+    return options
+
+
 def build(options) -> dict:
     """The three sandboxes, seeded with the demo data and wired to the demo tenant (when it exists)."""
     from integrations.models import AcumaticaConnection
+    from sandbox import acumatica as acu_sim
+    from sandbox import asana as asana_sim
+    from sandbox import demo
+
+    options = _with_default_ports(options)
 
     acumatica = acu_sim.build_demo(demo.acumatica_url(options["host"], options["acumatica_port"]))
     conn = AcumaticaConnection.objects.filter(tenant__slug=demo.TENANT_SLUG).first()
@@ -58,8 +70,11 @@ def build(options) -> dict:
 def run(options, out) -> int:
     from waitress.server import create_server
 
-    from integrations.sage100.agent.config import from_dict
-    from integrations.sage100.agent.server import create_app, start_in_thread
+    from sage100_agent.config import from_dict
+    from sage100_agent.server import create_app, start_in_thread
+    from sandbox import demo
+
+    options = _with_default_ports(options)
 
     if options["host"] not in ("127.0.0.1", "localhost", "::1"):
         out.error("The sandboxes serve loopback only.")

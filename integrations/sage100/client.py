@@ -36,7 +36,7 @@ from requests.adapters import HTTPAdapter
 
 from integrations.base import errors
 from integrations.base.http import HttpClient, paginate
-from integrations.sage100.agent.signing import HEADER_IDEMPOTENCY_KEY, sign_request
+from sage100_agent.signing import HEADER_IDEMPOTENCY_KEY, sign_request
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import responses
 
 from integrations.acumatica.client import AcumaticaClient, client_for
 from integrations.models import AcumaticaConnection, Tenant
-from integrations.sandbox.acumatica import (
+from sandbox.acumatica import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_PASSWORD,

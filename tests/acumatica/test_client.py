@@ -10,7 +10,7 @@ import pytest
 
 from integrations.acumatica.client import EndpointNotListed
 from integrations.base import errors
-from integrations.sandbox.acumatica import AcumaticaSimulator
+from sandbox.acumatica import AcumaticaSimulator
 
 from .conftest import INSTANCE, make_connection
 

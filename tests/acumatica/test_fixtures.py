@@ -10,7 +10,7 @@ import responses
 
 from integrations.acumatica.client import EndpointNotListed, client_for, collect_field_errors
 from integrations.acumatica.values import unwrap
-from integrations.sandbox.acumatica import build_demo
+from sandbox.acumatica import build_demo
 
 from .conftest import INSTANCE, make_connection
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from integrations.sandbox.acumatica import (
+from sandbox.acumatica import (
     DEMO_CLIENT_ID,
     AcumaticaSimulator,
     build_demo,
     parse_filter,
 )
-from integrations.sandbox.contract import ContractViolation
+from sandbox.contract import ContractViolation
 
 from .conftest import INSTANCE
 

@@ -13,7 +13,7 @@ import responses
 
 from integrations.asana.client import client_for
 from integrations.models import AsanaConnection, Tenant
-from integrations.sandbox.asana import DEMO, build_demo
+from sandbox.asana import DEMO, build_demo
 
 BASE_URL = "https://app.asana.com/api/1.0"
 
@@ -86,7 +86,7 @@ def contract_accepts_create_memberships() -> bool:
     """[OAS] marks TaskBase.memberships readOnly with object items, yet documents it for placing a task
     in a section at creation (reference §4.1). Until the contract lists that gap, a one-call create
     with a section is a ContractViolation; tests that need it are expected to fail with exactly that."""
-    from integrations.sandbox.contract import get_contract
+    from sandbox.contract import get_contract
 
     body = b'{"data": {"name": "x", "projects": ["1"], "memberships": [{"project": "1", "section": "2"}]}}'
     return not get_contract("asana").check_request(
@@ -95,7 +95,7 @@ def contract_accepts_create_memberships() -> bool:
 
 
 def needs_memberships_gap(func):
-    from integrations.sandbox.contract import ContractViolation
+    from sandbox.contract import ContractViolation
 
     return pytest.mark.xfail(
         not contract_accepts_create_memberships(),

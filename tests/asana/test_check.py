@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from integrations.models import AsanaConnection, Flow
-from integrations.sandbox.asana import DEMO
+from sandbox.asana import DEMO
 from mappings.models import FieldMapping
 
 F = DEMO["fields"]

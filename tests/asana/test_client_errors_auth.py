@@ -13,7 +13,7 @@ from audit.models import ApiCall
 from integrations.asana.client import client_for, token_url_for
 from integrations.base import errors
 from integrations.models import AsanaConnection
-from integrations.sandbox.asana import DEMO
+from sandbox.asana import DEMO
 
 from .conftest import api_requests
 

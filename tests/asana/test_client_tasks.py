@@ -11,7 +11,7 @@ import pytest
 from integrations.asana import fields as cf
 from integrations.asana.client import TASK_FIELDS, approval_outcome, is_approved, task_changes
 from integrations.base import errors
-from integrations.sandbox.asana import DEMO
+from sandbox.asana import DEMO
 
 from .conftest import api_requests, needs_memberships_gap
 

@@ -13,7 +13,7 @@ import pytest
 
 from integrations.asana import fields as cf
 from integrations.base import errors
-from integrations.sandbox.asana import DEMO
+from sandbox.asana import DEMO
 
 from .conftest import api_requests
 

@@ -11,7 +11,7 @@ import responses
 
 from integrations.asana.client import AsanaClient, PatAuth
 from integrations.base import errors
-from integrations.sandbox.asana import DEMO
+from sandbox.asana import DEMO
 
 from .conftest import BASE_URL
 

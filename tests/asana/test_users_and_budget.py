@@ -10,7 +10,7 @@ from integrations.asana.client import client_for
 from integrations.base import errors
 from integrations.base.ratelimit import budget_for
 from integrations.models import AsanaConnection
-from integrations.sandbox.asana import DEMO
+from sandbox.asana import DEMO
 
 from .conftest import api_requests
 

@@ -14,7 +14,7 @@ import pytest
 
 from integrations.asana.client import DuplicateWebhook
 from integrations.base import errors
-from integrations.sandbox.asana import DEMO
+from sandbox.asana import DEMO
 
 from .conftest import api_requests
 

@@ -22,8 +22,8 @@ from integrations.asana.client import parse_asana_time
 from integrations.flows import approval_binding as binding
 from integrations.flows import approvals
 from integrations.models import AcumaticaConnection, AsanaConnection, Flow, RecordLink, Tenant
-from integrations.sandbox import acumatica as acu_sim
-from integrations.sandbox.asana import DEMO, build_demo
+from sandbox import acumatica as acu_sim
+from sandbox.asana import DEMO, build_demo
 from mappings.models import FieldMapping
 
 ASANA_URL = "https://app.asana.com/api/1.0"

@@ -99,8 +99,8 @@ def _serve(build):
 
 @pytest.fixture
 def sandboxes():
-    from integrations.sandbox import acumatica as acu_sim
-    from integrations.sandbox import asana as asana_sim
+    from sandbox import acumatica as acu_sim
+    from sandbox import asana as asana_sim
 
     acu, acu_base, s1 = _serve(lambda base: acu_sim.build_demo(base + "/AcumaticaERP"))
     asana, asana_base, s2 = _serve(lambda base: asana_sim.build_demo(base + "/api/1.0"))

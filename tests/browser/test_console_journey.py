@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from integrations.sandbox import acumatica as acu_sim
-from integrations.sandbox import asana as asana_sim
+from sandbox import acumatica as acu_sim
+from sandbox import asana as asana_sim
 
 pytestmark = pytest.mark.browser
 

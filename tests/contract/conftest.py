@@ -1,6 +1,6 @@
 import pytest
 
-from integrations.sandbox.contract import get_contract
+from sandbox.contract import get_contract
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from integrations.sandbox.contract import ContractViolation
+from sandbox.contract import ContractViolation
 
 from .helpers import ACU, ACU_INSTANCE, BILL, GUID, HTTP_ERROR, JSON, JSON_UTF8, dumps
 

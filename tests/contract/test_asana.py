@@ -2,7 +2,7 @@
 
 import pytest
 
-from integrations.sandbox.contract import ContractViolation
+from sandbox.contract import ContractViolation
 
 from .helpers import ASANA, ASANA_HEADERS, ASANA_TASK, JSON, JSON_UTF8, dumps
 

@@ -10,12 +10,12 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from integrations.sandbox import contract
-from integrations.sandbox.contract import KNOWN_GAPS, ContractViolation, get_contract
+from sandbox import contract
+from sandbox.contract import KNOWN_GAPS, ContractViolation, get_contract
 
 from .helpers import ACU, ASANA, ASANA_HEADERS, ASANA_TASK, JSON, dumps
 
-REPO = Path(contract.__file__).resolve().parents[2]
+REPO = Path(contract.__file__).resolve().parents[1]
 
 
 def make_response(status, headers, body: bytes) -> requests.Response:
@@ -62,7 +62,7 @@ def test_specs_dir_default_and_override(monkeypatch, tmp_path):
 def test_module_imports_without_openapi_core():
     code = (
         "import sys; sys.modules['openapi_core'] = None; sys.modules['yaml'] = None\n"
-        "import integrations.sandbox.contract as c\n"
+        "import sandbox.contract as c\n"
         "assert c.ContractViolation and c.get_contract and c.KNOWN_GAPS\n"
         "print('ok')\n"
     )

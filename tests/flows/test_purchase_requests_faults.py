@@ -44,7 +44,7 @@ def test_agent_down_for_hours_loses_nothing(pr_world, tmp_path):
     report = sage_tasks.poll_purchase_requests(w.flow.pk)
     assert "retrying" in report and not RecordLink.objects.exists()
     # hours later the agent is back on the same port with the same company
-    from integrations.sage100.agent.server import create_app, start_in_thread
+    from sage100_agent.server import create_app, start_in_thread
     from tests.sage100.conftest import agent_config
 
     w.agent = start_in_thread(create_app(agent_config(tmp_path)), port=w.agent.port)

@@ -13,7 +13,7 @@ from integrations.cli.first_pass import first_pass
 from integrations.config_io import apply_document
 from integrations.console.dashboard import GREEN, GREY, RED, build_dashboard
 from integrations.models import Flow, Tenant
-from integrations.sandbox import demo
+from sandbox import demo
 
 
 def _serve(build):
@@ -41,8 +41,8 @@ class Out:
 
 @pytest.fixture
 def demo_tenant(db, settings):
-    from integrations.sandbox import acumatica as acu_sim
-    from integrations.sandbox import asana as asana_sim
+    from sandbox import acumatica as acu_sim
+    from sandbox import asana as asana_sim
 
     settings.HTTP_MAX_RETRIES = 0
     _acu, acu_base, s1 = _serve(lambda base: acu_sim.build_demo(base + "/AcumaticaERP"))

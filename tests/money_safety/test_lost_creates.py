@@ -12,7 +12,7 @@ from integrations.base import errors
 from integrations.flows import parked
 from integrations.flows.acumatica_documents import DocumentSync
 from integrations.models import Flow, RecordLink, Tenant
-from integrations.sandbox.demo import connect_sandboxes
+from sandbox.demo import connect_sandboxes
 from tests.flows.test_documents_support import *  # noqa: F403
 from tests.flows.test_documents_support import ACU_URL, ASANA_URL, D, F
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from integrations.models import Sage100Connection, Tenant
-from integrations.sage100.agent.config import from_dict
-from integrations.sage100.agent.server import create_app, start_in_thread
+from sage100_agent.config import from_dict
+from sage100_agent.server import create_app, start_in_thread
 from tests.tls_support import Cert, make_cert  # noqa: F401  (Cert re-exported for the tests)
 
 API_KEY = "connector-test-api-key-0123456789"

@@ -14,7 +14,7 @@ import responses
 from integrations.asana.client import client_for as asana_client_for
 from integrations.models import AsanaConnection, Flow, Tenant
 from integrations.sage100.client import client_for as sage_client_for
-from integrations.sandbox.asana import DEMO, build_demo
+from sandbox.asana import DEMO, build_demo
 from integrations.tasks import sage100 as sage_tasks
 from mappings.models import FieldMapping, ValueMapping
 

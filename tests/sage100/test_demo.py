@@ -10,10 +10,10 @@ from django_q.models import Schedule
 from integrations.asana.webhooks import EVENT_HANDLERS
 from integrations.config_io import apply_document
 from integrations.models import Flow, Sage100Connection
-from integrations.sage100.agent.config import from_dict
-from integrations.sage100.agent.server import create_app, start_in_thread
-from integrations.sandbox import asana as asana_sim
-from integrations.sandbox import demo
+from sage100_agent.config import from_dict
+from sage100_agent.server import create_app, start_in_thread
+from sandbox import asana as asana_sim
+from sandbox import demo
 from integrations.tasks import sage100 as sage_tasks
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import date
 
 from integrations.cli.check import check_connection
-from integrations.sage100.agent.boi import BOIBackend
-from integrations.sage100.agent.config import BOIConfig, from_dict
-from integrations.sage100.agent.ledger import Ledger
-from integrations.sage100.agent.server import create_app, start_in_thread
+from sage100_agent.boi import BOIBackend
+from sage100_agent.config import BOIConfig, from_dict
+from sage100_agent.ledger import Ledger
+from sage100_agent.server import create_app, start_in_thread
 from tests.sage100_agent.fake_com import FakeSage
 
 from .conftest import API_KEY, SECRET, agent_config, make_connection

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from integrations.sage100.agent.boi import BOIBackend
-from integrations.sage100.agent.config import AgentConfig, BOIConfig, from_dict
-from integrations.sage100.agent.ledger import Ledger
-from integrations.sage100.agent.server import RunningAgent, create_app, start_in_thread
-from integrations.sage100.agent.signing import sign_request
-from integrations.sage100.agent.simulated import SimulatedBackend
+from sage100_agent.boi import BOIBackend
+from sage100_agent.config import AgentConfig, BOIConfig, from_dict
+from sage100_agent.ledger import Ledger
+from sage100_agent.server import RunningAgent, create_app, start_in_thread
+from sage100_agent.signing import sign_request
+from sage100_agent.simulated import SimulatedBackend
 
 from .fake_com import PERSONALITIES, FakeSage
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.sage100.agent.byref import VT_BSTR, VT_BYREF, VT_I4, VT_R8
+from sage100_agent.byref import VT_BSTR, VT_BYREF, VT_I4, VT_R8
 
 PERSONALITIES = ("typed", "late")
 DISP_E_UNKNOWNNAME = -2147352570

@@ -34,7 +34,7 @@ def test_unsigned_bad_and_skewed_requests_are_401_with_envelope(agent):
     assert reply.status == 200
     import http.client
 
-    from integrations.sage100.agent.signing import sign_request
+    from sage100_agent.signing import sign_request
 
     conn = http.client.HTTPConnection(agent.host, agent.port, timeout=5)
     conn.request(

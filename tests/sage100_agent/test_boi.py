@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from integrations.sage100.agent.fields import FieldRules, parse_create_request
-from integrations.sage100.agent.model import AgentError, UnknownOutcome
+from sage100_agent.fields import FieldRules, parse_create_request
+from sage100_agent.model import AgentError, UnknownOutcome
 
 from .conftest import po_body
 

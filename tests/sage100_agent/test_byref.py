@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from integrations.sage100.agent.boi import BOIBackend
-from integrations.sage100.agent.byref import OUT_NUM, OUT_STR, VT_BSTR, VT_BYREF, VT_R8, Marshaller
-from integrations.sage100.agent.config import BOIConfig
-from integrations.sage100.agent.fields import FieldRules, parse_create_request
-from integrations.sage100.agent.ledger import Ledger
-from integrations.sage100.agent.model import AgentError
-from integrations.sage100.agent.server import create_app, start_in_thread
+from sage100_agent.boi import BOIBackend
+from sage100_agent.byref import OUT_NUM, OUT_STR, VT_BSTR, VT_BYREF, VT_R8, Marshaller
+from sage100_agent.config import BOIConfig
+from sage100_agent.fields import FieldRules, parse_create_request
+from sage100_agent.ledger import Ledger
+from sage100_agent.model import AgentError
+from sage100_agent.server import create_app, start_in_thread
 
 from .conftest import call, po_body
 from .fake_com import FakeSage

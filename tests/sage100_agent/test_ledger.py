@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from integrations.sage100.agent.ledger import (
+from sage100_agent.ledger import (
     CONFLICT,
     IN_FLIGHT,
     NEW,

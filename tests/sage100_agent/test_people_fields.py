@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.sage100.agent.fields import (
+from sage100_agent.fields import (
     CONFIRM_TO_COLUMN,
     REQUISITIONER_COLUMN,
     REQUISITIONER_LENGTH,
     FieldRules,
     parse_create_request,
 )
-from integrations.sage100.agent.model import AgentError
+from sage100_agent.model import AgentError
 
 from .conftest import call, po_body
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integrations.sage100.agent.config import ConfigError, from_dict
-from integrations.sage100.agent.ledger import Ledger
-from integrations.sage100.agent.nonces import NonceStore, NonceStoreFull
-from integrations.sage100.agent.server import create_app, start_in_thread
-from integrations.sage100.agent.signing import sign_request
+from sage100_agent.config import ConfigError, from_dict
+from sage100_agent.ledger import Ledger
+from sage100_agent.nonces import NonceStore, NonceStoreFull
+from sage100_agent.server import create_app, start_in_thread
+from sage100_agent.signing import sign_request
 
 from .conftest import ADMIN_KEY, ADMIN_SECRET, API_KEY, SECRET, call, make_config, po_body
 

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from integrations.sage100.agent.__main__ import main
-from integrations.sage100.agent.boi import BOIBackend
-from integrations.sage100.agent.config import BOIConfig
-from integrations.sage100.agent.fields import FieldRules, parse_create_request
-from integrations.sage100.agent.ledger import Ledger
+from sage100_agent.__main__ import main
+from sage100_agent.boi import BOIBackend
+from sage100_agent.config import BOIConfig
+from sage100_agent.fields import FieldRules, parse_create_request
+from sage100_agent.ledger import Ledger
 
 from .conftest import ADMIN_KEY, ADMIN_SECRET, READ_KEY, call, po_body
 
@@ -138,7 +138,7 @@ hmac_secret = "{"s" * 40}"
 
 @pytest.mark.parametrize("personality", ["late"])
 def test_dispatch_lookup_is_by_name_only(personality):
-    from integrations.sage100.agent.selftest import has_member
+    from sage100_agent.selftest import has_member
 
     from .fake_com import FakeSage
 

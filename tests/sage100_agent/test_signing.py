@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from integrations.sage100.agent.signing import (
+from sage100_agent.signing import (
     SignatureError,
     canonical_string,
     compute_signature,

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from integrations.sage100.agent.fields import (
+from sage100_agent.fields import (
     FieldRules,
     decimal_hours_to_seconds,
     normalize_vendor_no,
@@ -16,7 +16,7 @@ from integrations.sage100.agent.fields import (
     seconds_to_decimal_hours,
     utc_to_sage,
 )
-from integrations.sage100.agent.model import AgentError, UnknownOutcome
+from sage100_agent.model import AgentError, UnknownOutcome
 
 from .conftest import po_body
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from integrations.sage100.agent.config import ConfigError, from_dict
-from integrations.sage100.agent.ledger import Ledger
-from integrations.sage100.agent.server import create_app, start_in_thread
+from sage100_agent.config import ConfigError, from_dict
+from sage100_agent.ledger import Ledger
+from sage100_agent.server import create_app, start_in_thread
 from tests.tls_support import make_cert
 
 from .conftest import call, po_body
@@ -70,8 +70,8 @@ def test_plain_http_is_refused_off_loopback(tmp_path):
 
 
 def test_example_config_parses_and_secrets_come_from_env(tmp_path):
-    import integrations.sage100.agent as agent_pkg
-    from integrations.sage100.agent.config import load_config
+    import sage100_agent as agent_pkg
+    from sage100_agent.config import load_config
 
     example = Path(agent_pkg.__file__).with_name("agent.example.toml")
     env = {
@@ -105,7 +105,7 @@ hmac_secret_env = "S"
         "import runpy, sys\n"
         "sys.argv = ['agent', '--config', sys.argv[1], '--check']\n"
         "try:\n"
-        "    runpy.run_module('integrations.sage100.agent', run_name='__main__')\n"
+        "    runpy.run_module('sage100_agent', run_name='__main__')\n"
         "except SystemExit as exc:\n"
         "    assert exc.code in (0, None), exc.code\n"
         "assert 'django' not in sys.modules, 'the agent imported django'\n"

@@ -12,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from integrations.sandbox import acumatica as acu_sim
+from sandbox import acumatica as acu_sim
 
 BASE = "https://erp.sandbox.test/ERP"
 EP = f"{BASE}/entity/Default/24.200.001"

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from integrations.sandbox import acumatica as acu_sim
-from integrations.sandbox.contract import ContractViolation
+from sandbox import acumatica as acu_sim
+from sandbox.contract import ContractViolation
 
 easy_acumatica = pytest.importorskip("easy_acumatica", reason='pip install -e ".[test]" (easy-acumatica)')
 # Differences known and listed in SPEC_GAPS.md; anything else failing fails the test.

@@ -5,7 +5,7 @@ The sandbox is served on loopback as `connector sandbox` serves it (waitress, po
 `shared/specs/asana_oas.yaml` (a violation answers 500, which the SDK reports). Each operation below
 checks an *effect* the real API has (the task exists once, moved, gone; the story is there; the
 webhook is listed then 404…). At least 95 % must behave like the real API; every operation allowed to
-differ is in KNOWN_DIFFERENCES with the id of its row in integrations/sandbox/SPEC_GAPS.md.
+differ is in KNOWN_DIFFERENCES with the id of its row in sandbox/SPEC_GAPS.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from integrations.sandbox import asana as asana_sim
+from sandbox import asana as asana_sim
 
 from .served import Receiver, served
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from integrations.sandbox import asana as asana_sim
+from sandbox import asana as asana_sim
 
 from .served import Receiver, served
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 import responses
 
-from integrations.sandbox import asana as asana_sim
+from sandbox import asana as asana_sim
 
 D = asana_sim.DEMO
 AP, PR = D["ap_project"], D["pr_project"]

@@ -7,7 +7,7 @@ import json
 import requests
 import responses
 
-from integrations.sandbox import asana as asana_sim
+from sandbox import asana as asana_sim
 
 
 def test_controls_are_listed_and_run_in_process_and_over_http():

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from integrations.sandbox import acumatica as acu_sim
-from integrations.sandbox import asana as asana_sim
-from integrations.sandbox import demo
+from sandbox import acumatica as acu_sim
+from sandbox import asana as asana_sim
+from sandbox import demo
 
 D = asana_sim.DEMO
 F = D["fields"]

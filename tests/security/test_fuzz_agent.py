@@ -16,10 +16,10 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from integrations.sage100.agent.ledger import Ledger
-from integrations.sage100.agent.server import create_app
-from integrations.sage100.agent.signing import sign_request
-from integrations.sage100.agent.simulated import SimulatedBackend
+from sage100_agent.ledger import Ledger
+from sage100_agent.server import create_app
+from sage100_agent.signing import sign_request
+from sage100_agent.simulated import SimulatedBackend
 from tests.sage100_agent.conftest import API_KEY, READ_KEY, SECRET, make_config, po_body
 
 from .conftest import FUZZ

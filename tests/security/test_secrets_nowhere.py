@@ -37,10 +37,10 @@ from audit.models import Alert, ApiCall, AuditEntry, InboundEvent
 from integrations.base.errors import ConfigurationError, ConnectorError
 from integrations.base.redaction import RedactingFilter, redact_body
 from integrations.models import AcumaticaConnection, AsanaWebhook, Flow, Sage100Connection, Tenant
-from integrations.sage100.agent.server import create_app, start_in_thread
+from sage100_agent.server import create_app, start_in_thread
 from integrations.sage100.client import client_for as sage_client_for
-from integrations.sandbox import acumatica as acu_sim
-from integrations.sandbox import asana as asana_sim
+from sandbox import acumatica as acu_sim
+from sandbox import asana as asana_sim
 from tests.asana_webhooks.harness import django_deliverer
 from tests.flows.test_documents_support import *  # noqa: F403
 from tests.flows.test_documents_support import ACU_URL, ASANA_URL, D

@@ -21,9 +21,9 @@ from typing import Any
 import responses
 
 from integrations.models import Flow, Tenant
-from integrations.sandbox import acumatica as acu_sim
-from integrations.sandbox import asana as asana_sim
-from integrations.sandbox.demo import connect_sandboxes
+from sandbox import acumatica as acu_sim
+from sandbox import asana as asana_sim
+from sandbox.demo import connect_sandboxes
 from mappings.models import FieldMapping, ValueMapping
 from tests.asana_webhooks.harness import NoLimit, django_deliverer
 from tests.flows.test_documents_support import ACU_URL, ASANA_URL, PUSH_SECRET, Clock, D, F
@@ -68,7 +68,7 @@ class World:
         self.agent.stop()
 
     def agent_up(self) -> None:
-        from integrations.sage100.agent.server import create_app, start_in_thread
+        from sage100_agent.server import create_app, start_in_thread
 
         if self.agent._thread.is_alive():
             return

@@ -1,7 +1,7 @@
 """Building and serving the agent.
 
 * :func:`create_app` — config -> WSGI app (backend + ledger wired in).
-* :func:`serve` — blocking, for ``python -m integrations.sage100.agent``.
+* :func:`serve` — blocking, for ``python -m sage100_agent``.
 * :func:`start_in_thread` — a running agent on a loopback port, for tests and the connector's sandbox.
 
 TLS (docs/sage100-agent.md §6): Waitress does not terminate TLS (its docs: "Waitress does not natively

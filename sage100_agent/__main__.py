@@ -1,4 +1,4 @@
-"""``python -m integrations.sage100.agent [serve|selftest] --config agent.toml``"""
+"""``python -m sage100_agent [serve|selftest] --config agent.toml``"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .server import build_backend, serve
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m integrations.sage100.agent",
+        prog="python -m sage100_agent",
         description="ml-connector Sage 100 agent (HTTPS, BOI or simulated backend)",
     )
     parser.add_argument(

@@ -1,7 +1,7 @@
 """``selftest``: prove on the customer's server that every BOI object, method and column the agent uses
 exists, without writing anything (issue 19).
 
-Run it as ``python -m integrations.sage100.agent selftest --config agent.toml`` or ``GET /v1/selftest``
+Run it as ``python -m sage100_agent selftest --config agent.toml`` or ``GET /v1/selftest``
 (scope ``selftest`` or ``admin``); ``connector check`` calls the latter. For the BOI backend it:
 
 1. opens each business object the agent uses under its module and task (ref §1.4);

@@ -6,7 +6,7 @@ status/headers/body). The sandboxes call this in strict mode; a mismatch raises 
 
 Usage::
 
-    from integrations.sandbox.contract import get_contract
+    from sandbox.contract import get_contract
 
     asana = get_contract("asana")
     asana.validate_request("POST", "https://app.asana.com/api/1.0/tasks", headers, body_bytes)
@@ -90,7 +90,7 @@ def specs_dir() -> Path:
     env = os.environ.get("ML_CONNECTOR_SPECS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "specs"
+    return Path(__file__).resolve().parents[1].parent / "shared" / "specs"
 
 
 def cache_dir() -> Path | None:
