@@ -53,9 +53,9 @@ def _peak_rss_mb() -> float:
 
 def _tenant(urls: dict[str, str]):
     from integrations.models import Flow, Tenant
+    from mappings.models import FieldMapping
     from sandbox import asana as asana_sim
     from sandbox.demo import connect_sandboxes
-    from mappings.models import FieldMapping
 
     d = asana_sim.DEMO
     tenant = Tenant.objects.create(slug="bench-backfill", name="Bench backfill")

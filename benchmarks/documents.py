@@ -67,10 +67,10 @@ TYPES = {"amount": ("number", 2), "due_date": ("date", None), "vendor": ("text",
 
 def _world(kind: str, n: int, clock: SimClock):
     from integrations.models import Flow, Tenant
+    from mappings.models import FieldMapping
     from sandbox import acumatica as acu_sim
     from sandbox import asana as asana_sim
     from sandbox.demo import connect_sandboxes
-    from mappings.models import FieldMapping
 
     flow_kind, entity, mapped = KINDS[kind]
     acu = acu_sim.build_demo(ACU_URL, clock=clock.dt)

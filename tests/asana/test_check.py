@@ -8,8 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from integrations.models import AsanaConnection, Flow
-from sandbox.asana import DEMO
 from mappings.models import FieldMapping
+from sandbox.asana import DEMO
 
 F = DEMO["fields"]
 

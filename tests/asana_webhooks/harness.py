@@ -22,9 +22,9 @@ from integrations.asana.client import parse_asana_time
 from integrations.flows import approval_binding as binding
 from integrations.flows import approvals
 from integrations.models import AcumaticaConnection, AsanaConnection, Flow, RecordLink, Tenant
+from mappings.models import FieldMapping
 from sandbox import acumatica as acu_sim
 from sandbox.asana import DEMO, build_demo
-from mappings.models import FieldMapping
 
 ASANA_URL = "https://app.asana.com/api/1.0"
 ACUMATICA_URL = "https://erp.ridgeline.test/AcumaticaERP"

@@ -15,10 +15,10 @@ import responses
 from integrations.flows.acumatica_documents import DocumentSync
 from integrations.flows.document_settings import forget_field_specs
 from integrations.models import Flow, Tenant
+from mappings.models import FieldMapping, ValueMapping
 from sandbox import acumatica as acu_sim
 from sandbox import asana as asana_sim
 from sandbox.demo import connect_sandboxes
-from mappings.models import FieldMapping, ValueMapping
 
 ACU_URL = "https://erp.ridgeline.test/AcumaticaERP"
 ASANA_URL = "https://app.asana.com/api/1.0"

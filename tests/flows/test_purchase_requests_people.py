@@ -16,9 +16,9 @@ from django.core.management import call_command
 from audit.models import AuditEntry
 from integrations.base import errors
 from integrations.models import Cursor, Flow, RecordLink
-from sandbox.asana import DEMO
 from mappings.models import UserMapping
 from mappings.users import STREAM, ensure_asana_users, sync_asana_users, task_people
+from sandbox.asana import DEMO
 from tests.sage100.flow_harness import pr_world  # noqa: F401
 
 U = DEMO["users"]

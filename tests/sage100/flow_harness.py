@@ -14,9 +14,9 @@ import responses
 from integrations.asana.client import client_for as asana_client_for
 from integrations.models import AsanaConnection, Flow, Tenant
 from integrations.sage100.client import client_for as sage_client_for
-from sandbox.asana import DEMO, build_demo
 from integrations.tasks import sage100 as sage_tasks
 from mappings.models import FieldMapping, ValueMapping
+from sandbox.asana import DEMO, build_demo
 
 from .conftest import make_connection, start_agent
 

@@ -10,11 +10,11 @@ from django_q.models import Schedule
 from integrations.asana.webhooks import EVENT_HANDLERS
 from integrations.config_io import apply_document
 from integrations.models import Flow, Sage100Connection
+from integrations.tasks import sage100 as sage_tasks
 from sage100_agent.config import from_dict
 from sage100_agent.server import create_app, start_in_thread
 from sandbox import asana as asana_sim
 from sandbox import demo
-from integrations.tasks import sage100 as sage_tasks
 
 
 def test_demo_purchase_request_becomes_a_po_with_its_number_in_the_task(db, tmp_path):

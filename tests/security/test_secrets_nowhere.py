@@ -37,8 +37,8 @@ from audit.models import Alert, ApiCall, AuditEntry, InboundEvent
 from integrations.base.errors import ConfigurationError, ConnectorError
 from integrations.base.redaction import RedactingFilter, redact_body
 from integrations.models import AcumaticaConnection, AsanaWebhook, Flow, Sage100Connection, Tenant
-from sage100_agent.server import create_app, start_in_thread
 from integrations.sage100.client import client_for as sage_client_for
+from sage100_agent.server import create_app, start_in_thread
 from sandbox import acumatica as acu_sim
 from sandbox import asana as asana_sim
 from tests.asana_webhooks.harness import django_deliverer

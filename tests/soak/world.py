@@ -21,10 +21,10 @@ from typing import Any
 import responses
 
 from integrations.models import Flow, Tenant
+from mappings.models import FieldMapping, ValueMapping
 from sandbox import acumatica as acu_sim
 from sandbox import asana as asana_sim
 from sandbox.demo import connect_sandboxes
-from mappings.models import FieldMapping, ValueMapping
 from tests.asana_webhooks.harness import NoLimit, django_deliverer
 from tests.flows.test_documents_support import ACU_URL, ASANA_URL, PUSH_SECRET, Clock, D, F
 from tests.sage100.conftest import agent_config, make_connection, start_agent
