@@ -44,12 +44,8 @@ from benchmarks.webhook_burst import (
 
 from .sandbox_process import SandboxProcess
 
-# The task the push receiver enqueues per document (read by key, plan, one Asana write). Its module is
-# looked up at run time: the flow packages are being regrouped (issue 16).
-PROCESS_DOCUMENT = (
-    "integrations.flows.documents.tasks.process_document",
-    "integrations.tasks.documents.process_document",
-)
+# The task the push receiver enqueues per document: read by key, plan, one Asana write.
+PROCESS_DOCUMENT = "integrations.flows.documents.tasks.process_document"
 
 
 def add_arguments(parser) -> None:
@@ -61,19 +57,6 @@ def add_arguments(parser) -> None:
 
 def quick(args) -> None:
     args.workers_seconds = min(args.workers_seconds, 20)
-
-
-def _task_path() -> str:
-    import importlib
-
-    for path in PROCESS_DOCUMENT:
-        module, name = path.rsplit(".", 1)
-        try:
-            if hasattr(importlib.import_module(module), name):
-                return path
-        except ImportError:
-            continue
-    raise RuntimeError(f"none of {PROCESS_DOCUMENT} exists")
 
 
 def _tenant(urls: dict[str, str], rpm: int):
@@ -176,9 +159,8 @@ def run(args: Any) -> dict[str, Any]:
         flow = _tenant(sandbox.urls, rpm)
         _purge_queue()
         _clear_budget(redis_url)
-        task = _task_path()
         for i in range(bills):
-            async_task(task, flow.pk, "Bill", f"B{i:07d}", task_name=f"bench-{i}")
+            async_task(PROCESS_DOCUMENT, flow.pk, "Bill", f"B{i:07d}", task_name=f"bench-{i}")
         out["queued"] = _queue_size()
         sandbox.forget()
         started = time.perf_counter()
