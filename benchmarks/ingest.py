@@ -331,7 +331,7 @@ def _measure(args, admin, admin_url, db_name, redis_url, servers, workdir) -> di
             result = run_wrk(port, script, args.ingest_seconds, args.ingest_connections)
             # The requests still in flight when wrk stopped finish (on a loaded machine that can take
             # longer than a second): counting before they did reads a row without its LPUSH yet.
-            stored_after = _settled(lambda: _stored(name, hook, rds, ref_queue, TABLE))
+            stored_after = _settled(lambda name=name: _stored(name, hook, rds, ref_queue, TABLE))
             cpu = CpuMeter.delta(before, meter.sample())
             script.unlink()
             answered = result["requests"] - result["non2xx"]

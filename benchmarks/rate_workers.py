@@ -68,7 +68,10 @@ def _tenant(urls: dict[str, str], rpm: int):
     d = asana_sim.DEMO
     tenant = Tenant.objects.create(slug="bench-workers", name="Bench workers")
     connect_sandboxes(
-        tenant, urls["acumatica"], urls["asana"], asana={"requests_per_minute": rpm, "max_writes_in_flight": 10}
+        tenant,
+        urls["acumatica"],
+        urls["asana"],
+        asana={"requests_per_minute": rpm, "max_writes_in_flight": 10},
     )
     flow = Flow.objects.create(
         tenant=tenant,
@@ -84,7 +87,11 @@ def _tenant(urls: dict[str, str], rpm: int):
         ("Vendor", "vendor", "text", None),
     ):
         FieldMapping.objects.create(
-            flow=flow, source_path=path, asana_field_gid=d["fields"][key], cached_type=kind, precision=precision
+            flow=flow,
+            source_path=path,
+            asana_field_gid=d["fields"][key],
+            cached_type=kind,
+            precision=precision,
         )
     return flow
 

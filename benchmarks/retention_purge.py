@@ -75,11 +75,11 @@ def _groups(n: int) -> list[tuple[str, int, str]]:
     excerpt = "z" * 500
     body = json.dumps({"events": [{"action": "changed", "resource": {"gid": "1" * 16}, "pad": "p" * 500}]})
     audit = (
-        "INSERT INTO audit_auditentry (tenant_id, created_at, operation, status, record_key, idempotency_key,"
-        " source_snapshot, payload, field_diff, error, error_class, attempts, actor)"
+        "INSERT INTO audit_auditentry (tenant_id, created_at, operation, status, record_key,"
+        " idempotency_key, source_snapshot, payload, field_diff, error, error_class, attempts, actor)"
         " SELECT %(tenant)s, now() - make_interval(secs => {lo} * 86400 + (g %% ({span} * 86400))),"
-        " 'documents.sync', {status}, 'Bill/B' || g, '', '{snapshot}'::jsonb, '{payload}'::jsonb, '{{}}'::jsonb,"
-        " '', '', 1, 'system' FROM generate_series(1, %(n)s) g"
+        " 'documents.sync', {status}, 'Bill/B' || g, '', '{snapshot}'::jsonb, '{payload}'::jsonb,"
+        " '{{}}'::jsonb, '', '', 1, 'system' FROM generate_series(1, %(n)s) g"
     )
     api = (
         "INSERT INTO audit_apicall (tenant_id, system, method, url, status_code, duration_ms, attempt, error,"
@@ -92,25 +92,29 @@ def _groups(n: int) -> list[tuple[str, int, str]]:
         "INSERT INTO audit_inboundevent (tenant_id, source, received_at, headers, raw_body, signature,"
         " dedupe_key, status, status_reason, processed_at)"
         " SELECT %(tenant)s, 'asana', now() - make_interval(secs => {lo} * 86400 + (g %% ({span} * 86400))),"
-        " '{{\"X-Hook-Signature\": \"redacted\", \"Content-Type\": \"application/json\"}}'::jsonb,"
+        ' \'{{"X-Hook-Signature": "redacted", "Content-Type": "application/json"}}\'::jsonb,'
         " convert_to('{body}', 'UTF8'), 'valid', '{label}-' || g, {status}, '', now()"
         " FROM generate_series(1, %(n)s) g"
     )
 
-    def pct(p: float) -> int:
-        return int(n * p)
-
+    noise = "CASE WHEN g %% 2 = 0 THEN 'ignored' ELSE 'duplicate' END"
+    # (label, share of n, template, days old from, days spread, status, inbound label)
+    mix = (
+        ("audit_no_op_expired", 0.30, audit, 400, 400, "'unchanged'", ""),
+        ("audit_effect_old_kept", 0.05, audit, 400, 400, "'succeeded'", ""),
+        ("audit_no_op_recent", 0.05, audit, 0, 30, "'unchanged'", ""),
+        ("audit_effect_recent", 0.05, audit, 0, 30, "'succeeded'", ""),
+        ("api_call_expired", 0.30, api, 100, 700, "", ""),
+        ("api_call_recent", 0.05, api, 0, 30, "", ""),
+        ("inbound_acted_body_expired", 0.08, inbound, 100, 200, "'processed'", "acted"),
+        ("inbound_noise_expired", 0.08, inbound, 400, 400, noise, "noise"),
+        ("inbound_recent", 0.04, inbound, 0, 30, "'processed'", "recent"),
+    )
+    values = {"snapshot": snapshot, "payload": payload, "excerpt": excerpt, "body": body}
     return [
-        ("audit_no_op_expired", pct(0.30), audit.format(lo=400, span=400, status="'unchanged'", snapshot=snapshot, payload=payload)),
-        ("audit_effect_old_kept", pct(0.05), audit.format(lo=400, span=400, status="'succeeded'", snapshot=snapshot, payload=payload)),
-        ("audit_no_op_recent", pct(0.05), audit.format(lo=0, span=30, status="'unchanged'", snapshot=snapshot, payload=payload)),
-        ("audit_effect_recent", pct(0.05), audit.format(lo=0, span=30, status="'succeeded'", snapshot=snapshot, payload=payload)),
-        ("api_call_expired", pct(0.30), api.format(lo=100, span=700, excerpt=excerpt)),
-        ("api_call_recent", pct(0.05), api.format(lo=0, span=30, excerpt=excerpt)),
-        ("inbound_acted_body_expired", pct(0.08), inbound.format(lo=100, span=200, body=body, label="acted", status="'processed'")),
-        ("inbound_noise_expired", pct(0.08), inbound.format(lo=400, span=400, body=body, label="noise", status="CASE WHEN g %% 2 = 0 THEN 'ignored' ELSE 'duplicate' END")),
-        ("inbound_recent", pct(0.04), inbound.format(lo=0, span=30, body=body, label="recent", status="'processed'")),
-    ]  # fmt: skip
+        (label, int(n * share), sql.format(lo=lo, span=span, status=status, label=tag, **values))
+        for label, share, sql, lo, span, status, tag in mix
+    ]
 
 
 def _sizes(cursor) -> dict[str, int]:
@@ -127,17 +131,20 @@ def _mb(sizes: dict[str, int]) -> dict[str, float]:
 
 
 def _counts(cursor) -> dict[str, int]:
+    old_audit = "FROM audit_auditentry WHERE created_at < now() - interval '365 days' AND status ="
+    inbound = "FROM audit_inboundevent WHERE dedupe_key LIKE"
+    recent = "now() - interval '31 days'"
     queries = {
-        "audit_no_op_old": "SELECT count(*) FROM audit_auditentry WHERE status = 'unchanged' AND created_at < now() - interval '365 days'",
-        "audit_effect_old": "SELECT count(*) FROM audit_auditentry WHERE status = 'succeeded' AND created_at < now() - interval '365 days'",
-        "audit_recent": "SELECT count(*) FROM audit_auditentry WHERE created_at >= now() - interval '31 days'",
+        "audit_no_op_old": f"SELECT count(*) {old_audit} 'unchanged'",
+        "audit_effect_old": f"SELECT count(*) {old_audit} 'succeeded'",
+        "audit_recent": f"SELECT count(*) FROM audit_auditentry WHERE created_at >= {recent}",
         "api_call_old": "SELECT count(*) FROM audit_apicall WHERE started_at < now() - interval '90 days'",
-        "api_call_recent": "SELECT count(*) FROM audit_apicall WHERE started_at >= now() - interval '31 days'",
-        "inbound_acted_old_with_body": "SELECT count(*) FROM audit_inboundevent WHERE dedupe_key LIKE 'acted-%%' AND length(raw_body) > 0",
-        "inbound_acted_old_rows": "SELECT count(*) FROM audit_inboundevent WHERE dedupe_key LIKE 'acted-%%'",
-        "inbound_noise_old": "SELECT count(*) FROM audit_inboundevent WHERE dedupe_key LIKE 'noise-%%'",
-        "inbound_recent": "SELECT count(*) FROM audit_inboundevent WHERE dedupe_key LIKE 'recent-%%'",
-    }  # fmt: skip
+        "api_call_recent": f"SELECT count(*) FROM audit_apicall WHERE started_at >= {recent}",
+        "inbound_acted_old_with_body": f"SELECT count(*) {inbound} 'acted-%%' AND length(raw_body) > 0",
+        "inbound_acted_old_rows": f"SELECT count(*) {inbound} 'acted-%%'",
+        "inbound_noise_old": f"SELECT count(*) {inbound} 'noise-%%'",
+        "inbound_recent": f"SELECT count(*) {inbound} 'recent-%%'",
+    }
     out = {}
     for name, sql in queries.items():
         cursor.execute(sql)
@@ -178,7 +185,11 @@ class _LockSampler:
         self._stop.set()
         self._thread.join()
         self._conn.close()
-        return {"samples": self.samples, "samples_with_a_wait": self.with_waits, "max_waiting": self.max_waiting}
+        return {
+            "samples": self.samples,
+            "samples_with_a_wait": self.with_waits,
+            "max_waiting": self.max_waiting,
+        }
 
 
 # ---- the concurrent client (its own process: the purge's CPU must not stall its clock) -----------------
@@ -361,7 +372,12 @@ def run(args: Any) -> dict[str, Any]:
                 and after_counts["inbound_acted_old_with_body"] == 0,
                 "kept_intact": all(
                     after_counts[k] == before_counts[k]
-                    for k in ("audit_effect_old", "api_call_recent", "inbound_acted_old_rows", "inbound_recent")
+                    for k in (
+                        "audit_effect_old",
+                        "api_call_recent",
+                        "inbound_acted_old_rows",
+                        "inbound_recent",
+                    )
                 )
                 and after_counts["audit_recent"] >= before_counts["audit_recent"],
                 "latency_before_purge": _latency(samples, baseline_start, purge_start),
