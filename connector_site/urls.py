@@ -1,6 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
 from django.db import transaction
-from django.urls import path
+from django.urls import include, path
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 
@@ -36,3 +37,9 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
 ]
+
+if settings.SANDBOX_PLAYGROUND:
+    # The playground acts on the simulated systems `make run` serves; it is not product code and the
+    # product never imports it. Only when configured is it imported (here, inside this condition) and
+    # mounted: otherwise /playground/ does not exist (404).
+    urlpatterns.insert(0, path("playground/", include("sandbox.playground.urls")))
