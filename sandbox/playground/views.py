@@ -108,7 +108,6 @@ def index(request: HttpRequest) -> HttpResponse:
             }
         ),
         "sandboxes": config.sandboxes_of(tenant),
-        "flows": list(flows.values()),
     }
     html = ENGINE.get_template("playground/index.html").render(Context(page))
     return HttpResponse(html)
@@ -255,9 +254,14 @@ def _amount(value: Any) -> float:
     return amount
 
 
-def _approval(tenant: Tenant, urls: config.Sandboxes, gid: str, approve: bool) -> tuple[Any, str]:
-    """Approve or reject the task the way the tenant's approvals flow reads an approval."""
-    flow = _flows(tenant).get(Flow.Kind.ASANA_APPROVALS)
+def _approval(
+    tenant: Tenant, urls: config.Sandboxes, gid: str, project: str | None, approve: bool
+) -> tuple[Any, str]:
+    """Approve or reject the task the way the flow reading that project's approvals does: the approvals
+    flow's rule (an enum field, an approval task, completion), or the purchase requests flow's."""
+    flows = _flows(tenant)
+    candidates = [flows.get(Flow.Kind.ASANA_APPROVALS), flows.get(Flow.Kind.ASANA_PURCHASE_REQUESTS)]
+    flow = next((f for f in candidates if f and project and f.asana_project_gid == project), candidates[0])
     verb = "approved" if approve else "rejected"
     if flow and flow.approval_rule == Flow.ApprovalRule.ENUM_OPTION:
         option = flow.approval_option_gid
@@ -300,7 +304,7 @@ def _act(tenant: Tenant, action: str, p: dict[str, Any]) -> tuple[Any, str]:
         return control(acu, "person_delete_bill", type=doc_type, nbr=nbr), f"A person deleted bill {nbr}"
     if action in ("approve_task", "reject_task"):
         (gid,) = _need(p, "gid")
-        return _approval(tenant, urls, gid, approve=action == "approve_task")
+        return _approval(tenant, urls, gid, p.get("project"), approve=action == "approve_task")
     if action == "rename_task":
         gid, name = _need(p, "gid", "name")
         result = control(asana, "person_edit_task", gid=gid, name=str(name)[:200])

@@ -132,6 +132,11 @@ def test_acting_as_people_changes_the_sandboxes(admin_client, playground_on, ser
     moved = _act(admin_client, "move_task", gid=gid, project=D["ap_project"], section=inbox)
     assert moved.status_code == 200, moved.content
     assert asana.tasks[gid]["sections"][D["ap_project"]] == D["ap_sections"]["inbox"]
+    # A purchase request is approved the way its own flow reads it: by completing the task.
+    request = asana.add_task(D["pr_project"], "Rebar ties", section=D["pr_sections"]["new"])
+    assert _act(admin_client, "approve_task", gid=request, project=D["pr_project"]).status_code == 200
+    assert asana.tasks[request]["completed"] is True
+    assert F["approval_status"] not in asana.task_values(request)
     elsewhere = _act(admin_client, "move_task", gid=gid, project="1299999999999999", section="1")
     assert elsewhere.status_code == 400
     assert _act(admin_client, "no_such_action").status_code == 400
