@@ -41,9 +41,9 @@ class Out:
 def installation(live_server, settings, tmp_path):
     """`make run` in one process: sandboxes, agent, demo tenant, push and webhooks aimed at the console."""
     from integrations.asana.client import client_for
-    from integrations.asana.watchdog import ensure_webhooks
     from integrations.cli.first_pass import first_pass
     from integrations.config_io import apply_document
+    from integrations.flows.inbound.watchdog import ensure_webhooks
     from integrations.models import Tenant
     from sage100_agent.config import from_dict
     from sage100_agent.server import create_app, start_in_thread
