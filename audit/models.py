@@ -214,6 +214,7 @@ class Alert(models.Model):
         RECORD_FAILING = "record_failing", "Record failing repeatedly"
         AGENT_UNREACHABLE = "agent_unreachable", "Sage 100 agent unreachable"
         TOKEN_REFRESH = "token_refresh", "Token refresh failing"
+        RECONCILIATION = "reconciliation", "Reconciliation: a class of difference appeared"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=30, choices=Kind.choices)
@@ -239,3 +240,6 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.subject}"
+
+
+from .reports import EvidenceExport, ReconciliationDifference, ReconciliationRun  # noqa: E402,F401

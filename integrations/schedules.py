@@ -25,6 +25,11 @@ AREAS = (
         "ensure_schedules",
     ),
     ("health (runs abandoned by a stopped worker)", "integrations.health", "ensure_schedule"),
+    (
+        "reconciliation (Acumatica ↔ Asana ↔ Sage 100, daily per tenant)",
+        "integrations.flows.reconciliation.tasks",
+        "ensure_schedules",
+    ),
 )
 
 
