@@ -71,6 +71,15 @@ def to_pdf(rows: list[EvidenceRow], header: Header) -> bytes:
             ("FONTSIZE", (0, 0), (-1, -1), 8),
         ]
     )
+    compact = TableStyle(
+        [
+            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("FONTSIZE", (0, 0), (-1, -1), 8),
+            ("TOPPADDING", (0, 0), (-1, -1), 1),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+        ]
+    )
     stats = summary(rows)
     story: list[Any] = [
         Paragraph("Approval and release evidence", styles["Title"]),
@@ -118,12 +127,13 @@ def to_pdf(rows: list[EvidenceRow], header: Header) -> bytes:
     )
     for r in (r for r in rows if r.is_exception):
         story += [PageBreak(), Paragraph(f"Exception: {r.document}", styles["Heading1"])]
-        detail = [["", ""]] + [
+        # Only what this document has (an empty column says nothing on its own page).
+        detail = [
             [name.replace("_", " "), _para(getattr(r, name), small)]
             for name in COLUMNS
-            if name not in ("audit_entries",)
+            if name != "audit_entries" and getattr(r, name) not in ("", None)
         ]
-        story.append(Table(detail[1:], colWidths=[45 * mm, 220 * mm], style=grid, hAlign="LEFT"))
+        story.append(Table(detail, colWidths=[45 * mm, 220 * mm], style=compact, hAlign="LEFT"))
         story.append(Spacer(1, 4 * mm))
         story.append(Paragraph("Recorded history (audit entries)", styles["Heading3"]))
         history = [["#", "At", "Operation", "Status", "Actor", "Detail"]] + [
@@ -141,7 +151,7 @@ def to_pdf(rows: list[EvidenceRow], header: Header) -> bytes:
             Table(
                 history,
                 colWidths=[14 * mm, 45 * mm, 40 * mm, 22 * mm, 40 * mm, 105 * mm],
-                style=grid,
+                style=compact,
                 repeatRows=1,
                 hAlign="LEFT",
             )

@@ -151,10 +151,18 @@ def build_rows(tenant: Tenant, start: date, end: date, *, flow: Flow | None = No
     for w in GuardedWrite.objects.filter(link_id__in=link_ids).order_by("asana_time", "pk"):
         if w.recorded_at < until:
             writes[w.link_id].append(w)
-    return [_row(links[pk], entries[pk], writes[pk]) for pk in links]
+    from mappings.models import UserMapping
+
+    names = {
+        u.asana_user_gid: u.display_name or u.email
+        for u in UserMapping.objects.filter(tenant=tenant).exclude(asana_user_gid="")
+    }
+    return [_row(links[pk], entries[pk], writes[pk], names) for pk in links]
 
 
-def _row(link: RecordLink, entries: list[AuditEntry], writes: list[GuardedWrite]) -> EvidenceRow:
+def _row(
+    link: RecordLink, entries: list[AuditEntry], writes: list[GuardedWrite], names: dict[str, str]
+) -> EvidenceRow:
     creates = [e for e in entries if e.operation in CREATE_OPERATIONS and e.status == "succeeded"]
     releases = [e for e in entries if e.operation in RELEASE_OPERATIONS]
     released = [e for e in releases if e.status in ("succeeded", "unchanged")]
@@ -217,7 +225,11 @@ def _row(link: RecordLink, entries: list[AuditEntry], writes: list[GuardedWrite]
         amount=str(amount),
         created_at=_iso(creates[0].created_at) if creates else "",
         created_by=creates[0].actor if creates else "",
-        approvals="; ".join(f"{by} at {at}" for by, at in sorted(approvals, key=lambda a: a[1])),
+        # The approver as Asana recorded them (user GID), with the person's name when the roster knows it.
+        approvals="; ".join(
+            f"{by}{f' ({names[by]})' if by in names else ''} at {at}"
+            for by, at in sorted(approvals, key=lambda a: a[1])
+        ),
         approved_values=canonical_json(approved_values) if approved_values else "",
         values_written_at=str(final_snap.get("values_written_at") or ""),
         guarded_writes="; ".join(
