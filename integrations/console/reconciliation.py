@@ -47,12 +47,7 @@ class ReconciliationRunAdmin(ScopedModelAdmin):
         return [
             path("latest/", wrap(self.latest_view), name="audit_reconciliationrun_latest"),
             path("<int:run_id>/report/", wrap(self.report_view), name="audit_reconciliationrun_report"),
-            path("run-now/<int:tenant_id>/", wrap(self.run_now_view), name="audit_reconciliationrun_run_now"),
-            path(
-                "difference/<int:diff_id>/fix/",
-                wrap(self.fix_view),
-                name="audit_reconciliationdifference_fix",
-            ),
+            path("run-now/", wrap(self.run_now_view), name="audit_reconciliationrun_run_now"),
         ] + super().get_urls()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -132,19 +127,45 @@ class ReconciliationRunAdmin(ScopedModelAdmin):
         }
         return TemplateResponse(request, "admin/console/reconciliation.html", context)
 
-    def run_now_view(self, request, tenant_id: int):
+    def run_now_view(self, request):
         from django_q.tasks import async_task
 
         from integrations.models import Tenant
 
-        tenant = get_scoped_or_404(request.user, Tenant.objects.all(), Role.OPERATE, pk=tenant_id)
-        if request.method != "POST" or not can_run_sync(request.user, tenant.pk):
+        tenant_id = request.POST.get("tenant", "")
+        if request.method != "POST" or not tenant_id.isdigit():
+            raise PermissionDenied
+        tenant = get_scoped_or_404(request.user, Tenant.objects.all(), Role.OPERATE, pk=int(tenant_id))
+        if not can_run_sync(request.user, tenant.pk):
             raise PermissionDenied
         async_task(
             "integrations.flows.reconciliation.tasks.reconcile_tenant", tenant.pk, request.user.get_username()
         )
         self.message_user(request, f"Reconciliation of {tenant.slug} queued.", messages.SUCCESS)
         return redirect(reverse("admin:audit_reconciliationrun_latest"))
+
+
+class ReconciliationDifferenceAdmin(ScopedModelAdmin):
+    """The differences, read-only, filterable across runs; each one's fix page."""
+
+    list_display = ("difference", "key", "amount", "tenant", "run", "detail")
+    list_filter = ("tenant", "difference")
+    search_fields = ("key", "acumatica_ref", "asana_task_gid", "sage_po_number")
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:diff_id>/fix/", wrap(self.fix_view), name="audit_reconciliationdifference_fix"),
+        ] + super().get_urls()
 
     def fix_view(self, request, diff_id: int):
         diff = get_scoped_or_404(
@@ -183,3 +204,5 @@ class ReconciliationRunAdmin(ScopedModelAdmin):
 def install(site: admin.AdminSite) -> None:
     if ReconciliationRun not in site._registry:
         site.register(ReconciliationRun, ReconciliationRunAdmin)
+    if ReconciliationDifference not in site._registry:
+        site.register(ReconciliationDifference, ReconciliationDifferenceAdmin)
