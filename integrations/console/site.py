@@ -36,12 +36,11 @@ def install(site: admin.AdminSite) -> None:
     from integrations.models import Flow, RecordLink
 
     from .dashboard import build_dashboard
+    from .evidence import install as install_evidence
+    from .reconciliation import install as install_reconciliation
     from .replay_admin import RecordLinkConsole
     from .tenancy import SuperuserOnlyAdmin, TenantScopedAdmin, tenant_path
     from .views import FlowConsole
-
-    from .evidence import install as install_evidence
-    from .reconciliation import install as install_reconciliation
 
     install_reconciliation(site)
     install_evidence(site)
