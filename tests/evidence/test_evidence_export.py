@@ -19,79 +19,25 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from audit import replay
 from audit.models import AuditEntry, EvidenceExport
 from integrations.asana import watchdog
 from integrations.flows import evidence
-from integrations.flows.acumatica_documents import DocumentSync
 from integrations.flows.evidence.rows import COLUMNS, RELEASE_OPERATIONS, canonical_json, sha256_of
-from integrations.models import AcumaticaConnection, RecordLink
+from integrations.models import RecordLink
 from mappings.models import UserMapping
 from tests.asana_webhooks.harness import DEMO, World, world  # noqa: F401
 
+from .period import build_period
+
 PDFTOPPM = shutil.which("pdftoppm")
-
-
-def deliver(w: World, gid: str) -> None:
-    w.clock.now += 1
-    w.approve(gid)
-    w.asana.deliver_pending_events()
 
 
 @pytest.fixture
 def period(world: World):  # noqa: F811
     """The four cases, each through the real webhook → queue → worker path."""
-    w = world
-    UserMapping.objects.create(
-        tenant=w.tenant,
-        email="alice@ridgeline.test",
-        display_name="Alice Approver",
-        asana_user_gid=DEMO["users"]["alice"],
-    )
-    watchdog.ensure_webhooks(w.tenant, w.clients.asana)
-    w.asana.deliver_pending_events()
-    cases = {}
-    # 1. approved and released
-    bill = w.acumatica.add_bill("ABCCONCRETE", 1200.50, vendor_ref="INV-1")
-    gid, cases["released"] = w.bill_task(bill)
-    deliver(w, gid)
-    # 2. approved; the amount changes in Acumatica before the release; the documents flow resets the
-    #    approval; approved again and released at the new amount
-    bill = w.acumatica.add_bill("STEELWORKS", 500.00, vendor_ref="SW-7", status="Pending Approval")
-    gid, cases["changed"] = w.bill_task(bill)
-    deliver(w, gid)  # fails: Pending Approval without approval maps (the approval stands)
-    w.acumatica.update_record("Bill", ("Bill", bill["ReferenceNbr"]), Amount=650.00, Status="Balanced")
-    sync = DocumentSync(w.bills_flow, acumatica=w.clients.acumatica, asana=w.clients.asana)
-    sync.process("Bill", bill["ReferenceNbr"])
-    assert AuditEntry.objects.filter(
-        operation="changed_after_approval", record_link=cases["changed"]
-    ).exists()
-    w.asana.deliver_pending_events()
-    deliver(w, gid)
-    assert w.bill(bill["ReferenceNbr"])["Status"] == "Open"
-    # 3. refused: approved at 1000.00, changed to 1900.00 in Acumatica before the event arrives
-    bill = w.acumatica.add_bill("RIVERLUMBER", 1000.00, vendor_ref="RL-3")
-    gid, cases["refused"] = w.bill_task(bill)
-    w.clock.now += 1
-    w.approve(gid)
-    w.acumatica.update_record("Bill", ("Bill", bill["ReferenceNbr"]), Amount=1900.00)
-    w.asana.deliver_pending_events()
-    assert (
-        AuditEntry.objects.get(record_link=cases["refused"], operation="bill.release").status == "quarantined"
-    )
-    # 4. failed (Pending Approval, no approval maps), then the tenant turns approval maps on and an
-    #    operator replays the release entry
-    bill = w.acumatica.add_bill("SUMMITELEC", 800.00, status="Pending Approval")
-    gid, cases["replayed"] = w.bill_task(bill)
-    deliver(w, gid)
-    failed = AuditEntry.objects.get(record_link=cases["replayed"], operation="bill.release")
-    assert failed.status == "failed"
-    AcumaticaConnection.objects.filter(tenant=w.tenant).update(uses_approval_maps=True)
-    link = RecordLink.objects.get(pk=cases["replayed"].pk)
-    assert replay.enqueue([(link, failed)], actor="olivia") is not None  # django-q2 sync mode: runs now
-    assert w.bill(bill["ReferenceNbr"])["Status"] == "Open"
-    w.cases = {k: RecordLink.objects.get(pk=v.pk) for k, v in cases.items()}
-    return w
+    watchdog.ensure_webhooks(world.tenant, world.clients.asana)
+    world.asana.deliver_pending_events()
+    return build_period(world, deliver=lambda gid: world.asana.deliver_pending_events())
 
 
 def today_range():
