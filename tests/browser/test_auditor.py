@@ -22,7 +22,9 @@ from django.utils import timezone
 from audit.models import EvidenceExport, ReconciliationRun
 from integrations.acumatica.client import client_for as acumatica_client_for
 from integrations.asana.client import client_for as asana_client_for
-from integrations.flows import approvals, reconciliation
+from integrations.flows import clients as flow_clients
+from integrations.flows import reconciliation
+from integrations.flows.approvals.release import handle_task_change
 from integrations.models import AcumaticaConnection, AsanaConnection, Flow, Tenant, TenantMembership
 from sandbox import acumatica as acu_sim
 from sandbox import asana as asana_sim
@@ -84,7 +86,9 @@ def served_world(sandboxes) -> World:
             "release_deadline_seconds": 30,
         },
     )
-    clients = approvals.Clients(asana=asana_client_for(asana_conn), acumatica=acumatica_client_for(acu_conn))
+    clients = flow_clients.Clients(
+        tenant, asana=asana_client_for(asana_conn), acumatica=acumatica_client_for(acu_conn)
+    )
     return World(
         tenant=tenant,
         asana=sandboxes["asana"],
@@ -108,9 +112,7 @@ def test_auditor_reads_reconciliation_and_exports_verified_evidence(
 ):
     sandboxes["acu"].operation_seconds = 0.2  # a release runs server-side for a moment, not 2 s
     w = served_world(sandboxes)
-    build_period(
-        w, deliver=lambda gid: approvals.handle_task_change(w.approvals_flow, gid, clients=w.clients)
-    )
+    build_period(w, deliver=lambda gid: handle_task_change(w.approvals_flow, gid, clients=w.clients))
     first = reconciliation.reconcile(w.tenant)
     # What falls between the systems after the period: a bill nobody linked, an approval never acted on.
     w.acumatica.add_bill("RIVERLUMBER", 310.25, vendor_ref="RL-9")

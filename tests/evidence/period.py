@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from audit import replay
 from audit.models import AuditEntry
-from integrations.flows.acumatica_documents import DocumentSync
+from integrations.flows import replay
+from integrations.flows.documents.sync import DocumentSync
 from integrations.models import AcumaticaConnection, RecordLink
 from mappings.models import UserMapping
 from tests.asana_webhooks.harness import DEMO, World

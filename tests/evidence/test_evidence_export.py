@@ -20,9 +20,9 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from audit.models import AuditEntry, EvidenceExport
-from integrations.asana import watchdog
 from integrations.flows import evidence
 from integrations.flows.evidence.rows import COLUMNS, RELEASE_OPERATIONS, canonical_json, sha256_of
+from integrations.flows.inbound import watchdog
 from integrations.models import RecordLink
 from mappings.models import UserMapping
 from tests.asana_webhooks.harness import DEMO, World, world  # noqa: F401

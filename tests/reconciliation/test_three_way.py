@@ -10,9 +10,8 @@ from decimal import Decimal
 import pytest
 
 from audit.models import Alert, AuditEntry, ReconciliationRun, SyncRun
+from integrations.flows import clients as flow_clients
 from integrations.flows import reconciliation
-from integrations.flows.reconciliation import report
-from integrations.flows.reconciliation.compare import Clients
 from integrations.models import Flow, RecordLink
 from integrations.sage100.client import client_for as sage_client_for
 from tests.asana_webhooks.harness import DEMO, OPT, F, World, world  # noqa: F401
@@ -30,8 +29,10 @@ def three_way(world: World, tmp_path, monkeypatch):
     world.rsps.add_passthru(agent.url)
     pr_flow = configure(world.tenant)
     sage = sage_client_for(make_connection(world.tenant, agent.url), sleep=lambda s: None)
-    clients = Clients(acumatica=world.clients.acumatica, asana=world.clients.asana, sage=sage)
-    monkeypatch.setattr(report, "clients_for", lambda tenant: clients)
+    clients = flow_clients.Clients(
+        world.tenant, acumatica=world.clients.acumatica, asana=world.clients.asana, sage=sage
+    )
+    monkeypatch.setattr(flow_clients, "clients_for", lambda tenant: clients)
     for (type_, ref), bill in list(world.acumatica.records["Bill"].items()):
         if bill.get("Status") in OPEN:
             world.bill_task(dict(bill, Type=type_, ReferenceNbr=ref))
@@ -76,7 +77,7 @@ def seed_every_class(w: World) -> dict[str, tuple[int, str]]:
     request_task(w, "Formwork plywood", 250.00)
     request_task(w, "Not approved yet", 99.00, approved=False)  # not a difference
     # po_status_mismatch: a PO created, then someone set the task's status field by hand
-    from integrations.flows.purchase_request_orders import process_purchase_request
+    from integrations.flows.purchase_requests.orders import process_purchase_request
 
     pr_gid = request_task(w, "Ready-mix for footings", 1500.00)
     assert process_purchase_request(w.pr_flow, pr_gid, asana=w.clients.asana, sage=w.sage).startswith("PO ")
@@ -180,7 +181,7 @@ def test_a_class_still_present_raises_no_second_alert_and_a_system_down_is_skipp
 def test_scheduled_job_is_registered_and_runs_every_tenant(three_way: World):
     from django_q.models import Schedule
 
-    from integrations import schedules
+    from integrations.flows import registry as schedules
     from integrations.flows.reconciliation import tasks
 
     lines = schedules.ensure_all()

@@ -2,7 +2,7 @@
 
 Public functions (the console, the CLI and the schedule use only these):
     reconcile(tenant, clients=None, actor="schedule") → ReconciliationRun   report.py (kept per run)
-    preview(difference) → audit.replay.Preview                             fixes.py (reads, writes nothing)
+    preview(difference) → flows.common.replay.Preview                        fixes.py (reads, writes nothing)
     enqueue(difference, actor=) → SyncRun                                   fixes.py (the guarded replay)
     DIFFERENCES                                                             compare.py (class → label)
 The scheduled job and the queued fix are in tasks.py.

@@ -31,6 +31,8 @@ from typing import Any
 
 from integrations.asana import fields as cf
 from integrations.base import errors
+from integrations.flows.clients import Clients
+from integrations.flows.common.approval import DONE_STATUSES, approval_verdict
 from integrations.models import Flow, RecordLink, Tenant
 from mappings.models import FieldMapping
 
@@ -49,10 +51,6 @@ SAGE_CLASSES = ("pr_approved_no_po", "po_status_mismatch")
 OPEN_STATUSES = {
     "acumatica_bills": ("On Hold", "Balanced", "Pending Approval"),
     "acumatica_purchase_orders": ("On Hold", "Pending Approval"),
-}
-DONE_STATUSES = {
-    RecordLink.Kind.BILL: frozenset({"Open", "Closed"}),
-    RecordLink.Kind.PURCHASE_ORDER: frozenset({"Open", "Completed", "Closed"}),
 }
 UNFINISHED_LINK_STATES = (RecordLink.State.CREATING, RecordLink.State.FAILED)
 DOCUMENT_FLOW_KINDS = (Flow.Kind.ACUMATICA_BILLS, Flow.Kind.ACUMATICA_PURCHASE_ORDERS)
@@ -84,13 +82,6 @@ class Found:
     asana_task_gid: str = ""
     sage_po_number: str = ""
     data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Clients:
-    acumatica: Any = None
-    asana: Any = None
-    sage: Any = None
 
 
 @dataclass
@@ -161,8 +152,6 @@ def _task(asana: Any, tasks: dict[str, dict[str, Any]], gid: str) -> dict[str, A
 
 
 def compare_documents(tenant: Tenant, flow: Flow, clients: Clients, out: Comparison) -> None:
-    from integrations.flows.approvals import approval_verdict
-
     is_bill = flow.kind == Flow.Kind.ACUMATICA_BILLS
     number, amount_field = ("ReferenceNbr", "Amount") if is_bill else ("OrderNbr", "OrderTotal")
     link_kind = RecordLink.Kind.BILL if is_bill else RecordLink.Kind.PURCHASE_ORDER
@@ -279,8 +268,6 @@ def expected_status_value(flow: Flow, status: str) -> tuple[str, Any] | None:
 
 
 def compare_purchase_requests(tenant: Tenant, flow: Flow, clients: Clients, out: Comparison) -> None:
-    from integrations.flows.approvals import approval_verdict
-
     asana, sage = clients.asana, clients.sage
     sage.ping()  # "no PO missing" is only worth saying when Sage answers
     links = {
@@ -350,7 +337,7 @@ def compare(tenant: Tenant, clients: Clients) -> Comparison:
     pr_flows = [f for f in flows if f.kind == Flow.Kind.ASANA_PURCHASE_REQUESTS]
     if not doc_flows:
         out.skipped += [{"difference": n, "why": "no enabled bills / PO flow"} for n in DOCUMENT_CLASSES]
-    elif clients.acumatica is None or clients.asana is None:
+    elif not (hasattr(tenant, "acumatica") and hasattr(tenant, "asana")):
         out.skipped += [
             {"difference": n, "why": "the tenant lacks its Acumatica or Asana connection"}
             for n in DOCUMENT_CLASSES
@@ -364,7 +351,7 @@ def compare(tenant: Tenant, clients: Clients) -> Comparison:
                 out.skip(DOCUMENT_CLASSES, f"{flow.name}: could not read: {exc}")
     if not pr_flows:
         out.skipped += [{"difference": n, "why": "no enabled purchase request flow"} for n in SAGE_CLASSES]
-    elif clients.sage is None or clients.asana is None:
+    elif not (hasattr(tenant, "sage100") and hasattr(tenant, "asana")):
         out.skipped += [
             {"difference": n, "why": "the tenant lacks its Sage 100 or Asana connection"}
             for n in SAGE_CLASSES

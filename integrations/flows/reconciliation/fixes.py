@@ -25,19 +25,21 @@ from django.utils import timezone
 
 from audit.models import ReconciliationDifference, SyncRun
 from audit.recorder import audit_context, record_entry
-from audit.replay import Preview
 from integrations.base import errors
+from integrations.flows.clients import Clients
+from integrations.flows.common.approval import approval_verdict
+from integrations.flows.common.replay import Preview
 from integrations.models import Flow, RecordLink
 
 from . import report
-from .compare import Clients, approvals_flow_for, expected_status_value
+from .compare import approvals_flow_for, expected_status_value
 
 TASK = "integrations.flows.reconciliation.tasks.fix_difference"
 RELEASE_COMMENT = "Released in Acumatica (found by ml-connector's reconciliation): {status}."
 
 
 def _doc_sync(diff: ReconciliationDifference, clients: Clients, **kwargs: Any):
-    from integrations.flows.acumatica_documents import DocumentSync
+    from integrations.flows.documents.sync import DocumentSync
 
     if diff.flow is None:
         raise errors.ConfigurationError("the difference has no flow")
@@ -45,7 +47,7 @@ def _doc_sync(diff: ReconciliationDifference, clients: Clients, **kwargs: Any):
 
 
 def _approvals(diff: ReconciliationDifference):
-    from integrations.flows import approvals
+    from integrations.flows.approvals import release as approvals
 
     flow = approvals_flow_for(diff.tenant, diff.flow.asana_project_gid if diff.flow else "")
     if flow is None:
@@ -90,7 +92,7 @@ def _preview(diff: ReconciliationDifference, clients: Clients, p: Preview) -> Pr
     elif kind == "approved_unreleased":
         approvals, flow = _approvals(diff)
         task = clients.asana.get_task(diff.asana_task_gid)
-        approved, why = approvals.approval_verdict(flow, task)
+        approved, why = approval_verdict(flow, task)
         link = diff.record_link
         reader = clients.acumatica.get_bill if link.kind == "bill" else clients.acumatica.get_purchase_order
         status = reader(link.acumatica_type, link.acumatica_ref, expand=None).get("Status")
@@ -115,10 +117,8 @@ def _preview(diff: ReconciliationDifference, clients: Clients, p: Preview) -> Pr
         p.diff["comment"] = [None, RELEASE_COMMENT.format(status=diff.data.get("status", "released"))]
         p.action, p.summary = "write_outcome", "the task would show the release"
     elif kind == "pr_approved_no_po":
-        from integrations.flows import approvals
-
         task = clients.asana.get_task(diff.asana_task_gid)
-        approved, why = approvals.approval_verdict(diff.flow, task)
+        approved, why = approval_verdict(diff.flow, task)
         p.action = "create_po" if approved else "skip"
         p.diff = {"Sage 100 PO": [None, f"one PO for '{task.get('name')}' (amount {diff.amount})"]}
         p.summary = (
@@ -211,7 +211,7 @@ def _execute(diff: ReconciliationDifference, clients: Clients, *, actor: str, ru
         return approvals.handle_task_change(
             flow,
             diff.asana_task_gid,
-            clients=approvals.Clients(asana=clients.asana, acumatica=clients.acumatica),
+            clients=clients,
         )
     if kind == "released_task_open":
         flow = approvals_flow_for(diff.tenant, diff.flow.asana_project_gid if diff.flow else "")
@@ -231,13 +231,13 @@ def _execute(diff: ReconciliationDifference, clients: Clients, *, actor: str, ru
             RecordLink.objects.filter(pk=link.pk).update(approved_snapshot=snapshot)
         return "the task shows the release"
     if kind == "pr_approved_no_po":
-        from integrations.flows.purchase_request_orders import process_purchase_request
+        from integrations.flows.purchase_requests.orders import process_purchase_request
 
         return process_purchase_request(
             diff.flow, diff.asana_task_gid, asana=clients.asana, sage=clients.sage
         )
     if kind == "po_status_mismatch":
-        from integrations.flows.sage_po_status import apply_po
+        from integrations.flows.po_status.sync import apply_po
 
         po = clients.sage.get_purchase_order(diff.sage_po_number)
         field_gid = diff.data.get("field")

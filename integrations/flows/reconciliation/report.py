@@ -10,26 +10,21 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.alerts import raise_alert, resolve_alerts
+from audit.alerting import resolve_alerts
 from audit.models import Alert, ReconciliationDifference, ReconciliationRun
+from integrations.flows import clients as flow_clients
+from integrations.flows.clients import Clients
+from integrations.flows.operations.alerts import raise_alert
 from integrations.models import Tenant
 
-from .compare import DIFFERENCES, Clients, compare
+from .compare import DIFFERENCES, compare
 
 log = logging.getLogger(__name__)
 
 
 def clients_for(tenant: Tenant) -> Clients:
-    """The tenant's clients for the systems it is connected to (tests replace this with sandboxes)."""
-    from integrations.acumatica.client import client_for as acumatica_client
-    from integrations.asana.client import client_for as asana_client
-    from integrations.sage100.client import client_for as sage_client
-
-    return Clients(
-        acumatica=acumatica_client(tenant.acumatica) if hasattr(tenant, "acumatica") else None,
-        asana=asana_client(tenant.asana) if hasattr(tenant, "asana") else None,
-        sage=sage_client(tenant.sage100) if hasattr(tenant, "sage100") else None,
-    )
+    """The one client factory of the flows (tests replace `integrations.flows.clients.clients_for`)."""
+    return flow_clients.clients_for(tenant)
 
 
 def reconcile(
