@@ -1,5 +1,5 @@
 """An evidence period built through the flows against the sandboxes: four bills, each a case an auditor
-asks about. Used in-process (tests/evidence, events delivered to the webhook view) and served (the
+asks about. Used in-process (tests/flows/evidence, events delivered to the webhook view) and served (the
 browser suite and the screenshots, where `deliver` runs the approvals flow for the changed task)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from integrations.flows import replay
 from integrations.flows.documents.sync import DocumentSync
 from integrations.models import AcumaticaConnection, RecordLink
 from mappings.models import UserMapping
-from tests.asana_webhooks.harness import DEMO, World
+from tests.flows.inbound.harness import DEMO, World
 
 
 def build_period(w: World, *, deliver: Callable[[str], object]) -> World:

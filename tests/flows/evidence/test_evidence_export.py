@@ -25,7 +25,7 @@ from integrations.flows.evidence.rows import COLUMNS, RELEASE_OPERATIONS, canoni
 from integrations.flows.inbound import watchdog
 from integrations.models import RecordLink
 from mappings.models import UserMapping
-from tests.asana_webhooks.harness import DEMO, World, world  # noqa: F401
+from tests.flows.inbound.harness import DEMO, World, world  # noqa: F401
 
 from .period import build_period
 

@@ -14,7 +14,7 @@ from integrations.flows import clients as flow_clients
 from integrations.flows import reconciliation
 from integrations.models import Flow, RecordLink
 from integrations.sage100.client import client_for as sage_client_for
-from tests.asana_webhooks.harness import DEMO, OPT, F, World, world  # noqa: F401
+from tests.flows.inbound.harness import DEMO, OPT, F, World, world  # noqa: F401
 from tests.sage100.conftest import make_connection, start_agent
 from tests.sage100.flow_harness import configure
 
