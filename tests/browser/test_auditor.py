@@ -28,8 +28,8 @@ from integrations.flows.approvals.release import handle_task_change
 from integrations.models import AcumaticaConnection, AsanaConnection, Flow, Tenant, TenantMembership
 from sandbox import acumatica as acu_sim
 from sandbox import asana as asana_sim
-from tests.flows.inbound.harness import FakeClock, World, mapping
 from tests.flows.evidence.period import build_period
+from tests.flows.inbound.harness import FakeClock, World, mapping
 
 from .conftest import SHOTS
 
