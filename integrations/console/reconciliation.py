@@ -16,6 +16,7 @@ from django.urls import path, reverse
 
 from audit.models import ReconciliationDifference, ReconciliationRun
 from integrations.flows import reconciliation
+from integrations.flows.reconciliation import tasks as reconciliation_tasks
 
 from . import lineage
 from .permissions import can_replay, can_run_sync
@@ -138,9 +139,7 @@ class ReconciliationRunAdmin(ScopedModelAdmin):
         tenant = get_scoped_or_404(request.user, Tenant.objects.all(), Role.OPERATE, pk=int(tenant_id))
         if not can_run_sync(request.user, tenant.pk):
             raise PermissionDenied
-        async_task(
-            "integrations.flows.reconciliation.tasks.reconcile_tenant", tenant.pk, request.user.get_username()
-        )
+        async_task(reconciliation_tasks.reconcile_tenant, tenant.pk, request.user.get_username())
         self.message_user(request, f"Reconciliation of {tenant.slug} queued.", messages.SUCCESS)
         return redirect(reverse("admin:audit_reconciliationrun_latest"))
 

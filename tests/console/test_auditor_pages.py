@@ -181,4 +181,6 @@ def test_operator_sees_the_fix_preview_and_reconcile_now(client, tenants, users,
     fix = client.get(reverse("admin:audit_reconciliationdifference_fix", args=[diff.pk]))
     assert fix.status_code == 200 and b"cannot run" in fix.content
     client.post(reverse("admin:audit_reconciliationrun_run_now"), {"tenant": str(a.pk)})
-    assert queued == [("integrations.flows.reconciliation.tasks.reconcile_tenant", a.pk, "u-operate")]
+    from integrations.flows.reconciliation.tasks import reconcile_tenant
+
+    assert queued == [(reconcile_tenant, a.pk, "u-operate")]

@@ -5,7 +5,7 @@ Public functions (the console, the CLI and the schedule use only these):
     preview(difference) → flows.common.replay.Preview                        fixes.py (reads, writes nothing)
     enqueue(difference, actor=) → SyncRun                                   fixes.py (the guarded replay)
     DIFFERENCES                                                             compare.py (class → label)
-The scheduled job and the queued fix are in tasks.py.
+The scheduled job is in tasks.py; the queued fix is fixes.fix_difference.
 """
 
 from .compare import DIFFERENCES

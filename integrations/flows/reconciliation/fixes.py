@@ -1,6 +1,6 @@
 """The fix of one difference, as a guarded replay: `preview` reads the systems now and says what the fix
 would write (nothing written, no API-call rows kept); `enqueue` opens a SyncRun (trigger replay,
-triggered_by the operator) and queues `tasks.fix_difference`; `execute` re-runs the owning flow's own
+triggered_by the operator) and queues `fix_difference`; `execute` re-runs the owning flow's own
 code — never a write of our own making where a flow has one:
 
     unlinked_document    the documents flow's `DocumentSync.process` for that document (creates the task)
@@ -34,7 +34,6 @@ from integrations.models import Flow, RecordLink
 from . import report
 from .compare import approvals_flow_for, expected_status_value
 
-TASK = "integrations.flows.reconciliation.tasks.fix_difference"
 RELEASE_COMMENT = "Released in Acumatica (found by ml-connector's reconciliation): {status}."
 
 
@@ -156,8 +155,21 @@ def enqueue(diff: ReconciliationDifference, *, actor: str) -> SyncRun:
         message=f"reconciliation fix of {diff.difference} {diff.key} by {actor}",
     )
     ReconciliationDifference.objects.filter(pk=diff.pk).update(fix_run=run)
-    async_task(TASK, diff.pk, actor, run.pk)
+    async_task(fix_difference, diff.pk, actor, run.pk)
     return run
+
+
+def fix_difference(difference_id: int, actor: str, run_id: int) -> str:
+    """The django-q2 task (queued as this function, not a dotted string)."""
+    diff = (
+        ReconciliationDifference.objects.select_related("tenant", "flow", "record_link__flow")
+        .filter(pk=difference_id)
+        .first()
+    )
+    run = SyncRun.objects.filter(pk=run_id).first()
+    if diff is None or run is None:
+        return "difference or run gone"
+    return execute(diff, actor=actor, run=run)
 
 
 def execute(

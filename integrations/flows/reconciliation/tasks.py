@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from audit.models import ReconciliationDifference, SyncRun
 from integrations.models import Tenant
 
 SCHEDULE_NAME = "reconciliation:daily"
@@ -28,20 +27,6 @@ def reconcile_tenant(tenant_id: int, actor: str = "schedule") -> str:
         return "tenant gone"
     run = reconcile(tenant, actor=actor)
     return f"run #{run.pk}: {run.status}, {run.difference_count} difference(s)"
-
-
-def fix_difference(difference_id: int, actor: str, run_id: int) -> str:
-    from .fixes import execute
-
-    diff = (
-        ReconciliationDifference.objects.select_related("tenant", "flow", "record_link__flow")
-        .filter(pk=difference_id)
-        .first()
-    )
-    run = SyncRun.objects.filter(pk=run_id).first()
-    if diff is None or run is None:
-        return "difference or run gone"
-    return execute(diff, actor=actor, run=run)
 
 
 def ensure_schedules() -> list[str]:
