@@ -63,8 +63,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_q",
+    # before django_q: its `qcluster` command is ours (integrations/management/commands/qcluster.py)
     "integrations",
+    "django_q",
     "mappings",
     "audit",
 ]
