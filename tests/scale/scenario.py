@@ -86,6 +86,7 @@ class ScaleOut:
         self.changed: set[tuple[str, str]] = set()
         self.approved: list[tuple[str, str]] = []
         self.info: dict[str, Any] = {}
+        self.acumatica_settings: dict[str, Any] = {}  # changes to the tenant's Acumatica connection
 
     # ---- setup ---------------------------------------------------------------------------------
     def install(self) -> None:
@@ -93,7 +94,9 @@ class ScaleOut:
         self.dep.manage("migrate", "--noinput")
         self.dep.manage("createcachetable")
         config = self.dep.workdir / "tenant.json"
-        config.write_text(json.dumps(tenant_document(self.sb)))
+        document = tenant_document(self.sb)
+        document["acumatica"].update(self.acumatica_settings)
+        config.write_text(json.dumps(document))
         self.dep.manage("connector", "config", "apply", str(config))
         self.info = self.dep.driver("info")
         self.dep.budget_keys = tuple(self.info["budget_keys"])
