@@ -123,9 +123,8 @@ class ScaleOut:
     def kill_a_worker(self) -> None:
         """SIGKILL one worker in the middle of a task.
 
-        Only a busy worker: an idle django-q2 worker may hold the cluster's task-queue lock while it
-        waits for the next task, and killing it then leaves every other worker of that cluster
-        blocked on the lock for good (multiprocessing, not ml-connector). So the candidate is frozen
+        Only a busy worker, here (idle ones are killed in test_worker_kills.py: an idle worker holds
+        the task queue's reader lock, which the guarded sentinel gives back). So the candidate is frozen
         (SIGSTOP), its process title read (django-q2 titles a worker "… processing <task>" while it
         runs one, via setproctitle), and it is killed only if it is running a task.
         """
