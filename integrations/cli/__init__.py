@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "integrations.cli.replay",
     "integrations.cli.sandbox",
     "integrations.cli.schedules",
+    "integrations.cli.setup",
     "integrations.cli.sync",
     "integrations.cli.webhooks",
 ]
