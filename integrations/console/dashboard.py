@@ -40,6 +40,7 @@ THRESHOLDS = {
     "rate_red": 0.9,
     "agent_stale_hours": 2,
 }
+WEBHOOK_KINDS = (Flow.Kind.ASANA_APPROVALS, Flow.Kind.ASANA_PURCHASE_REQUESTS)
 DOCUMENT_KINDS = (
     Flow.Kind.ACUMATICA_BILLS,
     Flow.Kind.ACUMATICA_PURCHASE_ORDERS,
@@ -101,11 +102,30 @@ def poll_health(
     now: datetime,
     url: str = "",
     polled: bool = True,
+    on_since: datetime | None = None,
 ) -> Health:
+    """`on_since`: when the flow was switched on (or created); a flow younger than the late threshold
+    that has not passed yet is waiting for its first pass, not failing."""
     if not enabled:
         return Health(GREY, "flow disabled", url, "—")
     if not polled:
         return Health(GREY, "event-driven flow (no polling pass)", url, "—")
+    if last_success is None and on_since is not None:
+        waited = now - on_since
+        interval = timedelta(minutes=max(1, interval_minutes))
+        if waited <= interval * THRESHOLDS["poll_late_factor"]:
+            return Health(
+                GREY, f"switched on {_age(now, on_since)}: the first pass runs within {interval_minutes} min",
+                url, "first pass due",
+            )
+        if waited <= interval * THRESHOLDS["poll_dead_factor"]:
+            return Health(
+                AMBER,
+                f"switched on {_age(now, on_since)} and no pass yet: check that the worker runs "
+                "(Cluster above), or select the flow under Flows and run “Sync now”",
+                url,
+                "late",
+            )
     if last_success is None:
         return Health(
             RED,
@@ -201,7 +221,51 @@ def failures_health(failed_24h: int, url: str = "") -> Health:
     if not failed_24h:
         return Health(GREEN, "no failures in the last 24 h", url, "0")
     level = RED if failed_24h >= THRESHOLDS["failures_red"] else AMBER
-    return Health(level, f"{failed_24h} failed operation(s) in the last 24 h", url, str(failed_24h))
+    return Health(
+        level,
+        f"{failed_24h} failed operation(s) in the last 24 h: open them for each error, fix the cause, "
+        "then replay the records",
+        url,
+        str(failed_24h),
+    )
+
+
+def setup_health(
+    has_acumatica: bool,
+    acumatica_ok: bool | None,
+    acumatica_message: str,
+    has_asana: bool,
+    asana_ok: bool | None,
+    setup_step: int | None,
+    switched_on: bool,
+    wizard_url: Any,
+) -> Health:
+    """Is the tenant set up and are its connections verified? Every red says which wizard step fixes
+    it, and links there (`wizard_url(step)`)."""
+    if not has_acumatica:
+        return Health(RED, "no Acumatica connection: set it up in the setup wizard, step 1", wizard_url(1), "not set up")
+    if acumatica_ok is False:
+        first = next((line[5:] for line in acumatica_message.splitlines() if line.startswith("FAIL ")), "")
+        return Health(
+            RED,
+            f"the last Acumatica test failed ({first[:160]}): correct the credentials in the setup wizard, step 1",
+            wizard_url(1),
+            "check failed",
+        )
+    if not has_asana:
+        return Health(RED, "no Asana connection: add the token in the setup wizard, step 2", wizard_url(2), "no Asana")
+    if asana_ok is False:
+        return Health(RED, "the last Asana test failed: enter a new token in the setup wizard, step 2", wizard_url(2), "check failed")
+    if setup_step is not None and not switched_on:
+        return Health(
+            AMBER,
+            f"setup stopped at step {setup_step}: resume it in the setup wizard (the flows are off until step 5)",
+            wizard_url(setup_step),
+            f"step {setup_step} of 5",
+        )
+    if acumatica_ok is None:
+        return Health(AMBER, "Acumatica never tested: test it in the setup wizard, step 1", wizard_url(1), "untested")
+    return Health(GREEN, "Acumatica and Asana verified", wizard_url(setup_step or 1), "ready")
 
 
 def quarantine_health(quarantined: int, url: str = "") -> Health:
@@ -330,7 +394,7 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
     base = tenants if tenants is not None else Tenant.objects.filter(active=True)
     if user is not None:
         base = scope(base, user)
-    tenants = list(base.select_related("acumatica", "asana", "sage100").prefetch_related("flows"))
+    tenants = list(base.select_related("acumatica", "asana", "sage100", "setup").prefetch_related("flows"))
     ids = [t.pk for t in tenants]
     day_ago = now - timedelta(hours=24)
     last_success = dict(
@@ -414,6 +478,20 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
     for tenant in tenants:
         row = TenantRow(tenant, can_operate=user is not None and can_run_sync(user, tenant.pk))
         t = tenant.pk
+        acu = getattr(tenant, "acumatica", None)
+        asana = getattr(tenant, "asana", None)
+        setup = getattr(tenant, "setup", None)
+        slug = tenant.slug
+        row.items["setup"] = setup_health(
+            acu is not None,
+            getattr(acu, "last_check_ok", None),
+            getattr(acu, "last_check_message", ""),
+            asana is not None,
+            getattr(asana, "last_check_ok", None),
+            setup.step if setup else None,
+            bool(setup and setup.switched_on_at),
+            lambda step, slug=slug: reverse("admin:setup_step", args=[slug, step]),
+        )
         waiting = backlog.get(t, {})
         row.items["backlog"] = backlog_health(
             waiting.get("n", 0),
@@ -442,13 +520,20 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
         row.items["webhooks"] = webhook_health(
             hooks.get(t, []), now, _changelist("integrations_asanawebhook", tenant__id__exact=t)
         )
-        asana = getattr(tenant, "asana", None)
+        consumers = [f for f in tenant.flows.all() if f.enabled and f.kind in WEBHOOK_KINDS]
+        if not hooks.get(t) and consumers:
+            row.items["webhooks"] = Health(
+                AMBER,
+                f"no Asana webhook for {consumers[0].name}: approvals wait for the catch-up poll — register "
+                "them in the setup wizard, step 5",
+                reverse("admin:setup_step", args=[tenant.slug, 5]) if setup else row.items["webhooks"].url,
+                "none",
+            )
         row.items["rate"] = rate_health(
             calls.get(t, {}).get("asana", 0),
             asana.requests_per_minute if asana else None,
             _changelist("audit_apicall", tenant__id__exact=t, system="asana"),
         )
-        acu = getattr(tenant, "acumatica", None)
         c = calls.get(t, {})
         row.items["seats"] = seats_health(
             acu.auth_mode if acu else None,
@@ -476,6 +561,7 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
                 now,
                 _changelist("audit_syncrun", flow__id__exact=flow.pk),
                 polled=flow.kind in DOCUMENT_KINDS,
+                on_since=max(filter(None, (flow.created_at, getattr(setup, "switched_on_at", None)))),
             )
             f.items["failures"] = failures_health(
                 failures.get(flow.pk, 0),
