@@ -41,7 +41,8 @@ def test_the_fit_report_shows_each_task_the_skips_and_the_vendor_gaps(set_up):
     assert first["action"] == "create"
     preview = dict(first["task"])
     assert preview["Task name"] == "Bill 000001 · ABCCONCRETE · 18450.00"
-    assert preview["Amount"] == "18450.0" and preview["Vendor (list)"] == "ABC Concrete Supply"
+    assert preview["Amount"] == "18450.00" and preview["Vendor (list)"] == "ABC Concrete Supply"
+    assert preview["Due date"] == first["task"][2][1] and len(preview["Due date"]) == 10  # YYYY-MM-DD
     assert preview["ERP reference"] == "Bill/000001"
     # HEAVYRENT has no option in the enum: its bill is held back, and the vendor is listed
     heavy = next(d for d in docs.values() if "HEAVYRENT" in str(d["task"]) or "HEAVYRENT" in d["reason"])

@@ -63,6 +63,10 @@ def _display(spec: Any, value: Any) -> str:
     if spec is not None and spec.enum_options and isinstance(value, str):
         option = spec.enum_options.get(value)
         return option.name if option else value
+    if isinstance(value, dict) and ("date" in value or "date_time" in value):
+        return str(value.get("date") or value.get("date_time"))  # Asana's date field shape
+    if isinstance(value, float) and spec is not None and spec.precision is not None:
+        return f"{value:.{spec.precision}f}"
     return str(value)
 
 
