@@ -24,10 +24,17 @@ def main() -> int:
     IMAGES.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "WIZARD_SCREENSHOTS": str(IMAGES)}
     command = [
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "0",
         "tests/browser/test_setup_wizard.py",
     ]
-    result = subprocess.run(command, cwd=ROOT, env=env, check=False)
+    result = subprocess.run(command, cwd=ROOT, env=env, check=False)  # noqa: S603 - our own pytest
     if result.returncode == 0:
         for image in sorted(IMAGES.glob("wizard-*.jpg")):
             print(f"{image.relative_to(ROOT)}  {image.stat().st_size // 1024} KiB")

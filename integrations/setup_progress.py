@@ -34,7 +34,9 @@ class SetupProgress(models.Model):
         verbose_name_plural = "setup progress"
 
     def __str__(self) -> str:
-        return f"setup of {self.tenant.slug}: step {self.step}" + (" (flows on)" if self.switched_on_at else "")
+        return f"setup of {self.tenant.slug}: step {self.step}" + (
+            " (flows on)" if self.switched_on_at else ""
+        )
 
     @property
     def complete(self) -> bool:

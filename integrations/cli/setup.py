@@ -13,7 +13,8 @@ The answers file (every key optional; flags win over the file):
      "asana": {"api_base_url": "https://app.asana.com/api/1.0", "token": {"env": "ACME_ASANA_TOKEN"},
                "workspace": "Acme workspace", "requests_per_minute": 1500},
      "flows": {"bills": {"project": "AP Approvals", "section": "Awaiting approval",
-                         "fields": {"amount": "Amount", "vendor": "Vendor"}, "vendors": {"HEAVYRENT": "Heavy Rentals"}},
+                         "fields": {"amount": "Amount", "vendor": "Vendor"},
+                         "vendors": {"HEAVYRENT": "Heavy Rentals"}},
                "purchase_orders": null},
      "switch_on": false}
 
@@ -72,7 +73,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--bills-section", help="its section for new tasks (name or GID)")
     parser.add_argument("--po-project", help="Asana project of the purchase-orders flow ('none' to skip)")
     parser.add_argument("--po-section", help="its section for new tasks")
-    parser.add_argument("--switch-on", action="store_true", help="step 5: switch the flows on, register webhooks")
+    parser.add_argument(
+        "--switch-on", action="store_true", help="step 5: switch the flows on, register webhooks"
+    )
     parser.add_argument("--report-out", help="write the fit report as JSON to this file")
     parser.add_argument("--no-input", action="store_true", help="never ask: fail on a missing answer")
 
@@ -104,7 +107,10 @@ def gather(options: dict[str, Any]) -> dict[str, Any]:
     for dest, (section, key) in FLAGS.items():
         if options.get(dest) is not None:
             answers[section][key] = options[dest]
-    for key, project, section in (("bills", "bills_project", "bills_section"), ("purchase_orders", "po_project", "po_section")):
+    for key, project, section in (
+        ("bills", "bills_project", "bills_section"),
+        ("purchase_orders", "po_project", "po_section"),
+    ):
         if options.get(project):
             if options[project].lower() == "none":
                 answers["flows"][key] = None
@@ -123,7 +129,8 @@ def gather(options: dict[str, Any]) -> dict[str, Any]:
 
 def ask_missing(answers: dict[str, Any], options: dict[str, Any], existing: bool) -> None:
     missing = [
-        (s, k, secret) for s, k, secret in REQUIRED
+        (s, k, secret)
+        for s, k, secret in REQUIRED
         if not answers[s].get(k) and not (existing and (k in ("name", "instance_url", "token")))
     ]
     if "bills" not in answers["flows"]:
@@ -177,25 +184,48 @@ def run(options, out) -> int:
             conn = getattr(tenant, "acumatica", None) if hasattr(tenant, "acumatica") else None
             company.setdefault("name", tenant.name)
             if conn is not None:
-                for key in ("instance_url", "endpoint_version", "auth_mode", "client_id", "username", "tenant_login_name"):
+                for key in (
+                    "instance_url",
+                    "endpoint_version",
+                    "auth_mode",
+                    "client_id",
+                    "username",
+                    "tenant_login_name",
+                ):
                     company.setdefault(key, getattr(conn, key))
         fields = steps.CompanyAnswers.__dataclass_fields__
         out.write("1. Company and Acumatica")
-        tenant, verdicts = steps.save_company(tenant, steps.CompanyAnswers(**{k: v for k, v in company.items() if k in fields}))
+        tenant, verdicts = steps.save_company(
+            tenant, steps.CompanyAnswers(**{k: v for k, v in company.items() if k in fields})
+        )
         for v in verdicts:
             (out.write if v.ok else out.error)("   " + v.sentence)
         if not all(v.ok for v in verdicts):
-            out.error(f"Step 1 did not pass: fix the above and run `connector setup` again (tenant {tenant.slug} is saved).")
+            out.error(
+                "Step 1 did not pass: fix the above and run `connector setup` again "
+                f"(tenant {tenant.slug} is saved)."
+            )
             return 1
 
         # 2. Asana
         out.write("2. Asana")
         a = answers["asana"]
-        base = a.get("api_base_url") or (tenant.asana.api_base_url if hasattr(tenant, "asana") else "https://app.asana.com/api/1.0")
+        base = a.get("api_base_url") or (
+            tenant.asana.api_base_url if hasattr(tenant, "asana") else "https://app.asana.com/api/1.0"
+        )
         user = steps.asana_workspaces(base, a.get("token", ""), tenant)
-        workspace = _pick(user.workspaces, a.get("workspace") or (tenant.asana.workspace_gid if hasattr(tenant, "asana") else ""), "workspace")
-        steps.save_asana(tenant, base, a.get("token", ""), workspace, int(a.get("requests_per_minute") or 1500))
-        out.write(f"   Verified — the token acts as {user.name} ({user.gid}); workspace {dict(user.workspaces)[workspace]}")
+        workspace = _pick(
+            user.workspaces,
+            a.get("workspace") or (tenant.asana.workspace_gid if hasattr(tenant, "asana") else ""),
+            "workspace",
+        )
+        steps.save_asana(
+            tenant, base, a.get("token", ""), workspace, int(a.get("requests_per_minute") or 1500)
+        )
+        out.write(
+            f"   Verified — the token acts as {user.name} ({user.gid}); "
+            f"workspace {dict(user.workspaces)[workspace]}"
+        )
 
         # 3. flows
         out.write("3. Flows and field mappings")
@@ -222,7 +252,8 @@ def run(options, out) -> int:
             state = steps.verification(tenant)
             for hook in state["webhooks"]:
                 (out.write if hook["verified"] else out.error)(
-                    f"   Asana webhook on project {hook['project']}: {'verified (handshake done)' if hook['verified'] else hook['state']}"
+                    f"   Asana webhook on project {hook['project']}: "
+                    + ("verified (handshake done)" if hook["verified"] else hook["state"])
                 )
         else:
             out.write("   The flows stay off: run again with --switch-on when the report is right.")
@@ -274,7 +305,10 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     lines += [f"  - {p}" for p in report.get("problems", [])]
     actions = report.get("actions", {})
     for entity, offered in actions.get("offered", {}).items():
-        lines.append(f"{entity} actions offered: {', '.join(offered) or 'none'}; needed: {', '.join(actions.get('needed', {}).get(entity, [])) or 'none'}")
+        lines.append(
+            f"{entity} actions offered: {', '.join(offered) or 'none'}; "
+            f"needed: {', '.join(actions.get('needed', {}).get(entity, [])) or 'none'}"
+        )
     b = report.get("budgets", {})
     lines.append(f"Acumatica: {b.get('acumatica_auth')}, {b.get('acumatica_seats')}")
     lines.append(
@@ -286,7 +320,9 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"{flow['flow']}: {counts or 'no documents'}")
         for doc in flow["documents"]:
             task = "; ".join(f"{n}={v}" for n, v in doc["task"][1:]) if doc["task"] else ""
-            lines.append(f"  {doc['action']:<10} {doc['key']:<22} {doc['status']:<16} {doc['reason'] or task}")
+            lines.append(
+                f"  {doc['action']:<10} {doc['key']:<22} {doc['status']:<16} {doc['reason'] or task}"
+            )
         if flow.get("vendors_without_option"):
             gaps = ", ".join(v["vendor_id"] for v in flow["vendors_without_option"])
             lines.append(f"  vendors with no option in {flow['vendor_field']!r}: {gaps}")

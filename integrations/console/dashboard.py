@@ -115,8 +115,10 @@ def poll_health(
         interval = timedelta(minutes=max(1, interval_minutes))
         if waited <= interval * THRESHOLDS["poll_late_factor"]:
             return Health(
-                GREY, f"switched on {_age(now, on_since)}: the first pass runs within {interval_minutes} min",
-                url, "first pass due",
+                GREY,
+                f"switched on {_age(now, on_since)}: the first pass runs within {interval_minutes} min",
+                url,
+                "first pass due",
             )
         if waited <= interval * THRESHOLDS["poll_dead_factor"]:
             return Health(
@@ -243,28 +245,41 @@ def setup_health(
     """Is the tenant set up and are its connections verified? Every red says which wizard step fixes
     it, and links there (`wizard_url(step)`)."""
     if not has_acumatica:
-        return Health(RED, "no Acumatica connection: set it up in the setup wizard, step 1", wizard_url(1), "not set up")
+        return Health(
+            RED, "no Acumatica connection: set it up in the setup wizard, step 1", wizard_url(1), "not set up"
+        )
     if acumatica_ok is False:
         first = next((line[5:] for line in acumatica_message.splitlines() if line.startswith("FAIL ")), "")
         return Health(
             RED,
-            f"the last Acumatica test failed ({first[:160]}): correct the credentials in the setup wizard, step 1",
+            f"the last Acumatica test failed ({first[:160]}): correct the credentials in the setup "
+            "wizard, step 1",
             wizard_url(1),
             "check failed",
         )
     if not has_asana:
-        return Health(RED, "no Asana connection: add the token in the setup wizard, step 2", wizard_url(2), "no Asana")
+        return Health(
+            RED, "no Asana connection: add the token in the setup wizard, step 2", wizard_url(2), "no Asana"
+        )
     if asana_ok is False:
-        return Health(RED, "the last Asana test failed: enter a new token in the setup wizard, step 2", wizard_url(2), "check failed")
+        return Health(
+            RED,
+            "the last Asana test failed: enter a new token in the setup wizard, step 2",
+            wizard_url(2),
+            "check failed",
+        )
     if setup_step is not None and not switched_on:
         return Health(
             AMBER,
-            f"setup stopped at step {setup_step}: resume it in the setup wizard (the flows are off until step 5)",
+            f"setup stopped at step {setup_step}: resume it in the setup wizard (the flows are off "
+            "until step 5)",
             wizard_url(setup_step),
             f"step {setup_step} of 5",
         )
     if acumatica_ok is None:
-        return Health(AMBER, "Acumatica never tested: test it in the setup wizard, step 1", wizard_url(1), "untested")
+        return Health(
+            AMBER, "Acumatica never tested: test it in the setup wizard, step 1", wizard_url(1), "untested"
+        )
     return Health(GREEN, "Acumatica and Asana verified", wizard_url(setup_step or 1), "ready")
 
 

@@ -46,21 +46,30 @@ class CompanyForm(forms.Form):
     name = forms.CharField(label="Company name", max_length=200)
     slug = forms.SlugField(label="Short name", help_text="Used by commands, e.g. 'acme'.")
     instance_url = forms.URLField(
-        label="Acumatica instance URL", max_length=500, assume_scheme="https",
+        label="Acumatica instance URL",
+        max_length=500,
+        assume_scheme="https",
         help_text="With the instance path, e.g. https://erp.acme.com/AcumaticaERP",
     )
     endpoint_version = forms.ChoiceField(
         label="Endpoint version", required=False, choices=[("", "(discover from the instance)")]
     )
     auth_mode = forms.ChoiceField(label="Sign-in", choices=AcumaticaConnection.AuthMode.choices)
-    client_id = forms.CharField(label="OAuth client ID", required=False, help_text="GUID@Tenant, from SM303010")
+    client_id = forms.CharField(
+        label="OAuth client ID", required=False, help_text="GUID@Tenant, from SM303010"
+    )
     client_secret = forms.CharField(
-        label="OAuth client secret", required=False, widget=forms.PasswordInput,
+        label="OAuth client secret",
+        required=False,
+        widget=forms.PasswordInput,
         help_text="Leave blank to keep the stored one.",
     )
     username = forms.CharField(label="API user", required=False)
     password = forms.CharField(
-        label="Password", required=False, widget=forms.PasswordInput, help_text="Leave blank to keep the stored one."
+        label="Password",
+        required=False,
+        widget=forms.PasswordInput,
+        help_text="Leave blank to keep the stored one.",
     )
     tenant_login_name = forms.CharField(label="Acumatica tenant (company)", required=False)
     uses_approval_maps = forms.BooleanField(
@@ -76,14 +85,20 @@ class CompanyForm(forms.Form):
 
 
 class AsanaForm(forms.Form):
-    api_base_url = forms.URLField(label="Asana API", initial="https://app.asana.com/api/1.0", assume_scheme="https")
+    api_base_url = forms.URLField(
+        label="Asana API", initial="https://app.asana.com/api/1.0", assume_scheme="https"
+    )
     token = forms.CharField(
-        label="Personal access or service-account token", required=False, widget=forms.PasswordInput,
+        label="Personal access or service-account token",
+        required=False,
+        widget=forms.PasswordInput,
         help_text="Leave blank to keep the stored one.",
     )
     workspace = forms.ChoiceField(label="Workspace", required=False, choices=[])
     requests_per_minute = forms.IntegerField(
-        label="Rate budget (requests per minute)", initial=1500, min_value=1,
+        label="Rate budget (requests per minute)",
+        initial=1500,
+        min_value=1,
         help_text="1500 on paid Asana plans, 150 on free ones.",
     )
 
@@ -140,8 +155,13 @@ class SetupWizard:
         return TemplateResponse(
             request,
             "admin/console/wizard/index.html",
-            self._context(request, "Set up a customer", rows=rows, steps=steps.STEPS,
-                          can_create=request.user.is_superuser),
+            self._context(
+                request,
+                "Set up a customer",
+                rows=rows,
+                steps=steps.STEPS,
+                can_create=request.user.is_superuser,
+            ),
         )
 
     def new(self, request):
@@ -172,7 +192,10 @@ class SetupWizard:
             self._context(
                 request,
                 f"Set up {tenant.name if tenant else 'a new customer'} · {step}. {steps.STEPS[step]}",
-                tenant=tenant, step=step, progress=progress, nav=nav,
+                tenant=tenant,
+                step=step,
+                progress=progress,
+                nav=nav,
                 back=step_url(tenant, step - 1) if tenant and step > 1 else "",
                 forward=step_url(tenant, step + 1) if tenant and progress and step < progress.step else "",
                 **extra,
@@ -187,8 +210,18 @@ class SetupWizard:
             initial.update(name=tenant.name, slug=tenant.slug)
         if conn:
             initial.update(
-                {f: getattr(conn, f) for f in ("instance_url", "endpoint_version", "auth_mode", "client_id",
-                                               "username", "tenant_login_name", "uses_approval_maps")}
+                {
+                    f: getattr(conn, f)
+                    for f in (
+                        "instance_url",
+                        "endpoint_version",
+                        "auth_mode",
+                        "client_id",
+                        "username",
+                        "tenant_login_name",
+                        "uses_approval_maps",
+                    )
+                }
             )
         versions: list[str] = []
         problems: dict[str, str] = {}
@@ -206,9 +239,24 @@ class SetupWizard:
             form.fields["slug"].disabled = True
         verdicts = _verdicts(conn)
         if data is not None and request.POST.get("action") == "save" and form.is_valid() and not problems:
-            answers = steps.CompanyAnswers(**{k: form.cleaned_data[k] for k in (
-                "name", "slug", "instance_url", "endpoint_version", "auth_mode", "client_id", "client_secret",
-                "username", "password", "tenant_login_name", "uses_approval_maps")})
+            answers = steps.CompanyAnswers(
+                **{
+                    k: form.cleaned_data[k]
+                    for k in (
+                        "name",
+                        "slug",
+                        "instance_url",
+                        "endpoint_version",
+                        "auth_mode",
+                        "client_id",
+                        "client_secret",
+                        "username",
+                        "password",
+                        "tenant_login_name",
+                        "uses_approval_maps",
+                    )
+                }
+            )
             if tenant:
                 answers.slug = tenant.slug
             try:
@@ -222,16 +270,24 @@ class SetupWizard:
                     messages.error(request, "Acumatica: some checks did not pass — see below.")
                 return redirect(step_url(tenant, 1))
         return self._render(
-            request, tenant, 1, form=form, problems=problems, verdicts=verdicts,
-            endpoints=endpoints, ready=bool(tenant and steps.progress_of(tenant).step >= 2),
+            request,
+            tenant,
+            1,
+            form=form,
+            problems=problems,
+            verdicts=verdicts,
+            endpoints=endpoints,
+            ready=bool(tenant and steps.progress_of(tenant).step >= 2),
         )
 
     # -- step 2
     def _asana(self, request, tenant: Tenant):
         conn = getattr(tenant, "asana", None) if hasattr(tenant, "asana") else None
-        initial = {"api_base_url": conn.api_base_url if conn else "https://app.asana.com/api/1.0",
-                   "workspace": conn.workspace_gid if conn else "",
-                   "requests_per_minute": conn.requests_per_minute if conn else 1500}
+        initial = {
+            "api_base_url": conn.api_base_url if conn else "https://app.asana.com/api/1.0",
+            "workspace": conn.workspace_gid if conn else "",
+            "requests_per_minute": conn.requests_per_minute if conn else 1500,
+        }
         data = request.POST if request.method == "POST" else None
         form = AsanaForm(data, initial=initial)
         problems: dict[str, str] = {}
@@ -246,8 +302,13 @@ class SetupWizard:
                 problems = exc.problems
         if data is not None and request.POST.get("action") == "save" and user and form.is_valid():
             try:
-                steps.save_asana(tenant, form.cleaned_data["api_base_url"], form.cleaned_data["token"],
-                                 form.cleaned_data["workspace"], form.cleaned_data["requests_per_minute"])
+                steps.save_asana(
+                    tenant,
+                    form.cleaned_data["api_base_url"],
+                    form.cleaned_data["token"],
+                    form.cleaned_data["workspace"],
+                    form.cleaned_data["requests_per_minute"],
+                )
             except steps.StepError as exc:
                 problems = exc.problems
             else:
@@ -265,7 +326,9 @@ class SetupWizard:
         try:
             choices = steps.flow_choices(tenant, key, project)
         except (errors.ConnectorError, errors.ConfigurationError) as exc:
-            return self._render(request, tenant, 3, flow_key=key, error=f"Asana or Acumatica could not be read: {exc}")
+            return self._render(
+                request, tenant, 3, flow_key=key, error=f"Asana or Acumatica could not be read: {exc}"
+            )
         form_class = _flow_form(choices) if choices.project_gid else None
         if request.method == "POST" and request.POST.get("action") == "skip":
             steps.save_flow(tenant, key, "", "", {}, enabled=False)
@@ -273,7 +336,9 @@ class SetupWizard:
             return redirect(self._after_flow(tenant, key))
         form = None
         if form_class is not None:
-            initial = {f"field_{r}": g for r, g in (choices.proposal.fields if choices.proposal else {}).items()}
+            initial = {
+                f"field_{r}": g for r, g in (choices.proposal.fields if choices.proposal else {}).items()
+            }
             initial["section"] = choices.section_gid
             for match in choices.proposal.vendors if choices.proposal else []:
                 initial[f"vendor_{match.vendor_id}"] = match.option_gid
@@ -281,7 +346,7 @@ class SetupWizard:
             if request.method == "POST" and request.POST.get("action") == "save" and form.is_valid():
                 cd = form.cleaned_data
                 chosen = {r: cd[f"field_{r}"] for r in ("amount", "due_date", "vendor", "reference")}
-                vendors = {k[len("vendor_"):]: v for k, v in cd.items() if k.startswith("vendor_")}
+                vendors = {k[len("vendor_") :]: v for k, v in cd.items() if k.startswith("vendor_")}
                 try:
                     steps.save_flow(tenant, key, choices.project_gid, cd["section"], chosen, vendors)
                 except steps.StepError as exc:
@@ -296,9 +361,19 @@ class SetupWizard:
                     rows.append((form[name], problems.get(name, "")))
         vendor_rows = [form[n] for n in form.fields if n.startswith("vendor_")] if form else []
         return self._render(
-            request, tenant, 3, flow_key=key, flow_name=steps.FLOW_NAMES[key], choices=choices, form=form,
-            field_rows=rows, vendor_rows=vendor_rows, problems=problems,
-            flow_tabs=[(k, steps.FLOW_NAMES[k], steps.existing_flow(tenant, k) is not None) for k in steps.FLOW_KINDS],
+            request,
+            tenant,
+            3,
+            flow_key=key,
+            flow_name=steps.FLOW_NAMES[key],
+            choices=choices,
+            form=form,
+            field_rows=rows,
+            vendor_rows=vendor_rows,
+            problems=problems,
+            flow_tabs=[
+                (k, steps.FLOW_NAMES[k], steps.existing_flow(tenant, k) is not None) for k in steps.FLOW_KINDS
+            ],
         )
 
     @staticmethod
@@ -333,8 +408,13 @@ class SetupWizard:
             return redirect(step_url(tenant, 5))
         progress = steps.progress_of(tenant)
         return self._render(
-            request, tenant, 5, push=steps.push_settings(tenant), state=steps.verification(tenant),
-            flows=steps.flows_of(tenant), switched_on=progress.switched_on_at,
+            request,
+            tenant,
+            5,
+            push=steps.push_settings(tenant),
+            state=steps.verification(tenant),
+            flows=steps.flows_of(tenant),
+            switched_on=progress.switched_on_at,
         )
 
 

@@ -96,22 +96,25 @@ def discover_endpoints(instance_url: str) -> onboard_acu.Endpoints:
         return onboard_acu.discover_endpoints(instance_url)
     except (errors.ConnectorError, errors.ConfigurationError) as exc:
         raise StepError(
-            {"instance_url": f"{instance_url} did not answer as an Acumatica instance ({exc}); check the URL "
-             "including the instance path, e.g. https://erp.example.com/AcumaticaERP"}
+            {
+                "instance_url": f"{instance_url} did not answer as an Acumatica instance ({exc}); "
+                "check the URL "
+                "including the instance path, e.g. https://erp.example.com/AcumaticaERP"
+            }
         ) from exc
 
 
-def save_company(
-    tenant: Tenant | None, answers: CompanyAnswers
-) -> tuple[Tenant, list[onboard_acu.Verdict]]:
+def save_company(tenant: Tenant | None, answers: CompanyAnswers) -> tuple[Tenant, list[onboard_acu.Verdict]]:
     """Create or update the tenant and its Acumatica connection, then test the credentials at once.
     A blank secret keeps the stored one. The step counts as done when every verdict holds."""
     endpoints = discover_endpoints(answers.instance_url)
     version = answers.endpoint_version or endpoints.preferred()
     if endpoints.default_versions() and version not in endpoints.default_versions():
         raise StepError(
-            {"endpoint_version": f"{version} is not listed by the instance; it lists "
-             f"{', '.join(endpoints.default_versions())}"}
+            {
+                "endpoint_version": f"{version} is not listed by the instance; it lists "
+                f"{', '.join(endpoints.default_versions())}"
+            }
         )
     with transaction.atomic():
         if tenant is None:
@@ -151,7 +154,9 @@ def save_company(
 # ---- step 2 ---------------------------------------------------------------------------------------
 
 
-def asana_workspaces(api_base_url: str, token: str, tenant: Tenant | None = None) -> asana_discovery.TokenUser:
+def asana_workspaces(
+    api_base_url: str, token: str, tenant: Tenant | None = None
+) -> asana_discovery.TokenUser:
     """The token's user and workspaces; a blank token uses the stored one."""
     conn = _asana_conn(tenant, api_base_url, token)
     try:
@@ -177,8 +182,10 @@ def save_asana(
     user = asana_workspaces(api_base_url, token, tenant)
     if workspace_gid not in dict(user.workspaces):
         raise StepError(
-            {"workspace": f"the token's user {user.name} is not a member of workspace {workspace_gid}; "
-             f"pick one of: {', '.join(n for _g, n in user.workspaces) or 'none'}"}
+            {
+                "workspace": f"the token's user {user.name} is not a member of workspace {workspace_gid}; "
+                f"pick one of: {', '.join(n for _g, n in user.workspaces) or 'none'}"
+            }
         )
     conn = AsanaConnection.objects.filter(tenant=tenant).first() or AsanaConnection(tenant=tenant)
     conn.api_base_url = api_base_url
@@ -232,7 +239,9 @@ def _current_choice(flow: Flow | None) -> dict[str, str]:
     return chosen
 
 
-def flow_choices(tenant: Tenant, key: str, project_gid: str = "", chosen: dict[str, str] | None = None) -> FlowChoices:
+def flow_choices(
+    tenant: Tenant, key: str, project_gid: str = "", chosen: dict[str, str] | None = None
+) -> FlowChoices:
     conn = tenant.asana
     flow = existing_flow(tenant, key)
     choices = FlowChoices(key, asana_discovery.projects(conn, conn.workspace_gid))
@@ -240,7 +249,9 @@ def flow_choices(tenant: Tenant, key: str, project_gid: str = "", chosen: dict[s
     choices.enabled = flow is not None or key == "bills"
     if not choices.project_gid:
         return choices
-    choices.section_gid = flow.asana_section_gid if flow and flow.asana_project_gid == choices.project_gid else ""
+    choices.section_gid = (
+        flow.asana_section_gid if flow and flow.asana_project_gid == choices.project_gid else ""
+    )
     choices.sections = asana_discovery.sections(conn, choices.project_gid)
     choices.specs = asana_discovery.fields(conn, choices.project_gid)
     if chosen is None and flow is not None and flow.asana_project_gid == choices.project_gid:
@@ -305,10 +316,14 @@ def save_flow(
         raise StepError({f"field_{role}": why for role, why in prop.refused.items()})
     for role in ("amount", "reference"):
         if role not in prop.fields:
-            raise StepError({f"field_{role}": f"pick the project's field for the {proposal.ROLE_LABELS[role]}"})
+            raise StepError(
+                {f"field_{role}": f"pick the project's field for the {proposal.ROLE_LABELS[role]}"}
+            )
     kind = FLOW_KINDS[key]
     with transaction.atomic():
-        flow = existing_flow(tenant, key) or Flow(tenant=tenant, kind=kind, name=FLOW_NAMES[key], enabled=False)
+        flow = existing_flow(tenant, key) or Flow(
+            tenant=tenant, kind=kind, name=FLOW_NAMES[key], enabled=False
+        )
         flow.asana_project_gid = project_gid
         flow.asana_section_gid = section_gid
         flow.erp_reference_field_gid = prop.fields["reference"]
@@ -354,12 +369,18 @@ def _save_vendor_options(
     matches = {m.vendor_id: m.option_gid for m in prop.vendors} if prop.vendors else {}
     matches.update({k: v for k, v in chosen.items()})
     enabled = {o.gid for o in spec.enum_options.values() if o.enabled}
-    bad = {vid: f"option {opt} is not an enabled option of {spec.name!r}" for vid, opt in matches.items() if opt and opt not in enabled}
+    bad = {
+        vid: f"option {opt} is not an enabled option of {spec.name!r}"
+        for vid, opt in matches.items()
+        if opt and opt not in enabled
+    }
     if bad:
         raise StepError({f"vendor_{k}": v for k, v in bad.items()})
     ValueMapping.objects.filter(field_mapping=mapping, kind="enum_option").delete()
     ValueMapping.objects.bulk_create(
-        ValueMapping(tenant=tenant, field_mapping=mapping, kind="enum_option", source_value=vid, target_value=opt)
+        ValueMapping(
+            tenant=tenant, field_mapping=mapping, kind="enum_option", source_value=vid, target_value=opt
+        )
         for vid, opt in sorted(matches.items())
         if opt
     )
@@ -378,7 +399,11 @@ def _approvals_flow(tenant: Tenant, bills: Flow, specs: dict[str, Any]) -> Flow:
         if spec.type == "enum" and "approv" in spec.name.casefold():
             option = spec.option_by_name("Approved")
             if option is not None and option.enabled:
-                flow.approval_rule, flow.approval_field_gid, flow.approval_option_gid = "enum_option", gid, option.gid
+                flow.approval_rule, flow.approval_field_gid, flow.approval_option_gid = (
+                    "enum_option",
+                    gid,
+                    option.gid,
+                )
                 break
     flow.save()
     return flow
@@ -437,7 +462,9 @@ def register_after_switch_on(tenant_id: int) -> str:
     results = ensure_webhooks(tenant, client_for(tenant.asana))
     document_schedules()
     approval_schedules()
-    return "; ".join(f"{r.hook.resource_gid}: {r.action} {r.detail}".strip() for r in results) or "nothing to do"
+    return (
+        "; ".join(f"{r.hook.resource_gid}: {r.action} {r.detail}".strip() for r in results) or "nothing to do"
+    )
 
 
 def verification(tenant: Tenant) -> dict[str, Any]:

@@ -35,7 +35,9 @@ def step_shot(page, shot):
         if GUIDE_SHOTS:
             Path(GUIDE_SHOTS).mkdir(parents=True, exist_ok=True)
             page.screenshot(
-                path=str(Path(GUIDE_SHOTS) / f"wizard-{name}.jpg"), type="jpeg", quality=JPEG_QUALITY,
+                path=str(Path(GUIDE_SHOTS) / f"wizard-{name}.jpg"),
+                type="jpeg",
+                quality=JPEG_QUALITY,
                 full_page=True,
             )
 
@@ -45,13 +47,16 @@ def step_shot(page, shot):
 def _writes(sim, since: int) -> list:
     sign = ("/identity/connect/token", "/entity/auth/login", "/entity/auth/logout")
     return [
-        (m, p) for m, p, _s in sim.request_log[since:]
+        (m, p)
+        for m, p, _s in sim.request_log[since:]
         if m in ("POST", "PUT", "PATCH", "DELETE") and not p.startswith(sign)
     ]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_new_operator_sets_up_a_customer(live_server, page, step_shot, sandboxes, django_user_model, settings):
+def test_a_new_operator_sets_up_a_customer(
+    live_server, page, step_shot, sandboxes, django_user_model, settings
+):
     from integrations.models import AsanaWebhook, Flow, SetupProgress, Tenant
 
     base = live_server.url.replace("localhost", "127.0.0.1")
@@ -150,10 +155,14 @@ def test_a_new_operator_sets_up_a_customer(live_server, page, step_shot, sandbox
     assert AsanaWebhook.objects.get(tenant=tenant).state == "active" and len(asana.webhooks) == 1
     # the operator pastes the URL and header into SM302000; a bill changes; the push verifies live
     acu.control(
-        "configure_push", url=push_url, header_name=page.inner_text("#push-header"),
+        "configure_push",
+        url=push_url,
+        header_name=page.inner_text("#push-header"),
         secret=page.inner_text("#push-secret"),
     )
-    acu.control("person_edit_bill", type="Bill", nbr="000001", Description="Ready-mix concrete, Lot 14 (rev. 2)")
+    acu.control(
+        "person_edit_bill", type="Bill", nbr="000001", Description="Ready-mix concrete, Lot 14 (rev. 2)"
+    )
     page.click("#verify")
     page.wait_for_selector("#push-state .rag-green")
     step_shot("5-switch-on")

@@ -99,7 +99,12 @@ def set_up(db, mounted):
             "bills",
             D["ap_project"],
             D["ap_sections"]["awaiting_approval"],
-            {"amount": F["amount"], "due_date": F["due_date"], "vendor": vendor_field, "reference": F["erp_reference"]},
+            {
+                "amount": F["amount"],
+                "due_date": F["due_date"],
+                "vendor": vendor_field,
+                "reference": F["erp_reference"],
+            },
         )
         steps.save_flow(tenant, "purchase_orders", "", "", {}, enabled=False)
         return tenant

@@ -28,7 +28,11 @@ def answers(tmp_path, **extra) -> str:
             "password": {"env": "RIDGELINE_PASSWORD"},
             "tenant_login_name": "Ridgeline",
         },
-        "asana": {"api_base_url": ASANA_URL, "token": {"env": "RIDGELINE_ASANA_TOKEN"}, "workspace": "ML Demo Workspace"},
+        "asana": {
+            "api_base_url": ASANA_URL,
+            "token": {"env": "RIDGELINE_ASANA_TOKEN"},
+            "workspace": "ML Demo Workspace",
+        },
         "flows": {
             "bills": {
                 "project": "AP Approvals",
@@ -52,13 +56,20 @@ def secrets_env(monkeypatch):
     monkeypatch.setenv("RIDGELINE_ASANA_TOKEN", D["pat"])
 
 
-def test_setup_from_an_answers_file_stops_before_the_switch(db, mounted, acu, asana, tmp_path, capsys, secrets_env):
+def test_setup_from_an_answers_file_stops_before_the_switch(
+    db, mounted, acu, asana, tmp_path, capsys, secrets_env
+):
     report_path = tmp_path / "fit.json"
-    call_command("connector", "setup", "--answers", answers(tmp_path), "--report-out", str(report_path), "--no-input")
+    call_command(
+        "connector", "setup", "--answers", answers(tmp_path), "--report-out", str(report_path), "--no-input"
+    )
 
     printed = capsys.readouterr().out
     assert "Verified — authentication" in printed and "the token acts as ML Connector Bot" in printed
-    assert "AP bills: vendor → Vendor (list)" in printed and "vendor ABCCONCRETE → ABC Concrete Supply" in printed
+    assert (
+        "AP bills: vendor → Vendor (list)" in printed
+        and "vendor ABCCONCRETE → ABC Concrete Supply" in printed
+    )
     assert "Bill/000001" in printed and "SM302000 → address" in printed and "flows stay off" in printed
     tenant = Tenant.objects.get(slug="ridgeline")
     assert SetupProgress.objects.get(tenant=tenant).step == 5
@@ -77,7 +88,9 @@ def test_setup_switch_on_registers_the_webhook(db, mounted, asana, tmp_path, cli
 
 
 def test_missing_answers_are_listed_and_nothing_is_done(db, mounted, capsys):
-    with pytest.raises(CommandError, match=r"missing answers: company.name, company.instance_url, asana.token"):
+    with pytest.raises(
+        CommandError, match=r"missing answers: company.name, company.instance_url, asana.token"
+    ):
         call_command("connector", "setup", "--slug", "acme", "--no-input")
     assert not Tenant.objects.exists()
 

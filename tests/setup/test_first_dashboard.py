@@ -20,7 +20,9 @@ def url(step):
 def test_setup_rule_every_red_names_the_step_and_links_to_it():
     missing = d.setup_health(False, None, "", False, None, None, False, url)
     assert missing.level == d.RED and "step 1" in missing.reason and missing.url == "/wizard/1"
-    failed = d.setup_health(True, False, "ok instance reachable: x\nFAIL authentication: refused", True, True, 5, True, url)
+    failed = d.setup_health(
+        True, False, "ok instance reachable: x\nFAIL authentication: refused", True, True, 5, True, url
+    )
     assert failed.level == d.RED and "authentication: refused" in failed.reason and failed.url == "/wizard/1"
     no_asana = d.setup_health(True, True, "", False, None, 2, False, url)
     assert no_asana.level == d.RED and no_asana.url == "/wizard/2"
@@ -41,7 +43,9 @@ def test_a_flow_just_switched_on_waits_for_its_first_pass():
 def test_the_dashboard_page_links_red_tiles_to_the_wizard(admin_client, db):
     broken = Tenant.objects.create(slug="broken", name="Broken Co")
     AcumaticaConnection.objects.create(
-        tenant=broken, instance_url="https://erp.broken.test/AcumaticaERP", last_check_ok=False,
+        tenant=broken,
+        instance_url="https://erp.broken.test/AcumaticaERP",
+        last_check_ok=False,
         last_check_message="FAIL authentication: the password was refused",
     )
     halfway = Tenant.objects.create(slug="halfway", name="Halfway Co")
@@ -49,7 +53,10 @@ def test_the_dashboard_page_links_red_tiles_to_the_wizard(admin_client, db):
     html = admin_client.get(reverse("admin:index")).content.decode()
     assert 'id="setup-link"' in html
     step1 = reverse("admin:setup_step", args=["broken", 1])
-    assert f'<a href="{step1}" title="the last Acumatica test failed (authentication: the password was refused)' in html
+    assert (
+        f'<a href="{step1}" title="the last Acumatica test failed (authentication: the password was refused)'
+        in html
+    )
     assert reverse("admin:setup_step", args=["halfway", 1]) in html  # no Acumatica yet: step 1
 
 

@@ -6,7 +6,7 @@ from audit.models import AuditEntry
 from integrations.models import Flow, RecordLink, SetupProgress
 from integrations.setup import steps
 
-from .conftest import D, F, writes
+from .conftest import writes
 
 VENDOR_LIST = "1200000000000390"
 

@@ -43,7 +43,9 @@ def test_step1_a_refused_password_says_which_and_what_to_do(db, mounted):
     assert SetupProgress.objects.get(tenant=tenant).step == 1  # not past step 1
     assert AcumaticaConnection.objects.get(tenant=tenant).last_check_ok is False
     # resumed with the right password: the stored secret is replaced, the blank ones kept
-    _, verdicts = steps.save_company(tenant, company_answers(client_secret="", password=company_answers().password))
+    _, verdicts = steps.save_company(
+        tenant, company_answers(client_secret="", password=company_answers().password)
+    )
     assert all(v.ok for v in verdicts) and SetupProgress.objects.get(tenant=tenant).step == 2
 
 
@@ -101,14 +103,21 @@ def test_step3_proposes_fields_by_name_and_type(db, mounted):
 def test_step3_refuses_a_type_mismatch_and_stores_nothing(db, mounted):
     tenant = _through_step2()
     with pytest.raises(steps.StepError) as info:
-        steps.save_flow(tenant, "bills", D["ap_project"], "", {"amount": F["due_date"], "reference": F["erp_reference"]})
+        steps.save_flow(
+            tenant, "bills", D["ap_project"], "", {"amount": F["due_date"], "reference": F["erp_reference"]}
+        )
     assert "'Due date' is a date field" in info.value.problems["field_amount"]
     assert not Flow.objects.filter(tenant=tenant).exists() and not FieldMapping.objects.exists()
 
 
 def test_step3_matches_vendors_to_enum_options_and_saves_a_disabled_flow(db, mounted, asana):
     tenant = _through_step2()
-    chosen = {"amount": F["amount"], "due_date": F["due_date"], "vendor": VENDOR_LIST, "reference": F["erp_reference"]}
+    chosen = {
+        "amount": F["amount"],
+        "due_date": F["due_date"],
+        "vendor": VENDOR_LIST,
+        "reference": F["erp_reference"],
+    }
     choices = steps.flow_choices(tenant, "bills", D["ap_project"], chosen)
     matched = {v.vendor_id: v.option_name for v in choices.proposal.vendors}
     assert matched == {

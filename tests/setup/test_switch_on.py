@@ -58,7 +58,9 @@ def test_the_push_settings_verify_live_when_acumatica_pushes(set_up, acu, client
     # the operator pastes both into SM302000; a bill changes; Acumatica pushes
     acu.deliver = django_deliverer(client)
     acu.configure_push(push.url, push.header_name, push.header_value)
-    acu.control("person_edit_bill", type="Bill", nbr="000001", Description="Ready-mix concrete, Lot 14 (revised)")
+    acu.control(
+        "person_edit_bill", type="Bill", nbr="000001", Description="Ready-mix concrete, Lot 14 (revised)"
+    )
     assert acu.push_log and acu.push_log[-1]["status"] == 200
     assert steps.verification(tenant)["push_received_at"] is not None
 

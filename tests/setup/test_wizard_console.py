@@ -52,21 +52,36 @@ def test_the_whole_wizard_in_the_console(admin_client, mounted, acu, asana, publ
     tenant = Tenant.objects.get(slug="ridgeline")
 
     # 2: the token tested, the workspace picked
-    page = admin_client.post(step("ridgeline", 2), {"api_base_url": ASANA_URL, "token": D["pat"],
-                                                    "requests_per_minute": 1500, "action": "test"})
+    page = admin_client.post(
+        step("ridgeline", 2),
+        {"api_base_url": ASANA_URL, "token": D["pat"], "requests_per_minute": 1500, "action": "test"},
+    )
     assert "the token acts as <b>ML Connector Bot</b>" in page.content.decode()
-    page = admin_client.post(step("ridgeline", 2), {"api_base_url": ASANA_URL, "token": D["pat"],
-                                                    "workspace": D["workspace"], "requests_per_minute": 1500,
-                                                    "action": "save"})
+    page = admin_client.post(
+        step("ridgeline", 2),
+        {
+            "api_base_url": ASANA_URL,
+            "token": D["pat"],
+            "workspace": D["workspace"],
+            "requests_per_minute": 1500,
+            "action": "save",
+        },
+    )
     assert page.status_code == 302 and page.url == step("ridgeline", 3)
 
     # 3: the fields proposed by name; a date field for the amount is refused, nothing stored
     html = admin_client.get(step("ridgeline", 3, flow="bills", project=D["ap_project"])).content.decode()
     assert f'<option value="{F["amount"]}" selected>Amount (number)</option>' in html
     assert "ABCCONCRETE · ABC Concrete Supply" in html  # the enum vendor field's matches
-    form = {"project": D["ap_project"], "section": D["ap_sections"]["awaiting_approval"],
-            "field_amount": F["due_date"], "field_due_date": F["due_date"], "field_vendor": F["vendor"],
-            "field_reference": F["erp_reference"], "action": "save"}
+    form = {
+        "project": D["ap_project"],
+        "section": D["ap_sections"]["awaiting_approval"],
+        "field_amount": F["due_date"],
+        "field_due_date": F["due_date"],
+        "field_vendor": F["vendor"],
+        "field_reference": F["erp_reference"],
+        "action": "save",
+    }
     page = admin_client.post(step("ridgeline", 3, flow="bills"), form)
     assert page.status_code == 200 and "&#x27;Due date&#x27; is a date field" in page.content.decode()
     assert not Flow.objects.exists()

@@ -73,7 +73,9 @@ class Verdict:
     def sentence(self) -> str:
         if self.ok:
             return f"Verified — {self.what}: {self.detail}"
-        return f"Not verified — {self.what}: {self.detail}" + (f". What to do: {self.advice}" if self.advice else "")
+        return f"Not verified — {self.what}: {self.detail}" + (
+            f". What to do: {self.advice}" if self.advice else ""
+        )
 
 
 def _advice(what: str) -> str:
@@ -107,7 +109,9 @@ def verify_credentials(connection: AcumaticaConnection) -> list[Verdict]:
         AcumaticaConnection.objects.filter(pk=connection.pk).update(
             last_checked_at=timezone.now(),
             last_check_ok=all(v.ok for v in verdicts),
-            last_check_message="\n".join(f"{'ok' if v.ok else 'FAIL'} {v.what}: {v.detail}" for v in verdicts),
+            last_check_message="\n".join(
+                f"{'ok' if v.ok else 'FAIL'} {v.what}: {v.detail}" for v in verdicts
+            ),
         )
     return verdicts
 

@@ -89,11 +89,15 @@ def _vendor_gaps(flow: Flow, specs: dict[str, Any], vendors: list[dict[str, Any]
     if spec is None or spec.type != "enum":
         return "", []
     mapped = set(
-        ValueMapping.objects.filter(field_mapping=mapping, kind="enum_option").values_list("source_value", flat=True)
+        ValueMapping.objects.filter(field_mapping=mapping, kind="enum_option").values_list(
+            "source_value", flat=True
+        )
     )
     enabled = {o.gid for o in spec.enum_options.values() if o.enabled}
     targets = dict(
-        ValueMapping.objects.filter(field_mapping=mapping, kind="enum_option").values_list("source_value", "target_value")
+        ValueMapping.objects.filter(field_mapping=mapping, kind="enum_option").values_list(
+            "source_value", "target_value"
+        )
     )
     gaps = [
         {"vendor_id": str(v.get("VendorID")), "vendor_name": str(v.get("VendorName") or "")}
@@ -174,7 +178,9 @@ def _actions(acu: Any, connection: Any, flows: Iterable[Flow]) -> dict[str, Any]
     return {
         "offered": {e: [a for a in acu_actions.OF_INTEREST[e] if a in offered.get(e, [])] for e in need},
         "needed": {e: sorted(n) for e, n in need.items()},
-        "missing": {e: sorted(n - set(offered.get(e, []))) for e, n in need.items() if n - set(offered.get(e, []))},
+        "missing": {
+            e: sorted(n - set(offered.get(e, []))) for e, n in need.items() if n - set(offered.get(e, []))
+        },
     }
 
 
