@@ -126,9 +126,3 @@ class AlertAdmin(ScopedModelAdmin):
 
         n = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
         self.message_user(request, f"{n} alert(s) marked resolved.")
-
-
-# Layer the console (lineage, replay, dry run, dashboard) on the admin classes registered by now.
-from integrations.console.site import install  # noqa: E402
-
-install(admin.site)

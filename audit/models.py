@@ -205,7 +205,8 @@ class ApiCall(AppendOnlyModel):
 
 class Alert(models.Model):
     """One operator alert, deduplicated by (tenant, kind, subject): repeats bump a counter, and a
-    notification goes out again only after the cooldown (audit/alerts.py). Also the model that carries
+    notification goes out again only after the cooldown
+    (integrations/flows/operations/alerts.py). Also the model that carries
     the console's custom permissions (replay, run sync)."""
 
     class Kind(models.TextChoices):
@@ -214,6 +215,7 @@ class Alert(models.Model):
         RECORD_FAILING = "record_failing", "Record failing repeatedly"
         AGENT_UNREACHABLE = "agent_unreachable", "Sage 100 agent unreachable"
         TOKEN_REFRESH = "token_refresh", "Token refresh failing"
+        ACUMATICA_SEATS = "acumatica_seats", "Acumatica API seats exhausted"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=30, choices=Kind.choices)

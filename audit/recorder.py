@@ -67,5 +67,7 @@ def record_entry(*, tenant, operation: str, status: str, **fields: Any):
     fields.setdefault("run", ctx.get("run"))
     fields.setdefault("record_link", ctx.get("record_link"))
     fields.setdefault("actor", ctx.get("actor", "system"))
-    fields.setdefault("replay_of", ctx.get("replay_of"))  # set by audit.replay around a replayed run
+    fields.setdefault(
+        "replay_of", ctx.get("replay_of")
+    )  # set by integrations.flows.replay around a replayed run
     return AuditEntry.objects.create(tenant=tenant, operation=operation, status=status, **fields)

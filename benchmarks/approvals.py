@@ -72,7 +72,9 @@ def measure(
     import pytest  # noqa: F401  (harness imports it)
     from django.test import Client
 
-    from integrations.asana import watchdog, webhooks
+    from integrations.asana import webhooks
+    from integrations.flows.common.task_events import ASANA_EVENT_TASK
+    from integrations.flows.inbound import receivers, watchdog
     from integrations.models import AsanaWebhook
     from tests.asana_webhooks import harness
 
@@ -100,7 +102,7 @@ def measure(
     hook = AsanaWebhook.objects.get()
     from django_q.tasks import async_task
 
-    webhooks.enqueue = lambda event_id: async_task(webhooks.TASK_QUEUE, event_id, sync=False)
+    receivers.asana._enqueue = lambda event_id: async_task(ASANA_EVENT_TASK, event_id, sync=False)
     acks = []
     for n in range(burst):
         body = json.dumps(

@@ -96,8 +96,8 @@ def run(args: Any) -> dict[str, Any]:
 
     from integrations.acumatica.client import client_for as acu_client
     from integrations.asana.client import client_for as asana_client
-    from integrations.flows.acumatica_documents import DocumentSync
-    from integrations.flows.acumatica_documents_poll import poll
+    from integrations.flows.documents.poll import poll
+    from integrations.flows.documents.sync import DocumentSync
     from integrations.models import Flow
 
     n = args.backfill_bills

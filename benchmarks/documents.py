@@ -156,8 +156,8 @@ def _measure(kind: str, n: int, changed: int, clock: SimClock, *, budget: bool =
 
     from integrations.acumatica.client import client_for as acu_client
     from integrations.asana.client import client_for as asana_client
-    from integrations.flows.acumatica_documents import DocumentSync
-    from integrations.flows.acumatica_documents_poll import poll
+    from integrations.flows.documents.poll import poll
+    from integrations.flows.documents.sync import DocumentSync
     from integrations.models import Flow
 
     clock.sleep(3600)  # the shared budget's state outlives a kind: start the next one fresh

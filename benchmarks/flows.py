@@ -54,7 +54,7 @@ def _calls(since: int, records: int) -> dict[str, Any]:
 def _approvals_world():
     from django.test import Client
 
-    from integrations.asana import watchdog
+    from integrations.flows.inbound import watchdog
     from tests.asana_webhooks import harness
 
     client = Client()
@@ -110,7 +110,7 @@ def _push(world, n: int) -> dict[str, Any]:
 
 
 def _roster(world, n: int) -> dict[str, Any]:
-    from integrations.flows import roster
+    from integrations.flows.roster import sync as roster
     from integrations.models import Flow
     from tests.asana_webhooks.harness import DEMO
 

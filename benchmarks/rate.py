@@ -31,8 +31,8 @@ def run(args: Any) -> dict[str, Any]:
     from benchmarks import setup_django
 
     setup_django()
-    from integrations.flows.acumatica_documents import DocumentSync
-    from integrations.flows.acumatica_documents_poll import poll
+    from integrations.flows.documents.poll import poll
+    from integrations.flows.documents.sync import DocumentSync
     from integrations.models import Flow
 
     bills = int(BUDGET_PER_MINUTE * args.rate_seconds / 60)

@@ -130,8 +130,8 @@ Q_CLUSTER = {
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
-    # One Redis connection pool per process instead of one per enqueued task (integrations/tasks/queue.py).
-    Q_CLUSTER["broker_class"] = "integrations.tasks.queue.PooledRedisBroker"
+    # One Redis connection pool per process instead of one per enqueued task (connector_site/broker.py).
+    Q_CLUSTER["broker_class"] = "connector_site.broker.PooledRedisBroker"
 else:
     Q_CLUSTER["orm"] = "default"
 
@@ -230,7 +230,8 @@ if _proxy_header and len(_proxy_header) != 2:
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) or None
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]  # preload: opt-in, see above
 
-# /healthz and the dashboard's Cluster panel (integrations/health.py): red past these (seconds).
+# /healthz and the dashboard's Cluster panel (integrations/flows/operations/health.py): red past these
+# (seconds).
 HEALTH_QUEUE_MAX_AGE_SECONDS = env.int("HEALTH_QUEUE_MAX_AGE_SECONDS", default=600)
 # 2 min: a wedged cluster (workers killed or stuck while tasks wait) shows within two minutes.
 HEALTH_WORKER_IDLE_SECONDS = env.int("HEALTH_WORKER_IDLE_SECONDS", default=120)

@@ -1,23 +1,28 @@
 from django.contrib import admin
 from django.db import transaction
 from django.urls import path
-from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 
 from integrations import views as integration_views
+from integrations.console.site import install as install_console
+from integrations.flows.inbound import receivers
 
+# Layer the console (lineage, replay, dry run, dashboard, tenant scoping) on the admin classes every app
+# registered: the admin autodiscovered them at start-up, before the URLconf is loaded.
+install_console(admin.site)
 admin.site.site_header = "ml-connector console"
 admin.site.site_title = "ml-connector"
 admin.site.index_title = "Operator console"
 
 
-def vendor_hook(dotted_path: str):
-    """Webhook receivers live with their system (asana/webhooks.py, acumatica/push.py); resolved on use."""
+def vendor_hook(receive):
+    """A receiver's view (integrations/flows/inbound/receivers.py): no CSRF, autocommit."""
 
     @csrf_exempt
     @transaction.non_atomic_requests  # autocommit: the event's INSERT is committed before its enqueue
-    def view(request, *args, **kwargs):
-        return import_string(dotted_path)(request, *args, **kwargs)
+    def view(request, **kwargs):
+        (endpoint_uuid,) = kwargs.values()  # the one <uuid:…> of the route
+        return receive(request, endpoint_uuid)
 
     return view
 
@@ -26,12 +31,12 @@ urlpatterns = [
     path("healthz", integration_views.healthz, name="healthz"),
     path(
         "hooks/asana/<uuid:target_uuid>/",
-        vendor_hook("integrations.asana.webhooks.receive"),
+        vendor_hook(receivers.asana.receive),
         name="asana-hook",
     ),
     path(
         "hooks/acumatica/<uuid:push_uuid>/",
-        vendor_hook("integrations.acumatica.push.receive"),
+        vendor_hook(receivers.acumatica_push.receive),
         name="acumatica-push",
     ),
     path("admin/", admin.site.urls),

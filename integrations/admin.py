@@ -110,7 +110,7 @@ class TenantAdmin(ScopedModelAdmin):
         """Runs `connector check` for the selected tenants: read-only calls, verdicts stored and shown."""
         from django.contrib import messages
 
-        from integrations.cli.check import check_tenant
+        from integrations.flows.checks import check_tenant
 
         for tenant in queryset:
             verdicts = check_tenant(tenant)
@@ -134,7 +134,7 @@ class TenantAdmin(ScopedModelAdmin):
         tenants = [t for t in queryset if hasattr(t, "asana")]
         for tenant in tenants:
             async_task(
-                "integrations.tasks.approvals.register_webhooks",
+                "integrations.flows.inbound.tasks.register_webhooks",
                 tenant.pk,
                 task_name=f"register-webhooks-{tenant.slug}",
             )
@@ -185,7 +185,7 @@ class RecordLinkAdmin(ScopedModelAdmin):
         return False
 
     def _resolve(self, request, queryset, **how) -> None:
-        from integrations.flows import parked
+        from integrations.flows.documents import parked
 
         done, refused = 0, []
         for link in queryset.filter(state=RecordLink.State.NEEDS_PERSON):

@@ -28,14 +28,11 @@ from django.db import models, transaction
 
 from mappings.models import FieldMapping, UserMapping, ValueMapping
 
-from .models import AcumaticaConnection, AsanaConnection, Flow, Sage100Connection, Tenant
+from .models import CONNECTIONS as connection_models
+from .models import Flow, Tenant
 from .secrets import secret_field_names
 
-CONNECTIONS: dict[str, type[models.Model]] = {
-    "acumatica": AcumaticaConnection,
-    "asana": AsanaConnection,
-    "sage100": Sage100Connection,
-}
+CONNECTIONS = connection_models  # the tenant JSON's sections, one per system
 SKIP_FIELDS = {"id", "tenant", "flow", "field_mapping", "created_at", "updated_at"}
 
 

@@ -176,6 +176,15 @@ class Sage100Connection(ConnectionCheck):
         return f"Sage 100 {self.company_code} via {self.agent_url}"
 
 
+# Every system a tenant connects, by the name used in the tenant JSON, `connector check` and the
+# registry's CHECKS (integrations/ADDING_A_SYSTEM.md: a fourth system adds its line here).
+CONNECTIONS: dict[str, type[ConnectionCheck]] = {
+    "acumatica": AcumaticaConnection,
+    "asana": AsanaConnection,
+    "sage100": Sage100Connection,
+}
+
+
 class Flow(models.Model):
     class Kind(models.TextChoices):
         ACUMATICA_BILLS = "acumatica_bills", "Acumatica bills → Asana tasks"
@@ -184,6 +193,12 @@ class Flow(models.Model):
         ACUMATICA_EMPLOYEES = "acumatica_employees", "Acumatica employees → Asana roster"
         ASANA_PURCHASE_REQUESTS = "asana_purchase_requests", "Asana purchase requests → Sage 100 POs"
         SAGE100_PO_STATUS = "sage100_po_status", "Sage 100 PO status → Asana tasks"
+
+    # What each kind consumes, declared with the kind (integrations/flows/registry.py holds what runs for
+    # it; tests/flows/test_registry.py checks the two agree).
+    DOCUMENT_KINDS = frozenset({Kind.ACUMATICA_BILLS, Kind.ACUMATICA_PURCHASE_ORDERS})
+    # Kinds whose Asana task changes (webhook deliveries, catch-up polls) are dispatched to the flow.
+    TASK_EVENT_KINDS = frozenset({Kind.ASANA_APPROVALS, Kind.ASANA_PURCHASE_REQUESTS})
 
     class ApprovalRule(models.TextChoices):
         COMPLETED = "completed", "Task completed"

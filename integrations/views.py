@@ -55,9 +55,10 @@ def _check_cluster() -> dict:
 
 def _check_work() -> dict:
     """Queue age, stalled workers, runs past their deadline, waiting inbound events, failing webhooks
-    (integrations/health.py): each red item makes the service unavailable, with its reason."""
-    from integrations.console.dashboard import RED
-    from integrations.health import system_health
+    (integrations/flows/operations/health.py): each red item makes the service unavailable, with its
+    reason."""
+    from integrations.flows.operations.health import system_health
+    from integrations.flows.operations.rules import RED
 
     try:
         items = system_health()

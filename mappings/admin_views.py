@@ -55,7 +55,7 @@ class DocumentFlowActions:
         flows = [f for f in queryset if f.kind in DOCUMENT_KINDS and f.enabled]
         for flow in flows:
             async_task(
-                "integrations.tasks.documents.poll_flow", flow.pk, "manual", request.user.get_username()
+                "integrations.flows.documents.tasks.poll_flow", flow.pk, "manual", request.user.get_username()
             )
         skipped = queryset.count() - len(flows)
         note = f" ({skipped} skipped: disabled or not a documents flow)" if skipped else ""

@@ -35,11 +35,10 @@ def _isolated_var_dir(tmp_path, settings):
 @pytest.fixture(autouse=True)
 def _fresh_receivers():
     """The webhook receivers' per-process state (endpoint cache, slowed addresses) starts empty."""
-    from integrations.acumatica.push import receiver as push_receiver
-    from integrations.asana.webhooks import receiver as asana_receiver
     from integrations.base.refusals import refusals
+    from integrations.flows.inbound import receivers
 
-    for state in (push_receiver, asana_receiver):
+    for state in (receivers.acumatica_push, receivers.asana):
         state.invalidate()
     refusals.reset()
     yield

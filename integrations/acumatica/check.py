@@ -20,7 +20,7 @@ import contextlib
 from typing import Any
 
 from integrations.base import errors
-from integrations.cli.check import CHECKERS, CheckResult
+from integrations.base.checks import CheckResult
 
 from . import actions
 from .client import AcumaticaClient, EndpointNotListed, client_for
@@ -99,36 +99,7 @@ def _check(connection: Any, client: AcumaticaClient, results: list[CheckResult])
             results.extend(_action_checks(client, connection))
     except errors.ConnectorError as exc:
         results.append(CheckResult(False, "session", str(exc)))
-    results.extend(_mapping_drift(connection))
     return results
-
-
-def _mapping_drift(connection: Any) -> list[CheckResult]:
-    """Each bills / purchase-orders flow's mappings against its Asana project (mappings/drift.py)."""
-    from integrations.models import AsanaConnection, Flow
-
-    flows = Flow.objects.filter(
-        tenant_id=connection.tenant_id,
-        enabled=True,
-        kind__in=(Flow.Kind.ACUMATICA_BILLS, Flow.Kind.ACUMATICA_PURCHASE_ORDERS),
-    )
-    if not flows.exists():
-        return []
-    asana = AsanaConnection.objects.filter(tenant_id=connection.tenant_id).first()
-    if asana is None:
-        return [CheckResult(False, "mapping drift", "documents flows exist but no Asana connection")]
-    from integrations.asana.client import client_for as asana_client
-    from mappings.drift import check_flow
-
-    out = []
-    for flow in flows:
-        try:
-            report = check_flow(flow, asana_client(asana))
-        except (errors.ConnectorError, errors.ConfigurationError) as exc:
-            out.append(CheckResult(False, f"mappings of {flow.name}", f"could not read the project: {exc}"))
-            continue
-        out.append(CheckResult(report.ok, f"mappings of {flow.name}", report.summary()))
-    return out
 
 
 def _read_check(client: AcumaticaClient, entity: str, keys: tuple[str, ...]) -> CheckResult:
@@ -143,9 +114,6 @@ def _read_check(client: AcumaticaClient, entity: str, keys: tuple[str, ...]) -> 
         return CheckResult(False, what, str(exc))
     sample = "no records yet" if first is None else "found " + "/".join(str(first.get(k)) for k in keys)
     return CheckResult(True, what, f"GET /{entity}?$top=1 answered: {sample}")
-
-
-CHECKERS["acumatica"] = check_acumatica
 
 
 def _action_checks(client: AcumaticaClient, connection: Any) -> list[CheckResult]:

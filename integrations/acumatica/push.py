@@ -30,8 +30,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from audit.models import InboundEvent
 from integrations.acumatica.push_rows import read_rows, unreadable_reason
-from integrations.base.redaction import redact_headers
-from integrations.base.webhooks import (
+from integrations.base.receiver import (
     BadCredential,
     DeliveryRejected,
     Endpoint,
@@ -39,21 +38,14 @@ from integrations.base.webhooks import (
     dispatch,
     store_once,
 )
+from integrations.base.redaction import redact_headers
 from integrations.models import AcumaticaConnection
 
 log = logging.getLogger(__name__)
 
-TASK = "integrations.tasks.documents.process_push_event"
-
 
 class BadSecret(BadCredential):
     pass
-
-
-def enqueue(event_id: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task(TASK, event_id, task_name=f"acumatica-push-{event_id}")
 
 
 def parse(body: bytes) -> dict[str, Any]:
@@ -143,13 +135,5 @@ class PushReceiver(Receiver):
         if status == InboundEvent.Status.UNREADABLE:
             # 200: Acumatica would re-send the same rows on an error (§7.4); the operator sees it instead.
             return JsonResponse({"status": "unreadable", "event": event.pk})
-        dispatch(enqueue, event.pk)
+        dispatch(self.enqueue, event.pk)
         return JsonResponse({"status": "queued", "event": event.pk})
-
-
-receiver = PushReceiver()
-
-
-def receive(request: HttpRequest, push_uuid: uuid.UUID) -> HttpResponse:
-    """POST /hooks/acumatica/<uuid>/ — one push notification for one Acumatica connection."""
-    return receiver.receive(request, push_uuid)

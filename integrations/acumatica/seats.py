@@ -33,6 +33,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from audit.alerting import record_alert, resolve_alerts
 from integrations.base import errors
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,13 @@ def advice(auth_mode: str) -> str:
     )
 
 
+def pause_message(auth_mode: str, until: Any) -> str:
+    return (
+        f"API Login Limit: {advice(auth_mode)}. The connector pauses this tenant's Acumatica work "
+        f"until {until:%Y-%m-%d %H:%M} UTC instead of signing in again."
+    )
+
+
 def _seconds_left(until: Any) -> float:
     return max(1.0, (until - timezone.now()).total_seconds())
 
@@ -87,17 +95,12 @@ def pause(conn: Any, body: str, status: int | None) -> errors.SeatsExhausted:
     """The licence refused a sign-in: pause the tenant's Acumatica work and alert the operator once."""
     wait = hold_seconds(conn.auth_mode)
     until = timezone.now() + timedelta(seconds=wait)
-    message = (
-        f"API Login Limit: {advice(conn.auth_mode)}. The connector pauses this tenant's Acumatica work "
-        f"until {until:%Y-%m-%d %H:%M} UTC instead of signing in again."
-    )
+    message = pause_message(conn.auth_mode, until)
     if conn.pk is not None:
         type(conn).objects.filter(pk=conn.pk).update(seats_paused_until=until)
         conn.seats_paused_until = until
         try:
-            from audit.alerts import raise_alert
-
-            raise_alert(conn.tenant, ALERT_KIND, ALERT_SUBJECT, message)
+            record_alert(conn.tenant, ALERT_KIND, ALERT_SUBJECT, message)  # notified by the alert sweep
         except Exception:  # noqa: BLE001 - an alert failing must not hide the seat error
             log.exception("acumatica: could not raise the seats alert")
     log.warning("acumatica: %s", message)
@@ -113,8 +116,6 @@ def resume(conn: Any) -> None:
     ):
         return
     conn.seats_paused_until = None
-    from audit.alerts import resolve_alerts
-
     resolve_alerts(conn.tenant, ALERT_KIND, set())
     log.info("acumatica: signed in again; the seats pause is lifted")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.base import errors
-from integrations.cli.check import CHECKERS, CheckResult
+from integrations.base.checks import CheckResult
 
 from .client import AsanaClient, client_for
 
@@ -165,6 +165,3 @@ def _check_flow(client: AsanaClient, flow: Any) -> list[CheckResult]:
         detail = f"{spec.name!r}, {spec.type}" + (f"; {', '.join(notes)}" if notes else "")
         results.append(CheckResult(not (read_only and writes), what, detail))
     return results
-
-
-CHECKERS["asana"] = check_asana

@@ -44,8 +44,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from audit.models import InboundEvent
-from integrations.base.redaction import redact_headers
-from integrations.base.webhooks import (
+from integrations.base.receiver import (
     TOUCH_EVERY,
     BadCredential,
     DeliveryRejected,
@@ -55,7 +54,8 @@ from integrations.base.webhooks import (
     dispatch,
     store_once,
 )
-from integrations.models import AsanaWebhook, Flow
+from integrations.base.redaction import redact_headers
+from integrations.models import AsanaWebhook
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,7 @@ SIGNATURE_HEADER = "X-Hook-Signature"
 SECRET_HEADER = "X-Hook-Secret"
 # A handshake is accepted only this long after registration started (the create call is open).
 HANDSHAKE_WINDOW = timedelta(minutes=5)
-# Flow kinds whose tasks the worker acts on, and the module function that handles one task change.
-EVENT_HANDLERS = {
-    Flow.Kind.ASANA_APPROVALS: "integrations.flows.approvals.handle_task_change",
-    Flow.Kind.ASANA_PURCHASE_REQUESTS: "integrations.tasks.sage100.handle_task_change",
-}
 HANDLED_ACTIONS = frozenset({"changed", "added", "undeleted"})
-TASK_QUEUE = "integrations.tasks.approvals.process_asana_event"
 
 
 # ---- errors decide the answer -----------------------------------------------------------------------
@@ -258,7 +252,7 @@ class AsanaReceiver(Receiver):
             if new and handled:
                 queued.append(row.pk)
         for event_id in queued:
-            dispatch(enqueue, event_id)
+            dispatch(self.enqueue, event_id)
         self._touch(endpoint, "last_event_at")
         return HttpResponse(status=200)
 
@@ -269,14 +263,6 @@ class AsanaReceiver(Receiver):
         now = timezone.now()
         stale = Q(**{f"{column}__isnull": True}) | Q(**{f"{column}__lt": now - TOUCH_EVERY})
         AsanaWebhook.objects.filter(stale, pk=endpoint.pk).update(**{column: now})
-
-
-receiver = AsanaReceiver()
-
-
-def receive(request: HttpRequest, target_uuid: uuid.UUID) -> HttpResponse:
-    """POST /hooks/asana/<uuid>/ — handshakes and event deliveries for one registered webhook."""
-    return receiver.receive(request, target_uuid)
 
 
 def _handshake(rcv: AsanaReceiver, request: HttpRequest, target_uuid: uuid.UUID, body: bytes) -> HttpResponse:
@@ -313,9 +299,3 @@ def _handshake(rcv: AsanaReceiver, request: HttpRequest, target_uuid: uuid.UUID,
         processed_at=now,
     )
     return HttpResponse(status=200, headers={SECRET_HEADER: secret})
-
-
-def enqueue(event_id: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task(TASK_QUEUE, event_id, task_name=f"asana-event-{event_id}")

@@ -1,19 +1,10 @@
-"""`connector check [--tenant SLUG]`: verify each connection and say what was verified and how.
-
-Each system registers a checker in CHECKERS: a callable (connection) -> list[CheckResult]. The
-system packages fill this in (Acumatica, Asana, Sage 100); without a checker the connection is only
-validated as configured.
-"""
+"""`connector check [--tenant SLUG]`: verify each connection and say what was verified and how
+(integrations/flows/checks.py runs each system's check from the registry)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
-from django.core.exceptions import ValidationError
-from django.utils import timezone
-
-from integrations.models import AcumaticaConnection, AsanaConnection, Sage100Connection, Tenant
+from integrations.flows.checks import check_tenant
+from integrations.models import Tenant
 
 NAME = "check"
 HELP = (
@@ -21,65 +12,8 @@ HELP = (
 )
 
 
-@dataclass
-class CheckResult:
-    ok: bool
-    what: str
-    detail: str = ""
-
-
-# system name -> callable(connection) -> list[CheckResult]; registered by the system packages.
-CHECKERS: dict[str, Callable[[object], list[CheckResult]]] = {}
-SYSTEMS = (("acumatica", AcumaticaConnection), ("asana", AsanaConnection), ("sage100", Sage100Connection))
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("--tenant", help="Tenant slug (default: every active tenant)")
-
-
-def check_connection(system: str, conn) -> list[CheckResult]:
-    results: list[CheckResult] = []
-    try:
-        conn.full_clean()
-        results.append(CheckResult(True, "configuration", "all fields valid"))
-    except ValidationError as exc:
-        for field, messages in exc.message_dict.items():
-            results.append(CheckResult(False, f"configuration: {field}", "; ".join(messages)))
-        return results
-    checker = CHECKERS.get(system)
-    if checker is None:
-        _load_checkers()
-        checker = CHECKERS.get(system)
-    if checker is not None:
-        results.extend(checker(conn))
-    return results
-
-
-def _load_checkers() -> None:
-    import importlib
-
-    for system, _model in SYSTEMS:
-        try:
-            importlib.import_module(f"integrations.{system}.check")
-        except ModuleNotFoundError:
-            continue
-
-
-def check_tenant(tenant: Tenant) -> dict[str, list[CheckResult]]:
-    """Check every connection of a tenant and store each verdict on its connection (shown in the console)."""
-    verdicts: dict[str, list[CheckResult]] = {}
-    for system, model in SYSTEMS:
-        conn = model.objects.filter(tenant=tenant).first()
-        if conn is None:
-            continue
-        results = check_connection(system, conn)
-        verdicts[system] = results
-        model.objects.filter(pk=conn.pk).update(
-            last_checked_at=timezone.now(),
-            last_check_ok=all(r.ok for r in results),
-            last_check_message="\n".join(f"{'ok' if r.ok else 'FAIL'} {r.what}: {r.detail}" for r in results),
-        )
-    return verdicts
 
 
 def run(options, out) -> int:

@@ -3,13 +3,8 @@ first dashboard shows what works instead of "never" in red — and anything stil
 what to click. `connector sandbox` runs it once its servers answer (the sandboxes' state lives in that
 process, so the pass must run against them, not against a throwaway copy).
 
-Per flow kind, the same entry point the worker's schedule calls:
-    bills / purchase orders   tasks.documents.poll_flow (records its run)
-    employees                 tasks.roster.sync_roster, report-only (records its run)
-    Asana approvals           tasks.approvals.poll_approvals (event-driven: the catch-up poll)
-    purchase requests         tasks.sage100.poll_purchase_requests
-    Sage PO status            tasks.sage100.poll_po_status — it records no run of its own, so this
-                              pass records one (succeeded or failed, with the pass's answer)
+Per flow kind, the flow's own `run_once` from the registry (integrations/flows/registry.py): the same
+entry point the worker's schedule calls (the approvals flow, event-driven, runs its catch-up poll).
 Then every connection is checked (`connector check`), so the agent's health is known.
 """
 
@@ -17,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audit.models import SyncRun
 from integrations.models import Flow, Tenant
 
 ACTOR = "demo first pass"
@@ -40,32 +34,17 @@ class Outcome:
 
 
 def _run_flow(flow: Flow) -> tuple[bool, str]:
-    from integrations.tasks import approvals, documents, roster, sage100
+    from integrations.flows import registry
 
-    kind = flow.kind
-    if kind in (Flow.Kind.ACUMATICA_BILLS, Flow.Kind.ACUMATICA_PURCHASE_ORDERS):
-        answer = documents.poll_flow(flow.pk, SyncRun.Trigger.MANUAL, ACTOR)
-        run = SyncRun.objects.filter(flow=flow).order_by("-started_at", "-pk").first()
-        ok = run is not None and run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL)
-        return ok, answer if ok or run is None else (run.message or answer)
-    if kind == Flow.Kind.ACUMATICA_EMPLOYEES:
-        answer = roster.sync_roster(flow.pk, apply=False)
-        run = SyncRun.objects.filter(flow=flow).order_by("-started_at", "-pk").first()
-        return bool(run and run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL)), answer
-    if kind == Flow.Kind.ASANA_APPROVALS:
-        answer = approvals.poll_approvals(flow.tenant_id)
-        return "not polled" not in answer, answer
-    if kind == Flow.Kind.ASANA_PURCHASE_REQUESTS:
-        return True, sage100.poll_purchase_requests(flow.pk)
-    if kind == Flow.Kind.SAGE100_PO_STATUS:
-        answer = sage100.poll_po_status(flow.pk, trigger=SyncRun.Trigger.MANUAL, triggered_by=ACTOR)
-        return "not reachable" not in answer, answer
-    return True, "nothing to run"
+    entry = registry.FLOWS.get(flow.kind)
+    if entry is None or entry.run_once is None:
+        return True, "nothing to run"
+    return entry.run_once(flow, ACTOR)
 
 
 def first_pass(tenant: Tenant, out) -> list[Outcome]:
     """Run every enabled flow of `tenant` once; print and return what worked and what did not."""
-    from integrations.cli.check import check_tenant
+    from integrations.flows.checks import check_tenant
 
     outcomes: list[Outcome] = []
     for flow in tenant.flows.filter(enabled=True).order_by("name"):

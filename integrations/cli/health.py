@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 
 def run(options, out) -> int:
     from integrations.console.dashboard import RED
-    from integrations.health import sweep_abandoned_runs, system_health
+    from integrations.flows.operations.health import sweep_abandoned_runs, system_health
     from integrations.membership import Role
     from integrations.models import Tenant
 

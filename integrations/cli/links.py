@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
 
 
 def run(options, out) -> int:
-    from integrations.flows import parked
+    from integrations.flows.documents import parked
     from integrations.membership import Role
 
     from .actor import require, scoped

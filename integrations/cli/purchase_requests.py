@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from integrations.base import errors
+from integrations.flows import clients as flow_clients
 from integrations.models import Flow
 
 NAME = "purchase-requests"
@@ -31,8 +32,8 @@ def add_arguments(parser) -> None:
 
 
 def run(options, out) -> int:
-    from integrations.flows.purchase_request_orders import process_purchase_request
-    from integrations.tasks import sage100 as tasks
+    from integrations.flows.purchase_requests import tasks
+    from integrations.flows.purchase_requests.orders import process_purchase_request
 
     if options.get("schedules"):
         for line in tasks.ensure_schedules():
@@ -51,10 +52,10 @@ def run(options, out) -> int:
         return _sync_users(flows.first().tenant, out)
     failures = 0
     for flow in flows:
-        clients = tasks.clients_for(flow.tenant)
+        clients = flow_clients.clients_for(flow.tenant)
         try:
             if options.get("task"):
-                asana, sage = clients
+                asana, sage = clients.asana, clients.sage
                 result = process_purchase_request(
                     flow, options["task"], asana=asana, sage=sage, dry_run=options["dry_run"]
                 )
@@ -77,10 +78,9 @@ def run(options, out) -> int:
 
 
 def _sync_users(tenant, out) -> int:
-    from integrations.tasks import sage100 as tasks
     from mappings.users import sync_asana_users
 
-    asana, _ = tasks.clients_for(tenant)
+    asana = flow_clients.clients_for(tenant).asana
     try:
         result = sync_asana_users(tenant, asana)
     except errors.ConnectorError as exc:

@@ -2,7 +2,7 @@
 
 Prints what a replay would write (the field diff against the target's current state for one record,
 the counts for a set), then — with --yes, or after answering "y" — queues it as a replay run
-(trigger "replay", triggered_by "cli:<user>"). The mechanism is audit/replay.py.
+(trigger "replay", triggered_by "cli:<user>"). The mechanism is integrations/flows/replay.py.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _items(options):
 
 
 def run(options, out) -> int:
-    from audit import replay
+    from integrations.flows import replay
     from integrations.membership import Role
 
     from .actor import require

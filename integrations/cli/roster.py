@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
+from integrations.flows import clients as flow_clients
 from integrations.models import Flow, Tenant
 
 NAME = "roster"
@@ -20,8 +21,7 @@ def add_arguments(parser) -> None:
 
 
 def run(options, out) -> int:
-    from integrations.flows.approvals import clients_for
-    from integrations.flows.roster import sync_roster
+    from integrations.flows.roster.sync import sync_roster
 
     tenant = Tenant.objects.filter(slug=options["tenant"]).first()
     if tenant is None:
@@ -31,7 +31,9 @@ def run(options, out) -> int:
         raise CommandError(f"tenant {tenant.slug!r} has no enabled employee roster flow")
     code = 0
     for flow in flows:
-        result = sync_roster(flow, clients=clients_for(tenant), apply=options["apply"], actor="command")
+        result = sync_roster(
+            flow, clients=flow_clients.clients_for(tenant), apply=options["apply"], actor="command"
+        )
         if result.plan is None:
             out.error(f"{flow}: {result.error} — nothing changed")
             code = 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from integrations.schedules import ensure_all
+from integrations.flows.registry import ensure_all
 
 NAME = "schedules"
 HELP = "Create or refresh every schedule (polls, drift checks, webhook watchdog, roster, Sage, alerts)."

@@ -52,9 +52,9 @@ def _since(text: str | None) -> datetime | None:
 
 def run(options, out) -> int:
     from integrations.base import errors
-    from integrations.flows.acumatica_documents import DocumentSync
-    from integrations.flows.acumatica_documents_poll import poll
-    from integrations.tasks.documents import ensure_schedules, schedule_document
+    from integrations.flows.documents.poll import poll
+    from integrations.flows.documents.sync import DocumentSync
+    from integrations.flows.documents.tasks import ensure_schedules, schedule_document
 
     if options.get("schedules"):
         for line in ensure_schedules():

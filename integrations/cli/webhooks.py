@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
+from integrations.flows import clients as flow_clients
 from integrations.models import Tenant
 
 NAME = "webhooks"
@@ -34,10 +35,9 @@ def _tenants(slug: str | None) -> list[Tenant]:
 
 
 def run(options, out) -> int:
-    from integrations.asana import watchdog
-    from integrations.flows.approvals import clients_for
+    from integrations.flows.inbound import watchdog
+    from integrations.flows.inbound.tasks import ensure_schedules
     from integrations.membership import Role
-    from integrations.tasks.approvals import ensure_schedules
 
     from .actor import require
 
@@ -46,7 +46,7 @@ def run(options, out) -> int:
     for tenant in tenants:
         require(options, tenant, Role.ADMINISTER)
     for tenant in tenants:
-        clients = clients_for(tenant)
+        clients = flow_clients.clients_for(tenant)
         if options["action"] == "ensure":
             results = watchdog.ensure_webhooks(tenant, clients.asana)
             if not results:

@@ -20,8 +20,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from audit import replay
 from audit.models import AuditEntry
+from integrations.flows import replay
 from integrations.models import RecordLink
 
 from . import lineage

@@ -1,7 +1,7 @@
 """Installs the console on the admin site without editing the other apps' admin classes.
 
-Called at the end of audit/admin.py (the last app autodiscovered: integrations and mappings have
-registered their ModelAdmins by then). Each console mixin is layered on the registered class by
+Called by connector_site/urls.py, after the admin has autodiscovered every app's admin module. Each
+console mixin is layered on the registered class by
 re-registering a subclass, so the owners' admin modules stay as they are:
 
     RecordLink  + lineage page, replay action (with diff preview), "Lineage" column
@@ -55,7 +55,7 @@ def install(site: admin.AdminSite) -> None:
     def index(request, extra_context=None):
         context = dict(extra_context or {})
         if request.user.is_active and request.user.is_staff:
-            from integrations.health import system_health
+            from integrations.flows.operations.health import system_health
             from integrations.models import Tenant
 
             from .tenancy import scope

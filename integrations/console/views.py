@@ -1,6 +1,6 @@
 """Dry run of a flow and the progress page of a run, as admin views.
 
-Dry run: the flow's own polling pass with `dry_run=True` (integrations/flows/acumatica_documents_poll)
+Dry run: the flow's own polling pass with `dry_run=True` (integrations/flows/documents/poll)
 — the same plan `connector sync --dry-run` prints: creates, updates with their field diffs, closes,
 quarantines. Nothing is written anywhere (no task, link, audit row, cursor or API-call row).
 Progress: a run page that refreshes itself while the run is `running` (backfills, bulk replays).
@@ -29,8 +29,8 @@ MAX_PLANS_SHOWN = 500
 
 def dry_run_plan(flow: Flow) -> tuple[dict[str, int], list]:
     """(counts, plans) of what a pass would do now; raises ConnectorError/ConfigurationError."""
-    from integrations.flows.acumatica_documents import DocumentSync
-    from integrations.flows.acumatica_documents_poll import poll
+    from integrations.flows.documents.poll import poll
+    from integrations.flows.documents.sync import DocumentSync
 
     if flow.kind not in DOCUMENT_KINDS:
         raise errors.ConfigurationError(

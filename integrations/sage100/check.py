@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from integrations.base import errors
-from integrations.cli.check import CHECKERS, CheckResult
+from integrations.base.checks import CheckResult
 
 from .client import Sage100Client, client_for
 
@@ -141,6 +141,3 @@ def _reads(client: Sage100Client, connection: Any) -> list[CheckResult]:
                 )
             )
     return out
-
-
-CHECKERS["sage100"] = check_sage100

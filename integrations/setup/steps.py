@@ -452,19 +452,13 @@ def switch_on(tenant: Tenant) -> list[str]:
 
 
 def register_after_switch_on(tenant_id: int) -> str:
-    """Run by a worker: Asana webhooks for the flows' projects, and the flows' polling schedules."""
-    from integrations.asana.client import client_for
-    from integrations.asana.watchdog import ensure_webhooks
-    from integrations.tasks.approvals import ensure_schedules as approval_schedules
-    from integrations.tasks.documents import ensure_schedules as document_schedules
+    """Run by a worker: Asana webhooks for the flows' projects, then every polling schedule."""
+    from integrations.flows.inbound.tasks import register_webhooks
+    from integrations.flows.registry import ensure_all
 
-    tenant = Tenant.objects.get(pk=tenant_id)
-    results = ensure_webhooks(tenant, client_for(tenant.asana))
-    document_schedules()
-    approval_schedules()
-    return (
-        "; ".join(f"{r.hook.resource_gid}: {r.action} {r.detail}".strip() for r in results) or "nothing to do"
-    )
+    answer = register_webhooks(tenant_id)
+    ensure_all()
+    return answer
 
 
 def verification(tenant: Tenant) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from django.db import connection as db
 from django.utils import timezone
 
 from audit.models import ApiCall
-from integrations.asana.client import client_for, token_url_for
+from integrations.asana.client import client_for
+from integrations.asana.shapes import token_url_for
 from integrations.base import errors
 from integrations.models import AsanaConnection
 from sandbox.asana import DEMO

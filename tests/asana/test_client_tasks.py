@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from integrations.asana import fields as cf
-from integrations.asana.client import TASK_FIELDS, approval_outcome, is_approved, task_changes
+from integrations.asana.shapes import TASK_FIELDS, approval_outcome, is_approved, task_changes
 from integrations.base import errors
 from sandbox.asana import DEMO
 
@@ -146,7 +146,7 @@ def test_truncated_result_set_raises_a_typed_error(client, mounted):
     mounted.truncate_results_after = 100
     for i in range(150):
         mounted.add_task(AP, f"Task {i}")
-    from integrations.asana.client import ResultTruncated
+    from integrations.asana.shapes import ResultTruncated
 
     with pytest.raises(ResultTruncated, match="split the query"):
         list(client.iter_project_tasks(AP))

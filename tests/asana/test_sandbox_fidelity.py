@@ -9,7 +9,8 @@ import pytest
 import requests
 import responses
 
-from integrations.asana.client import AsanaClient, PatAuth
+from integrations.asana.auth import PatAuth
+from integrations.asana.client import AsanaClient
 from integrations.base import errors
 from sandbox.asana import DEMO
 

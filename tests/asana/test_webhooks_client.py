@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from integrations.asana.client import DuplicateWebhook
+from integrations.asana.shapes import DuplicateWebhook
 from integrations.base import errors
 from sandbox.asana import DEMO
 

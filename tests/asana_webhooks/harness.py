@@ -18,9 +18,9 @@ import responses
 
 from integrations.acumatica.client import client_for as acumatica_client_for
 from integrations.asana.client import client_for as asana_client_for
-from integrations.asana.client import parse_asana_time
-from integrations.flows import approval_binding as binding
-from integrations.flows import approvals
+from integrations.asana.shapes import parse_asana_time
+from integrations.flows import clients as flow_clients
+from integrations.flows.common import binding
 from integrations.models import AcumaticaConnection, AsanaConnection, Flow, RecordLink, Tenant
 from mappings.models import FieldMapping
 from sandbox import acumatica as acu_sim
@@ -75,7 +75,7 @@ class World:
     clock: FakeClock
     bills_flow: Flow
     approvals_flow: Flow
-    clients: approvals.Clients
+    clients: flow_clients.Clients
     tasks: dict[str, str] = field(default_factory=dict)
 
     def bill_task(
@@ -212,11 +212,12 @@ def world(db, client, monkeypatch) -> World:
         },
     )
     aclock = FakeClock()
-    clients = approvals.Clients(
+    clients = flow_clients.Clients(
+        tenant,
         asana=asana_client_for(asana_conn, rate_limiter=None, sleep=clock.sleep),
         acumatica=acumatica_client_for(acu_conn, rate_limiter=NoLimit(), sleep=aclock.sleep, clock=aclock),
     )
-    monkeypatch.setattr(approvals, "clients_for", lambda tenant: clients)
+    monkeypatch.setattr(flow_clients, "clients_for", lambda tenant: clients)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         asana.mount(rsps)
         acumatica.mount(rsps)

@@ -8,7 +8,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from audit.models import InboundEvent
-from integrations.tasks.events import requeue_stuck_events
+from integrations.flows.inbound.events import requeue_stuck_events
 from tests.asana_webhooks.harness import World, world  # noqa: F401
 from tests.asana_webhooks.test_stuck_events import registered, release_calls  # noqa: F401
 

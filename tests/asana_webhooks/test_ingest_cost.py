@@ -13,8 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from fernet_fields.fields import EncryptedField
 
 from audit.models import InboundEvent
-from integrations.acumatica import push
 from integrations.asana import webhooks
+from integrations.flows.common import task_events
+from integrations.flows.documents import queue as documents_queue
+from integrations.flows.inbound import receivers
 from integrations.models import AcumaticaConnection, AsanaWebhook
 from tests.asana_webhooks.harness import DEMO, World, world  # noqa: F401
 
@@ -71,9 +73,9 @@ def test_an_asana_delivery_is_one_insert_and_no_webhook_update(
         state=AsanaWebhook.State.ACTIVE,
     )
     queued: list[int] = []
-    monkeypatch.setattr(webhooks, "enqueue", queued.append)
+    monkeypatch.setattr(task_events, "enqueue_asana_event", queued.append)
     now = [5000.0]
-    monkeypatch.setattr(webhooks.receiver, "clock", lambda: now[0])
+    monkeypatch.setattr(receivers.asana, "clock", lambda: now[0])
     url = f"/hooks/asana/{hook.target_uuid}/"
 
     def deliver(n: int):
@@ -107,7 +109,7 @@ def test_an_acumatica_push_is_one_insert(world: World, client, monkeypatch, decr
     conn.push_secret = "push-secret-0123456789"
     conn.save()
     queued: list[int] = []
-    monkeypatch.setattr(push, "enqueue", queued.append)
+    monkeypatch.setattr(documents_queue, "enqueue_push_event", queued.append)
     url = f"/hooks/acumatica/{conn.push_uuid}/"
 
     def deliver(n: int):
@@ -138,7 +140,7 @@ def test_the_wsgi_entry_serves_hooks_without_the_console_middleware(world: World
         tenant=world.tenant, resource_gid=DEMO["ap_project"], secret=SECRET, state=AsanaWebhook.State.ACTIVE
     )
     queued: list[int] = []
-    monkeypatch.setattr(webhooks, "enqueue", queued.append)
+    monkeypatch.setattr(task_events, "enqueue_asana_event", queued.append)
 
     def call(path: str, body: bytes, **headers: str):
         environ = {

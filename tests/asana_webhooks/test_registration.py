@@ -7,8 +7,8 @@ from io import StringIO
 from django.core.management import call_command
 
 from audit.models import InboundEvent
-from integrations.asana import watchdog
 from integrations.base.refusals import refusals
+from integrations.flows.inbound import watchdog
 from integrations.models import AsanaWebhook, Flow
 
 from .harness import DEMO, World, world  # noqa: F401

@@ -11,6 +11,8 @@ from django.utils import timezone
 from audit.models import InboundEvent
 from integrations.asana import webhooks
 from integrations.base.refusals import refusals
+from integrations.flows.common import task_events
+from integrations.flows.inbound import receivers
 from integrations.models import AsanaWebhook
 from tests.webhook_cases import WebhookSecurityCases
 
@@ -32,7 +34,7 @@ class TestAsanaWebhookSecurity(WebhookSecurityCases):
             state=AsanaWebhook.State.ACTIVE,
         )
         self._queued: list[int] = []
-        monkeypatch.setattr(webhooks, "enqueue", self._queued.append)
+        monkeypatch.setattr(task_events, "enqueue_asana_event", self._queued.append)
         return self.hook
 
     def url(self) -> str:
@@ -79,7 +81,7 @@ class TestAsanaWebhookSecurity(WebhookSecurityCases):
         return list(self._queued)
 
     def receiver(self):
-        return webhooks.receiver
+        return receivers.asana
 
     # ---- Asana specifics -----------------------------------------------------------------------------
     def test_heartbeat_updates_last_heartbeat(self, client, endpoint_setup):

@@ -10,8 +10,14 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from audit.models import InboundEvent
-from integrations.asana import watchdog, webhooks
-from integrations.tasks.events import MAX_REQUEUES, STUCK_AFTER, ensure_schedules, requeue_stuck_events
+from integrations.flows.common import task_events
+from integrations.flows.inbound import watchdog
+from integrations.flows.inbound.events import (
+    MAX_REQUEUES,
+    STUCK_AFTER,
+    ensure_schedules,
+    requeue_stuck_events,
+)
 from tests.asana_webhooks.harness import World, world  # noqa: F401
 
 
@@ -32,7 +38,7 @@ def approved_but_lost(w: World, monkeypatch) -> InboundEvent:
     w.clock.now += 5
     w.approve(gid)
     with monkeypatch.context() as m:
-        m.setattr(webhooks, "enqueue", lambda event_id: None)  # the task never runs
+        m.setattr(task_events, "enqueue_asana_event", lambda event_id: None)  # the task never runs
         w.asana.deliver_pending_events()
     event = InboundEvent.objects.get(status=InboundEvent.Status.QUEUED)
     w.bill_ref = bill["ReferenceNbr"]
@@ -62,7 +68,7 @@ def test_an_event_with_a_retry_pending_is_not_stuck(registered: World, monkeypat
     event = approved_but_lost(w, monkeypatch)
     Schedule.objects.create(
         name=f"asana-event-{event.pk}@120000000000",
-        func="integrations.tasks.approvals.process_asana_event",
+        func="integrations.flows.dispatch.process_asana_event",
         args=f"{event.pk},2",
         schedule_type=Schedule.ONCE,
         repeats=1,
@@ -75,7 +81,7 @@ def test_an_event_with_a_retry_pending_is_not_stuck(registered: World, monkeypat
 def test_an_event_whose_task_is_lost_every_time_ends_failed_with_the_reason(registered: World, monkeypatch):
     w = registered
     event = approved_but_lost(w, monkeypatch)
-    monkeypatch.setattr(webhooks, "enqueue", lambda event_id: None)
+    monkeypatch.setattr(task_events, "enqueue_asana_event", lambda event_id: None)
     at = later(1)
     for n in range(1, MAX_REQUEUES + 1):
         assert requeue_stuck_events(now=at).startswith("1 stuck")
@@ -92,4 +98,4 @@ def test_the_sweep_has_a_schedule(db):
     ensure_schedules()
     ensure_schedules()
     schedule = Schedule.objects.get(name="requeue-stuck-events")
-    assert schedule.func == "integrations.tasks.events.requeue_stuck_events" and schedule.minutes == 1
+    assert schedule.func == "integrations.flows.inbound.events.requeue_stuck_events" and schedule.minutes == 1

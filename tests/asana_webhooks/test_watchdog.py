@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from audit.models import AuditEntry, InboundEvent
-from integrations.asana import watchdog
+from integrations.flows.inbound import watchdog
+from integrations.flows.inbound.tasks import check_webhooks, poll_approvals
 from integrations.models import AsanaWebhook
-from integrations.tasks.approvals import check_webhooks, poll_approvals
 from tests.asana_webhooks.harness import World, world  # noqa: F401
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.core import mail
 from django.utils import timezone
 
-from audit.alerts import COOLDOWN, raise_alert, sweep
 from audit.models import Alert
+from integrations.flows.operations.alerts import COOLDOWN, raise_alert, sweep
 from integrations.models import AsanaWebhook, Flow, RecordLink, Sage100Connection
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.urls import reverse
 
-from audit import replay
 from audit.models import ApiCall, AuditEntry, SyncRun
 from integrations.console import lineage
+from integrations.flows import replay
 
 from ..flows.test_documents_support import *  # noqa: F403
 from ..flows.test_documents_support import D, F
@@ -118,7 +118,8 @@ def test_bulk_replay_shows_counts_before_it_runs(admin_client, make_sync, acu, a
 def test_replay_without_handler_is_refused_in_the_preview(synced_bill):
     from integrations.models import Flow
 
-    Flow.objects.filter(pk=synced_bill.flow_id).update(kind="sage100_po_status")
+    # The roster re-runs whole passes: it has no per-record replay.
+    Flow.objects.filter(pk=synced_bill.flow_id).update(kind="acumatica_employees")
     synced_bill.refresh_from_db()
     preview = replay.preview(synced_bill)
     assert not preview.runnable and "no replay handler" in preview.reason

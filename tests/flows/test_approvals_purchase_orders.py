@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEntry
-from integrations.asana import watchdog
+from integrations.flows.inbound import watchdog
 from integrations.models import AcumaticaConnection, Flow, RecordLink
 from tests.asana_webhooks.harness import DEMO, OPT, F, World, mapping, world  # noqa: F401
 

@@ -10,10 +10,10 @@ import pytest
 from django_q.models import Schedule
 
 from audit.models import AuditEntry, InboundEvent
-from integrations.asana import watchdog
-from integrations.flows import approvals
+from integrations.flows.approvals import release as approvals
+from integrations.flows.dispatch import process_asana_event
+from integrations.flows.inbound import watchdog
 from integrations.models import AcumaticaConnection, Flow, RecordLink
-from integrations.tasks.approvals import process_asana_event
 from tests.asana_webhooks.harness import DEMO, OPT, F, World, world  # noqa: F401
 
 
@@ -162,7 +162,7 @@ def test_release_that_never_finishes_is_outcome_unknown_and_reread_before_acting
     entry = AuditEntry.objects.get(operation="bill.release")
     assert entry.status == "retrying" and "outcome unknown" in entry.error
     assert release_calls(w) == 1
-    retry = Schedule.objects.get(func="integrations.tasks.approvals.process_asana_event")
+    retry = Schedule.objects.get(func="integrations.flows.dispatch.process_asana_event")
     link.refresh_from_db()
     assert link.attempt_started_at is None  # the lease is given back
     event_id, attempt = eval(f"({retry.args})")
@@ -218,7 +218,7 @@ def test_approval_made_while_the_task_was_not_yet_linked_is_released_once_the_ta
     Asana, unlinked. A person approves it; that change finds no RecordLink (nothing to act on). The next
     document sync adopts the task by its ERP reference, and the approval must then be acted on: the
     catch-up poll will not bring it back, it has already seen that change."""
-    from integrations.flows.acumatica_documents import DocumentSync
+    from integrations.flows.documents.sync import DocumentSync
 
     w = registered
     # The document flow writes its own "Bill/<nbr>" key to the ERP reference field: no mapping of it.

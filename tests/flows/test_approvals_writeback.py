@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEntry
-from integrations.asana import watchdog
-from integrations.flows import writeback
+from integrations.flows.approvals import writeback
+from integrations.flows.inbound import watchdog
 from mappings.models import FieldMapping
 from tests.asana_webhooks.harness import DEMO, World, mapping, world  # noqa: F401
 

@@ -10,7 +10,7 @@ from django.db import connection, connections
 
 from audit.models import AuditEntry
 from integrations.base import errors
-from integrations.flows.acumatica_documents import IN_FLIGHT, CreateInProgress, DocumentSync
+from integrations.flows.documents.sync import IN_FLIGHT, CreateInProgress, DocumentSync
 from integrations.models import RecordLink
 
 from .test_documents_support import *  # noqa: F403
@@ -137,7 +137,7 @@ def test_a_document_retry_that_fails_again_schedules_the_next_one(bills_flow, mo
     from django_q.models import Schedule
     from django_q.scheduler import scheduler
 
-    from integrations.tasks import documents as document_tasks
+    from integrations.flows.documents import tasks as document_tasks
 
     attempts: list[str] = []
 

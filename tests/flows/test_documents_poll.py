@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from audit.models import ApiCall, AuditEntry, SyncRun
-from integrations.flows.acumatica_documents_poll import poll
+from integrations.flows.documents.poll import poll
 from integrations.models import Cursor, RecordLink
 
 from .test_documents_support import *  # noqa: F403
@@ -111,7 +111,7 @@ def test_a_voided_bill_follows_the_flows_choice(make_sync, asana, acu, bills_flo
 
 
 def test_the_drift_check_task_reports_a_rate_limit_instead_of_crashing(bills_flow, mounted, asana):
-    from integrations.tasks.documents import check_drift
+    from integrations.flows.documents.tasks import check_drift
 
     asana.faults.add("status", method="GET", status=429, retry_after=90, times=20)
     assert check_drift(bills_flow.pk).startswith("drift check not run")

@@ -9,7 +9,8 @@ import pytest
 from django.test import Client
 
 from audit.models import AuditEntry, InboundEvent
-from integrations.acumatica import push
+from integrations.flows.documents import queue as documents_queue
+from integrations.flows.inbound import receivers
 from integrations.models import AcumaticaConnection, RecordLink
 from tests.webhook_cases import WebhookSecurityCases
 
@@ -27,7 +28,7 @@ class TestAcumaticaPushSecurity(WebhookSecurityCases):
     def endpoint_setup(self, docs_tenant, monkeypatch):
         self.conn = AcumaticaConnection.objects.get(tenant=docs_tenant)
         self._queued: list[int] = []
-        monkeypatch.setattr(push, "enqueue", self._queued.append)
+        monkeypatch.setattr(documents_queue, "enqueue_push_event", self._queued.append)
         return self.conn
 
     def url(self) -> str:
@@ -68,7 +69,7 @@ class TestAcumaticaPushSecurity(WebhookSecurityCases):
         return list(self._queued)
 
     def receiver(self):
-        return push.receiver
+        return receivers.acumatica_push
 
     def test_body_without_query_or_id_is_refused(self, client, endpoint_setup):
         body = json.dumps({"Inserted": [], "Deleted": []}).encode()
@@ -106,7 +107,7 @@ def pushing(acu, docs_tenant, bills_flow, mounted, monkeypatch, now):
     """The Acumatica sandbox posts its notifications to our view; the worker runs inline (sync mode)."""
     from integrations.acumatica.client import client_for as acu_client
     from integrations.asana.client import client_for as asana_client
-    from integrations.flows import acumatica_documents
+    from integrations.flows.documents import sync as acumatica_documents
 
     conn = AcumaticaConnection.objects.get(tenant=docs_tenant)
     acu.deliver = _django_deliverer()

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import responses
 
-from integrations.flows.acumatica_documents import DocumentSync
-from integrations.flows.document_settings import forget_field_specs
+from integrations.flows.documents.settings import forget_field_specs
+from integrations.flows.documents.sync import DocumentSync
 from integrations.models import Flow, Tenant
 from mappings.models import FieldMapping, ValueMapping
 from sandbox import acumatica as acu_sim

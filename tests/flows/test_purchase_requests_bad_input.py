@@ -84,7 +84,7 @@ def test_refusal_is_not_repeated_until_the_task_changes_then_it_goes_through(pr_
 def test_sage_refusal_after_a_refused_attempt_uses_a_new_key(pr_world, monkeypatch):
     """Sage refuses (422) what our checks let through; once the task is fixed, a new key is used (the
     agent would replay the refusal for the old key)."""
-    from integrations.flows import purchase_request_orders as pro
+    from integrations.flows.purchase_requests import orders as pro
 
     w = pr_world
     monkeypatch.setattr(pro, "sage_problems", lambda sage, request: [])
@@ -115,7 +115,7 @@ def test_long_description_is_cut_with_a_note_and_kept_whole_in_a_comment_line(pr
 
 
 def test_inexact_unit_cost_is_refused_rather_than_rounded(pr_world):
-    from integrations.flows import purchase_requests as pr
+    from integrations.flows.purchase_requests import plan as pr
 
     settings = pr.RequestSettings(
         fields={"Amount": "a", "Quantity": "q", "CostCode": "c", "VendorNo": "v"},

@@ -5,8 +5,8 @@ strict-contract mode + a real Simulated agent on loopback)."""
 from __future__ import annotations
 
 from audit.models import AuditEntry
+from integrations.flows.purchase_requests import tasks as sage_tasks
 from integrations.models import RecordLink
-from integrations.tasks import sage100 as sage_tasks
 from tests.sage100.flow_harness import OPT, F, pr_world  # noqa: F401
 
 
@@ -69,7 +69,7 @@ def test_poll_catch_up_creates_once_and_moves_the_cursor(pr_world):
 
 
 def test_subtasks_become_lines(pr_world, monkeypatch):
-    from integrations.flows import purchase_request_orders as pro
+    from integrations.flows.purchase_requests import orders as pro
 
     w = pr_world
     gid = w.request_task(name="Site materials", amount=None)

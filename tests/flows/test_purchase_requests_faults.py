@@ -12,8 +12,8 @@ from django_q.models import Schedule
 
 from audit.models import AuditEntry
 from integrations.base import errors
+from integrations.flows.purchase_requests import tasks as sage_tasks
 from integrations.models import Cursor, RecordLink
-from integrations.tasks import sage100 as sage_tasks
 from tests.sage100.flow_harness import F, pr_world  # noqa: F401
 
 
@@ -24,7 +24,7 @@ def test_lock_for_minutes_reschedules_with_retry_after_then_creates_once(pr_worl
     result = sage_tasks.process_purchase_request(w.flow.pk, gid)
     assert result.startswith("retrying later")
     retry = Schedule.objects.get(name=f"sage-pr-retry:{w.flow.pk}:{gid}")
-    assert retry.func == "integrations.tasks.sage100.process_purchase_request"
+    assert retry.func == "integrations.flows.purchase_requests.tasks.process_purchase_request"
     link = RecordLink.objects.get(asana_task_gid=gid)
     assert link.state == "creating" and link.failure_count == 1 and "locked" in link.state_reason.lower()
     assert AuditEntry.objects.filter(operation="purchase_order.create", status="retrying").count() == 1

@@ -91,7 +91,7 @@ def test_a_push_while_the_broker_is_down_is_answered_200_and_synced_by_the_sweep
     import django_q.tasks
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from integrations.tasks.events import requeue_stuck_events
+    from integrations.flows.inbound.events import requeue_stuck_events
 
     def broker_down(*_a, **_k):
         raise RedisConnectionError("Connection refused")

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from audit.models import AuditEntry, SyncRun
-from integrations.flows import roster
+from integrations.flows.roster import sync as roster
 from integrations.models import Flow
 from mappings.models import UserMapping
 from tests.asana_webhooks.harness import DEMO, World, world  # noqa: F401

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from audit.models import AuditEntry
+from integrations.flows.po_status import tasks as sage_tasks
 from integrations.models import Flow, RecordLink
-from integrations.tasks import sage100 as sage_tasks
 from tests.sage100.flow_harness import OPT, F, pr_world  # noqa: F401
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import InboundEvent, SyncRun
-from integrations import health
+from integrations.flows.operations import health
 from integrations.models import AsanaWebhook, Flow
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from integrations.asana.fields import TRUNCATION_MARKER, EnumOption, FieldSpec
-from integrations.flows.plan import BILL, PURCHASE_ORDER, FlowSettings, LinkView, plan_document
+from integrations.flows.documents.plan import BILL, PURCHASE_ORDER, FlowSettings, LinkView, plan_document
 from mappings.convert import ConversionError, MappingSpec, People, convert, value_at
 
 AMOUNT = MappingSpec("Amount", "11", "Amount", "number", precision=2)

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from audit.models import AuditEntry
-from integrations.flows.acumatica_documents_poll import poll
+from integrations.flows.documents.poll import poll
 from integrations.models import Flow, RecordLink
 from mappings.discovery import apply_selection
 from mappings.models import FieldMapping
@@ -104,5 +104,5 @@ def test_sync_now_action_queues_a_pass(admin_client, bills_flow, monkeypatch):
     changelist = reverse("admin:integrations_flow_changelist")
     response = admin_client.post(changelist, {"action": "sync_now", "_selected_action": [bills_flow.pk]})
     assert response.status_code == 302
-    assert queued == [("integrations.tasks.documents.poll_flow", bills_flow.pk, "manual", "admin")]
+    assert queued == [("integrations.flows.documents.tasks.poll_flow", bills_flow.pk, "manual", "admin")]
     assert Flow.objects.get(pk=bills_flow.pk).enabled

@@ -24,11 +24,11 @@ from hypothesis.stateful import (
     rule,
 )
 
-from integrations.asana import watchdog
 from integrations.base import errors
-from integrations.flows.acumatica_documents import DocumentSync
+from integrations.flows.documents.sync import DocumentSync
+from integrations.flows.inbound import watchdog
+from integrations.flows.inbound.tasks import poll_approvals
 from integrations.models import RecordLink
-from integrations.tasks.approvals import poll_approvals
 from tests.asana_webhooks.harness import OPT, F, World, world  # noqa: F401
 from tests.money_safety.properties import run_machine
 

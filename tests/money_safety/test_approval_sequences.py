@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 
 from audit.models import AuditEntry
-from integrations.asana import watchdog
-from integrations.flows.acumatica_documents import DocumentSync
+from integrations.flows.documents.sync import DocumentSync
+from integrations.flows.inbound import watchdog
+from integrations.flows.inbound.tasks import poll_approvals
 from integrations.models import RecordLink
-from integrations.tasks.approvals import poll_approvals
 from tests.asana_webhooks.harness import OPT, F, World, world  # noqa: F401
 
 
@@ -98,7 +98,7 @@ def test_a_delayed_approval_never_releases_an_amount_raised_after_it(w: World):
 
 def test_without_the_reset_an_approval_older_than_the_write_still_binds_nothing(w: World, monkeypatch):
     """Belt and braces: even if the reset never reached Asana, the approval's Asana time decides."""
-    from integrations.flows import acumatica_documents
+    from integrations.flows.documents import sync as acumatica_documents
 
     monkeypatch.setattr(acumatica_documents.ApprovalGuard, "changes", lambda self, changes: changes)
     bill = w.acumatica.add_bill("ABCCONCRETE", 1000.00)

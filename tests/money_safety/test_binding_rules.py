@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integrations.flows import approval_binding as binding
-from integrations.flows import reconcile
-from integrations.flows.plan import BILL, FlowSettings
+from integrations.flows.common import binding
+from integrations.flows.documents import reconcile
+from integrations.flows.documents.plan import BILL, FlowSettings
 from integrations.models import RecordLink
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)

@@ -23,8 +23,8 @@ from hypothesis.stateful import (
 )
 
 from integrations.base import errors
-from integrations.flows import parked
-from integrations.flows.acumatica_documents import DocumentSync
+from integrations.flows.documents import parked
+from integrations.flows.documents.sync import DocumentSync
 from integrations.models import RecordLink
 from tests.flows.test_documents_support import *  # noqa: F403
 from tests.flows.test_documents_support import D, F

@@ -9,8 +9,8 @@ import pytest
 
 from audit.models import AuditEntry
 from integrations.base import errors
-from integrations.flows import parked
-from integrations.flows.acumatica_documents import DocumentSync
+from integrations.flows.documents import parked
+from integrations.flows.documents.sync import DocumentSync
 from integrations.models import Flow, RecordLink, Tenant
 from sandbox.demo import connect_sandboxes
 from tests.flows.test_documents_support import *  # noqa: F403

@@ -12,9 +12,9 @@ import pytest
 import responses
 
 from integrations.asana.client import client_for as asana_client_for
+from integrations.flows import clients as flow_clients
 from integrations.models import AsanaConnection, Flow, Tenant
 from integrations.sage100.client import client_for as sage_client_for
-from integrations.tasks import sage100 as sage_tasks
 from mappings.models import FieldMapping, ValueMapping
 from sandbox.asana import DEMO, build_demo
 
@@ -77,7 +77,7 @@ class PRWorld:
         return self.asana.task_values(gid)
 
     def process(self, gid: str) -> str:
-        from integrations.flows.purchase_request_orders import process_purchase_request
+        from integrations.flows.purchase_requests.orders import process_purchase_request
 
         return process_purchase_request(self.flow, gid, asana=self.asana_client, sage=self.sage_client)
 
@@ -158,7 +158,9 @@ def pr_world(db, tmp_path, monkeypatch):
     flow = configure(tenant)
     asana_client = asana_client_for(asana_conn, rate_limiter=None, sleep=clock.sleep)
     sage_client = sage_client_for(sage_conn, sleep=lambda s: None)
-    monkeypatch.setattr(sage_tasks, "clients_for", lambda t: (asana_client, sage_client))
+    monkeypatch.setattr(
+        flow_clients, "clients_for", lambda t: flow_clients.Clients(t, asana=asana_client, sage=sage_client)
+    )
     try:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             asana.mount(rsps)

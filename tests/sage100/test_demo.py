@@ -7,10 +7,10 @@ from __future__ import annotations
 import responses
 from django_q.models import Schedule
 
-from integrations.asana.webhooks import EVENT_HANDLERS
 from integrations.config_io import apply_document
+from integrations.flows import registry
+from integrations.flows.purchase_requests import tasks as sage_tasks
 from integrations.models import Flow, Sage100Connection
-from integrations.tasks import sage100 as sage_tasks
 from sage100_agent.config import from_dict
 from sage100_agent.server import create_app, start_in_thread
 from sandbox import asana as asana_sim
@@ -28,9 +28,12 @@ def test_demo_purchase_request_becomes_a_po_with_its_number_in_the_task(db, tmp_
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             asana.mount(rsps)
             rsps.add_passthru(agent.url)
-            assert sage_tasks.ensure_schedules() == ["sage100-poll: created"]
-            assert sage_tasks.ensure_schedules() == ["sage100-poll: kept"]
-            assert Schedule.objects.filter(func="integrations.tasks.sage100.poll_all").count() == 1
+            assert sage_tasks.ensure_schedules() == ["sage100-purchase-requests-poll: created"]
+            assert sage_tasks.ensure_schedules() == ["sage100-purchase-requests-poll: kept"]
+            assert (
+                Schedule.objects.filter(func="integrations.flows.purchase_requests.tasks.poll_all").count()
+                == 1
+            )
             report = sage_tasks.poll_all()
             assert "created" in report, report
     finally:
@@ -44,6 +47,5 @@ def test_demo_purchase_request_becomes_a_po_with_its_number_in_the_task(db, tmp_
 
 
 def test_webhook_dispatch_routes_purchase_request_projects_here():
-    assert (
-        EVENT_HANDLERS[Flow.Kind.ASANA_PURCHASE_REQUESTS] == "integrations.tasks.sage100.handle_task_change"
-    )
+    assert Flow.Kind.ASANA_PURCHASE_REQUESTS in Flow.TASK_EVENT_KINDS
+    assert registry.task_event_handler(Flow.Kind.ASANA_PURCHASE_REQUESTS) is sage_tasks.handle_task_change

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from integrations.cli.check import check_connection
+from integrations.flows.checks import check_connection
 from sage100_agent.boi import BOIBackend
 from sage100_agent.config import BOIConfig, from_dict
 from sage100_agent.ledger import Ledger

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 
 from integrations.base import errors
-from integrations.cli.check import check_connection
+from integrations.flows.checks import check_connection
 from integrations.sage100.client import client_for, normalise_fingerprint
 
 from .conftest import make_cert, make_connection, po_payload

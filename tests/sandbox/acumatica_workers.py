@@ -11,7 +11,7 @@ import sys
 
 TASKS = {
     "release_bill": "tests.sandbox.acumatica_workers.release_bill",
-    "process_document": "integrations.tasks.documents.process_document",
+    "process_document": "integrations.flows.documents.tasks.process_document",
 }
 
 

@@ -28,11 +28,11 @@ from datetime import timedelta
 from typing import Any
 
 TASKS = {
-    "poll_flow": "integrations.tasks.documents.poll_flow",
-    "process_document": "integrations.tasks.documents.process_document",
-    "poll_approvals": "integrations.tasks.approvals.poll_approvals",
-    "process_asana_event": "integrations.tasks.approvals.process_asana_event",
-    "register_webhooks": "integrations.tasks.approvals.register_webhooks",
+    "poll_flow": "integrations.flows.documents.tasks.poll_flow",
+    "process_document": "integrations.flows.documents.tasks.process_document",
+    "poll_approvals": "integrations.flows.inbound.tasks.poll_approvals",
+    "process_asana_event": "integrations.flows.dispatch.process_asana_event",
+    "register_webhooks": "integrations.flows.inbound.tasks.register_webhooks",
 }
 # Signs of two transactions fighting instead of one waiting for the other.
 CONTENTION = ("deadlock", "could not serialize", "database is locked", "lock timeout")
@@ -220,7 +220,7 @@ def wait_claims(arg: dict[str, Any]) -> dict[str, Any]:
     """Until every create claim left by a killed worker is older than the flow's lease."""
     from django.utils import timezone
 
-    from integrations.flows.acumatica_documents import IN_FLIGHT
+    from integrations.flows.documents.sync import IN_FLIGHT
     from integrations.models import RecordLink
 
     lease = timedelta(seconds=float(arg["lease"]))

@@ -17,8 +17,8 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from integrations.acumatica.client import client_for
 from integrations.base import errors
+from integrations.flows.documents import tasks as document_tasks
 from integrations.models import AcumaticaConnection, RecordLink
-from integrations.tasks import documents as document_tasks
 from tests.flows.test_documents_support import *  # noqa: F403
 from tests.flows.test_documents_support import F, writes
 

@@ -79,7 +79,7 @@ def test_check_covers_only_the_users_tenants(world, capsys):
 
 
 def test_without_as_the_system_actor_is_recorded(world, monkeypatch):
-    from audit import replay
+    from integrations.flows import replay
     from integrations.models import RecordLink
 
     a, b, users = world

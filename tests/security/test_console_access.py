@@ -59,7 +59,7 @@ def console_data(synced_bill):
     SyncRun.objects.create(tenant=tenant, flow=synced_bill.flow, status=SyncRun.Status.SUCCEEDED)
     from django_q.models import Schedule
 
-    Schedule.objects.create(func="audit.alerts.sweep", name="console-test-schedule")
+    Schedule.objects.create(func="integrations.flows.operations.alerts.sweep", name="console-test-schedule")
     assert ApiCall.objects.exists()
     return synced_bill
 

@@ -16,9 +16,11 @@ import json
 import pytest
 
 from audit.models import InboundEvent
-from integrations.asana import watchdog, webhooks
-from integrations.asana.client import AsanaClient, CreatedWebhook
+from integrations.asana import webhooks
+from integrations.asana.client import AsanaClient
+from integrations.asana.shapes import CreatedWebhook
 from integrations.base.refusals import refusals
+from integrations.flows.inbound import watchdog
 from integrations.models import AsanaWebhook
 from tests.asana_webhooks.harness import DEMO, World, world  # noqa: F401
 

@@ -198,7 +198,7 @@ def run_everything(tenant, acu, asana, make_sync, client, sage_agent) -> str:
         )
     # Sage 100: a purchase request becomes a PO; a call signed with the wrong secret is refused
     from integrations.asana.client import client_for as asana_client_for
-    from integrations.flows.purchase_request_orders import process_purchase_request
+    from integrations.flows.purchase_requests.orders import process_purchase_request
 
     flow = configure_purchase_requests(tenant)
     gid = asana.add_task(
@@ -221,7 +221,7 @@ def run_everything(tenant, acu, asana, make_sync, client, sage_agent) -> str:
     )
     sage.signing_secret = SAGE_SIGNING_SECRET[::-1]
     attempt(sage_client_for(sage, sleep=lambda s: None, max_retries=0).ping)  # AuthFailed
-    from audit import alerts
+    from integrations.flows.operations import alerts
 
     alerts.sweep()
     out = StringIO()

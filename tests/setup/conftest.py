@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import responses
 
-from integrations.flows.document_settings import forget_field_specs
+from integrations.flows.documents.settings import forget_field_specs
 from sandbox import acumatica as acu_sim
 from sandbox import asana as asana_sim
 

@@ -149,10 +149,10 @@ def build_world(*, client, tmp_path, monkeypatch, seed: int, strict_contract: bo
 
     from integrations.acumatica import client as acu_client_module
     from integrations.asana import client as asana_client_module
-    from integrations.asana import watchdog
+    from integrations.flows.inbound import watchdog
+    from integrations.flows.registry import ensure_all
+    from integrations.sage100 import client as sage_client_module
     from integrations.sage100.client import client_for as sage_client_for
-    from integrations.schedules import ensure_all
-    from integrations.tasks import sage100 as sage_tasks
 
     clock = Clock(now=float(int(time.time())))
     monkeypatch.setattr("django.utils.timezone.now", clock.dt)
@@ -211,9 +211,9 @@ def build_world(*, client, tmp_path, monkeypatch, seed: int, strict_contract: bo
     monkeypatch.setattr(acu_client_module, "client_for", acu_client_for)
     monkeypatch.setattr(asana_client_module, "client_for", asana_client_for)
     monkeypatch.setattr(
-        sage_tasks,
-        "clients_for",
-        lambda t: (asana_client_for(t.asana), sage_client_for(t.sage100, sleep=clock.sleep)),
+        sage_client_module,
+        "client_for",
+        lambda connection, **kw: sage_client_for(connection, sleep=clock.sleep),
     )
 
     world = World(

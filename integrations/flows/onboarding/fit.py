@@ -2,7 +2,7 @@
 
 For each bills / purchase-orders flow the wizard configured (still disabled), the last
 `LAST_DOCUMENTS` documents are read from Acumatica and each is planned with the documents flow's
-pure planner (`integrations.flows.plan.plan_document`, the same decision a pass takes): what the
+pure planner (`integrations.flows.documents.plan.plan_document`, the same decision a pass takes): what the
 task would look like (name and every mapped field by name), which documents would be skipped or
 held back and why, which vendors have no option in an enum vendor field. Beside it: the approve /
 release actions this Acumatica offers against the ones the flows need, and the API seats and rate
@@ -25,8 +25,8 @@ from django.utils import timezone
 from integrations.acumatica import actions as acu_actions
 from integrations.acumatica.client import client_for as acumatica_client
 from integrations.base import errors
-from integrations.flows.document_settings import flow_settings
-from integrations.flows.plan import DOCUMENT_TYPES, LinkView, plan_document
+from integrations.flows.documents.plan import DOCUMENT_TYPES, LinkView, plan_document
+from integrations.flows.documents.settings import flow_settings
 from integrations.models import Flow, RecordLink, Tenant
 from mappings.models import FieldMapping, ValueMapping
 

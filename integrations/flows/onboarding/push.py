@@ -4,7 +4,7 @@ Acumatica's Push Notifications screen (SM302000), and whether both directions ar
 Acumatica cannot be told the URL through its API: an operator pastes it, with the header, into
 SM302000 (reference/acumatica.md §7). It is verified when an authentic push has arrived on the
 connection's URL (an InboundEvent whose header matched). Asana webhooks are registered through the
-API by `integrations.asana.watchdog.ensure_webhooks` and verified when their handshake completed.
+API by `integrations.flows.inbound.watchdog.ensure_webhooks` and verified when their handshake completed.
 """
 
 from __future__ import annotations

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
-
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations.cli import SUBCOMMANDS
+from integrations.cli.commands import SUBCOMMANDS
+
+
+def subcommands() -> list:
+    """The product's sub-commands, plus the sandbox's where the sandbox package is present."""
+    try:
+        from sandbox.cli import SUBCOMMANDS as development
+    except ImportError:  # an installed wheel: no sandbox
+        development = []
+    return [*SUBCOMMANDS, *development]
 
 
 class _Out:
@@ -38,8 +45,7 @@ class Command(BaseCommand):
         )
         sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
         self._modules = {}
-        for path in SUBCOMMANDS:
-            module = importlib.import_module(path)
+        for module in subcommands():
             p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
             module.add_arguments(p)
             self._modules[module.NAME] = module
