@@ -100,17 +100,26 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
     tenants = list(base.select_related("acumatica", "asana", "sage100", "setup").prefetch_related("flows"))
     ids = [t.pk for t in tenants]
     day_ago = now - timedelta(hours=24)
-    last_success = dict(
-        SyncRun.objects.filter(
-            tenant_id__in=ids, status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL]
-        )
+    ok_q = Q(status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL])
+    run_failed_q = Q(status__in=[SyncRun.Status.FAILED, SyncRun.Status.ABANDONED])
+    passes = (
+        SyncRun.objects.filter(tenant_id__in=ids)
+        .filter(ok_q | run_failed_q)
         # A dry run plans without writing, so it is no pass — except the roster's report-only run,
         # which is that flow's normal pass (flows/roster.py, `apply_on_schedule` off by default).
         .exclude(trigger=SyncRun.Trigger.REPLAY)
         .exclude(Q(trigger=SyncRun.Trigger.DRY_RUN) & ~Q(flow__kind=Flow.Kind.ACUMATICA_EMPLOYEES))
-        .values_list("flow_id")
-        .annotate(Max("finished_at"))
+        .values("flow_id")
+        .annotate(last=Max("finished_at", filter=ok_q), failed=Count("id", filter=run_failed_q))
     )
+    last_success: dict[Any, Any] = {}
+    # A flow whose pass has failed is not "waiting for its first pass": it is red with its runs linked.
+    failed_flows: set[Any] = set()
+    for row in passes:
+        if row["last"] is not None:
+            last_success[row["flow_id"]] = row["last"]
+        if row["failed"]:
+            failed_flows.add(row["flow_id"])
     # One query per table: per (tenant, flow), the counts each tile needs.
     week = now - timedelta(days=7)
     failed_q = Q(status=AuditEntry.Status.FAILED, created_at__gte=day_ago)
@@ -263,7 +272,9 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
                 now,
                 _changelist("audit_syncrun", flow__id__exact=flow.pk),
                 polled=flow.kind in DOCUMENT_KINDS,
-                on_since=max(filter(None, (flow.created_at, getattr(setup, "switched_on_at", None)))),
+                on_since=None
+                if flow.pk in failed_flows
+                else max(filter(None, (flow.created_at, getattr(setup, "switched_on_at", None)))),
             )
             f.items["failures"] = failures_health(
                 failures.get(flow.pk, 0),
