@@ -76,6 +76,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--switch-on", action="store_true", help="step 5: switch the flows on, register webhooks"
     )
+    parser.add_argument(
+        "--new-push-value", action="store_true", help="make (and show once) a new push header value"
+    )
     parser.add_argument("--report-out", help="write the fit report as JSON to this file")
     parser.add_argument("--no-input", action="store_true", help="never ask: fail on a missing answer")
 
@@ -243,9 +246,14 @@ def run(options, out) -> int:
 
         # 5. push, webhooks, the switch
         out.write("5. Webhooks, push and switch on")
-        push = steps.push_settings(tenant)
+        push = steps.push_settings(tenant, new_value=bool(options.get("new_push_value")))
         out.write(f"   Acumatica SM302000 → address {push.url}")
-        out.write(f"   header {push.header_name}: {push.header_value}")
+        if push.fresh:
+            out.write(f"   header {push.header_name}: {push.header_value}  (shown this once)")
+        else:
+            out.write(
+                f"   header {push.header_name}: set, not shown again (--new-push-value makes a new one)"
+            )
         if answers.get("switch_on"):
             names = steps.switch_on(tenant)
             out.success(f"   Switched on: {', '.join(names)}")

@@ -407,11 +407,13 @@ class SetupWizard:
                 messages.success(request, f"Switched on: {', '.join(names)}. Webhook registration queued.")
             return redirect(step_url(tenant, 5))
         progress = steps.progress_of(tenant)
+        # A new header value is shown in this answer only (no redirect): it is never shown again.
+        fresh = request.method == "POST" and request.POST.get("action") == "new_push_value"
         return self._render(
             request,
             tenant,
             5,
-            push=steps.push_settings(tenant),
+            push=steps.push_settings(tenant, new_value=fresh),
             state=steps.verification(tenant),
             flows=steps.flows_of(tenant),
             switched_on=progress.switched_on_at,

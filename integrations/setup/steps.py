@@ -424,8 +424,8 @@ def run_fit_report(tenant: Tenant) -> dict[str, Any]:
 # ---- step 5 ---------------------------------------------------------------------------------------
 
 
-def push_settings(tenant: Tenant) -> push.PushSettings:
-    return push.push_settings(tenant.acumatica)
+def push_settings(tenant: Tenant, *, new_value: bool = False) -> push.PushSettings:
+    return push.push_settings(tenant.acumatica, new_value=new_value)
 
 
 def flows_of(tenant: Tenant) -> list[Flow]:

@@ -72,6 +72,8 @@ def test_setup_from_an_answers_file_stops_before_the_switch(
     )
     assert "Bill/000001" in printed and "SM302000 → address" in printed and "flows stay off" in printed
     tenant = Tenant.objects.get(slug="ridgeline")
+    assert f"X-ML-Connector-Secret: {tenant.acumatica.push_secret}  (shown this once)" in printed
+    tenant = Tenant.objects.get(slug="ridgeline")
     assert SetupProgress.objects.get(tenant=tenant).step == 5
     assert not Flow.objects.filter(tenant=tenant, enabled=True).exists()
     assert json.loads(report_path.read_text())["flows"][0]["flow"] == "AP bills"

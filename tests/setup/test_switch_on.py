@@ -52,8 +52,11 @@ def test_the_push_settings_verify_live_when_acumatica_pushes(set_up, acu, client
     tenant = set_up()
     push = steps.push_settings(tenant)
     assert push.url == f"{PUBLIC}/hooks/acumatica/{tenant.acumatica.push_uuid}/"
-    assert push.header_name == "X-ML-Connector-Secret" and len(push.header_value) >= 32
-    assert steps.push_settings(tenant).header_value == push.header_value  # made once, then kept
+    assert push.header_name == "X-ML-Connector-Secret" and len(push.header_value) >= 32 and push.fresh
+    again = steps.push_settings(tenant)  # made once, kept, and never shown again
+    assert again.header_value == "" and not again.fresh
+    tenant.acumatica.refresh_from_db()
+    assert tenant.acumatica.push_secret == push.header_value
 
     # the operator pastes both into SM302000; a bill changes; Acumatica pushes
     acu.deliver = django_deliverer(client)
@@ -73,3 +76,17 @@ def test_a_push_with_the_wrong_header_does_not_verify(set_up, acu, client, publi
     acu.control("person_edit_bill", type="Bill", nbr="000001", Description="changed")
     assert acu.push_log[-1]["status"] == 401
     assert steps.verification(tenant)["push_received_at"] is None
+
+
+def test_a_new_push_value_replaces_the_old_one(set_up, acu, client, public_url):
+    tenant = set_up()
+    old = steps.push_settings(tenant)
+    new = steps.push_settings(tenant, new_value=True)
+    assert new.fresh and new.header_value != old.header_value
+    acu.deliver = django_deliverer(client)
+    acu.configure_push(old.url, old.header_name, old.header_value, max_attempts=1)
+    acu.control("person_edit_bill", type="Bill", nbr="000001", Description="changed")
+    assert acu.push_log[-1]["status"] == 401  # the old value no longer opens the door
+    acu.configure_push(new.url, new.header_name, new.header_value, max_attempts=1)
+    acu.control("person_edit_bill", type="Bill", nbr="000002", Description="changed")
+    assert acu.push_log[-1]["status"] == 200

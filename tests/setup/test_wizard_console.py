@@ -101,6 +101,14 @@ def test_the_whole_wizard_in_the_console(admin_client, mounted, acu, asana, publ
     # 5: the push settings, then the switch
     html = admin_client.get(step("ridgeline", 5)).content.decode()
     assert f"/hooks/acumatica/{tenant.acumatica.push_uuid}/" in html and "X-ML-Connector-Secret" in html
+    tenant.acumatica.refresh_from_db()
+    secret = tenant.acumatica.push_secret
+    assert 'id="push-secret"' in html and secret in html  # made now, shown this once
+    html = admin_client.get(step("ridgeline", 5)).content.decode()
+    assert secret not in html and 'id="push-secret-set"' in html
+    html = admin_client.post(step("ridgeline", 5), {"action": "new_push_value"}).content.decode()
+    tenant.acumatica.refresh_from_db()
+    assert tenant.acumatica.push_secret != secret and tenant.acumatica.push_secret in html
     assert not Flow.objects.filter(enabled=True).exists()
     admin_client.post(step("ridgeline", 5), {"action": "switch_on"})
     assert set(Flow.objects.values_list("enabled", flat=True)) == {True}

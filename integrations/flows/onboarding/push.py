@@ -24,17 +24,19 @@ from integrations.models import AcumaticaConnection, AsanaWebhook, Tenant
 class PushSettings:
     url: str
     header_name: str
-    header_value: str
+    header_value: str  # only when just made: a stored secret is never shown again
+    fresh: bool = False
 
 
-def push_settings(connection: AcumaticaConnection) -> PushSettings:
-    """The URL and header for SM302000; a push secret is made (and stored encrypted) if none is set."""
-    if not connection.push_secret:
+def push_settings(connection: AcumaticaConnection, *, new_value: bool = False) -> PushSettings:
+    """The URL and header for SM302000. The header value is made (and stored encrypted) when none is
+    set or `new_value` is asked for, and shown that once; afterwards it is only said to be set."""
+    fresh = new_value or not connection.push_secret
+    if fresh:
         connection.push_secret = secrets.token_urlsafe(32)
         AcumaticaConnection.objects.filter(pk=connection.pk).update(push_secret=connection.push_secret)
-        connection.refresh_from_db(fields=["push_secret"])
     url = settings.PUBLIC_BASE_URL + reverse("acumatica-push", kwargs={"push_uuid": connection.push_uuid})
-    return PushSettings(url, connection.push_header_name, connection.push_secret)
+    return PushSettings(url, connection.push_header_name, connection.push_secret if fresh else "", fresh)
 
 
 def push_verified(connection: AcumaticaConnection) -> InboundEvent | None:
