@@ -125,8 +125,8 @@ def test_a_new_operator_sets_up_a_customer(
     page.wait_for_selector(".errornote")
     assert "is a date field" in page.inner_text(".errornote")
     assert not Flow.objects.exists()
+    step_shot("3-flow-fields")  # the proposal, with the refused choice and its reason
     page.select_option("select[name=field_amount]", label="Amount (number)")
-    step_shot("3-flow-fields")
     page.click("#save-flow")
     page.wait_for_selector("#skip-flow")  # the purchase-orders tab
     page.click("#skip-flow")
