@@ -445,7 +445,7 @@ def switch_on(tenant: Tenant) -> list[str]:
     if not flows:
         raise StepError({"flows": "no flow is configured (step 3)"})
     Flow.objects.filter(pk__in=[f.pk for f in flows]).update(enabled=True)
-    async_task("integrations.setup.steps.register_after_switch_on", tenant.pk)
+    async_task(register_after_switch_on, tenant.pk)  # the function itself: a rename fails at import
     progress.switched_on_at = timezone.now()
     progress.save(update_fields=["switched_on_at", "updated_at"])
     return [f.name for f in flows]

@@ -12,7 +12,7 @@ from integrations.models import Flow, SetupProgress, Tenant
 from mappings.models import ValueMapping
 from sandbox import acumatica as acu_sim
 
-from ..asana_webhooks.harness import django_deliverer
+from ..flows.inbound.harness import django_deliverer
 from .conftest import ACU_URL, ASANA_URL, D, writes
 
 

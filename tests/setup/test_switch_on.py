@@ -8,7 +8,7 @@ import pytest
 from integrations.models import AsanaWebhook, Flow, SetupProgress
 from integrations.setup import steps
 
-from ..asana_webhooks.harness import django_deliverer
+from ..flows.inbound.harness import django_deliverer
 
 PUBLIC = "https://connector.ridgeline.test"
 

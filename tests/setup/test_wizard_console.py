@@ -9,8 +9,8 @@ from integrations.models import Flow, SetupProgress, Tenant
 from mappings.models import FieldMapping
 from sandbox import acumatica as acu_sim
 
-from ..asana_webhooks.harness import django_deliverer
 from ..console.support import make_user
+from ..flows.inbound.harness import django_deliverer
 from .conftest import ACU_URL, ASANA_URL, D, F, writes
 
 STEP1 = {
