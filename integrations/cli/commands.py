@@ -4,9 +4,11 @@ sandbox/cli/)."""
 from integrations.cli import (
     check,
     config,
+    evidence,
     health,
     links,
     purchase_requests,
+    reconcile,
     replay,
     roster,
     rotate_keys,
@@ -19,9 +21,11 @@ from integrations.cli import (
 SUBCOMMANDS = [
     check,
     config,
+    evidence,
     health,
     links,
     purchase_requests,
+    reconcile,
     roster,
     rotate_keys,
     replay,

@@ -9,6 +9,9 @@ re-registering a subclass, so the owners' admin modules stay as they are:
     index       + the health dashboard (templates/admin/index.html reads `dashboard`)
     setup/      the setup wizard's pages (console/wizard.py)
 
+and registers the console's own admins: reconciliation runs (console/reconciliation.py) and evidence
+exports (console/evidence.py).
+
 Then every admin registered so far that is not scoped already gets scoped: TenantScopedAdmin when its
 model reaches a tenant, SuperuserOnlyAdmin otherwise (django-q2's queue, users, groups). A new admin
 is tenant-scoped even if its author forgot the base class.
@@ -34,10 +37,14 @@ def install(site: admin.AdminSite) -> None:
     from integrations.models import Flow, RecordLink
 
     from .dashboard import build_dashboard
+    from .evidence import install as install_evidence
+    from .reconciliation import install as install_reconciliation
     from .replay_admin import RecordLinkConsole
     from .tenancy import SuperuserOnlyAdmin, TenantScopedAdmin, tenant_path
     from .views import FlowConsole
 
+    install_reconciliation(site)
+    install_evidence(site)
     _layer(site, RecordLink, RecordLinkConsole)
     _layer(site, Flow, FlowConsole)
     for model, model_admin in list(site._registry.items()):
