@@ -13,6 +13,7 @@ from integrations.cli import (
     roster,
     rotate_keys,
     schedules,
+    setup,
     sync,
     webhooks,
 )
@@ -29,6 +30,7 @@ SUBCOMMANDS = [
     rotate_keys,
     replay,
     schedules,
+    setup,
     sync,
     webhooks,
 ]

@@ -7,6 +7,7 @@ re-registering a subclass, so the owners' admin modules stay as they are:
     RecordLink  + lineage page, replay action (with diff preview), "Lineage" column
     Flow        + dry-run page and action
     index       + the health dashboard (templates/admin/index.html reads `dashboard`)
+    setup/      the setup wizard's pages (console/wizard.py)
 
 and registers the console's own admins: reconciliation runs (console/reconciliation.py) and evidence
 exports (console/evidence.py).
@@ -52,6 +53,9 @@ def install(site: admin.AdminSite) -> None:
     if getattr(site, "_console_installed", False):
         return
     site._console_installed = True
+    from .wizard import install as install_wizard
+
+    install_wizard(site)  # /admin/setup/: the setup wizard's pages
     site.index_template = "admin/index.html"
     original = site.index
 

@@ -137,6 +137,9 @@ def populate(slug: str, name: str, n: int) -> dict[type, object]:
         tenant=tenant, kind="vendor", source_value=f"{slug}-V1", target_value=f"{n}005"
     )
     rows[UserMapping] = UserMapping.objects.create(tenant=tenant, email=f"ap@{slug}.example")
+    from integrations.models import SetupProgress
+
+    rows[SetupProgress] = SetupProgress.objects.create(tenant=tenant, step=3, answers={"note": slug})
     return rows
 
 
