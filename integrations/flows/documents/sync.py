@@ -30,6 +30,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from audit.recorder import audit_context, record_entry
 from integrations.base import errors
+from integrations.flows.documents.attachments import TaskAttachments
 from integrations.flows.documents.create import (
     ANSWER_FIELDS,
     IN_FLIGHT,
@@ -38,6 +39,7 @@ from integrations.flows.documents.create import (
     Outcome,
 )
 from integrations.models import Flow, RecordLink
+from integrations.validators import attachment_options
 
 __all__ = ["IN_FLIGHT", "CreateInProgress", "DocumentSync", "Outcome"]
 from integrations.flows.documents.generations import GenerationsMixin
@@ -150,7 +152,9 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
         link = existing or self._link_for(doc_type, number)
         with audit_context(run=self.run, record_link=link, tenant_id=self.tenant.pk, actor=self.actor):
             try:
-                return self._process_locked(link.pk, key, record, event, linked=bool(link.asana_task_gid))
+                outcome = self._process_locked(link.pk, key, record, event, linked=bool(link.asana_task_gid))
+                self._attach_files(outcome)
+                return outcome
             except errors.RetryableError as exc:
                 if not isinstance(exc, CreateInProgress):  # never touch another worker's claim
                     self._mark(link.pk, state=None, reason=f"retrying: {exc}", failed=True)
@@ -167,6 +171,19 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
                 return Outcome(key, preview, AuditEntry.Status.FAILED, link.pk, error=str(exc))
             finally:
                 self._enqueue_adopted_checks()
+
+    def _attach_files(self, outcome: Outcome) -> None:
+        """The document's files onto its task (attachments.py), once the task is written or found
+        unchanged; a flow without `options.attachments.enabled` costs nothing here."""
+        if not attachment_options(self.flow.options)["enabled"] or outcome.link_id is None:
+            return
+        link = RecordLink.objects.select_related("tenant").get(pk=outcome.link_id)
+        if link.state != RecordLink.State.LINKED or not link.asana_task_gid:
+            return
+        report = TaskAttachments(
+            self.flow, link, acumatica=self.acumatica, asana=self.asana, actor=self.actor
+        ).sync()
+        outcome.notes.extend(f"attachment skipped: {s}" for s in report.skipped)
 
     def _specs_or_none(self) -> Any:
         try:
