@@ -193,14 +193,16 @@ class TaskAttachments:
         stream = streams[-1]
         self._uploaded(row, str(answer.get("gid") or ""), stream.sha.hexdigest(), stream.size, replacing)
 
-    def _uploaded(self, row: Any, gid: str, digest: str, size: int, replacing: list) -> None:
+    def _uploaded(
+        self, row: Any, gid: str, digest: str, size: int, replacing: list, reason: str = ""
+    ) -> None:
         with transaction.atomic():
             twin = TaskAttachment.objects.filter(link=self.link, file_id=row.file_id, sha256=digest).exclude(
                 pk=row.pk
             )
             twin.update(sha256="")  # (only a skipped row can share it: its hash never mattered)
             row.sha256, row.size, row.asana_attachment_gid = digest, size, gid
-            row.state, row.reason = TaskAttachment.State.UPLOADED, ""
+            row.state, row.reason = TaskAttachment.State.UPLOADED, reason
             row.save()
             for old in replacing:
                 old.state = TaskAttachment.State.REPLACED
@@ -237,8 +239,9 @@ class TaskAttachments:
                         row.sha256 = HashingChunks(
                             self.acumatica.open_file(file.id), self.options["max_bytes"]
                         ).drain()
-                row.reason = "adopted after a lost answer (found on the task by name and size)"
-                self._uploaded(row, str(item["gid"]), row.sha256, item.get("size") or row.size, replacing)
+                found = "adopted after a lost answer (found on the task by name and size)"
+                size = item.get("size") or row.size
+                self._uploaded(row, str(item["gid"]), row.sha256, size, replacing, found)
                 return True
         return False
 
