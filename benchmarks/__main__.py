@@ -31,6 +31,7 @@ BENCHMARKS = {
     "rate": "benchmarks.rate",
     "backfill": "benchmarks.backfill",
     "budget": "benchmarks.budget",
+    "attachments": "benchmarks.attachments",
 }
 ROOT = Path(__file__).resolve().parent.parent
 
