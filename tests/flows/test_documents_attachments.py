@@ -196,3 +196,28 @@ def test_bad_attachment_options_are_refused(bills_flow, bad, says):
     with pytest.raises(ValidationError) as exc:
         bills_flow.full_clean()
     assert says in str(exc.value)
+
+
+def test_another_workers_upload_in_flight_is_left_alone_and_a_dead_ones_is_taken_over(
+    make_sync, bills_flow, acu, asana
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _enable(bills_flow)
+    make_sync().process("Bill", "000001")  # the task, before the file
+    link = RecordLink.objects.get()
+    file = _attach(acu, "invoice.pdf", PDF_A)
+    claim = TaskAttachment.objects.create(
+        link=link, file_id=file["id"], file_name="invoice.pdf", attempt_started_at=timezone.now()
+    )
+    make_sync().process("Bill", "000001")
+    assert _uploads(asana) == 0 and TaskAttachment.objects.get().state == "uploading"
+
+    claim.attempt_started_at = timezone.now() - timedelta(minutes=20)  # its worker died mid-upload
+    claim.save()
+    make_sync().process("Bill", "000001")
+    assert len(asana.control("attachments_of", task_gid=_task())) == 1
+    assert _uploads(asana) == 1
+    assert TaskAttachment.objects.get().state == "uploaded"

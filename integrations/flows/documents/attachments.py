@@ -25,6 +25,7 @@ import logging
 import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -39,6 +40,8 @@ from integrations.validators import attachment_options
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+# A claim older than this belongs to a worker that died mid-upload: it is reconciled and taken over.
+UPLOAD_LEASE = timedelta(minutes=15)
 ENTITIES = {RecordLink.Kind.BILL: "Bill", RecordLink.Kind.PURCHASE_ORDER: "PurchaseOrder"}
 
 
@@ -80,6 +83,7 @@ class AttachmentReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    in_flight: list[str] = field(default_factory=list)
 
 
 def _media_type(response: Any, name: str) -> str:
@@ -120,6 +124,9 @@ class TaskAttachments:
     def _one(self, file: Any) -> None:
         rows = list(TaskAttachment.objects.filter(link=self.link, file_id=file.id))
         pending = next((r for r in rows if r.state == TaskAttachment.State.UPLOADING), None)
+        if pending is not None and self._in_flight(pending):
+            self.report.in_flight.append(file.name)  # another worker's upload: it finishes it
+            return
         if pending is not None and self._reconcile(pending, file):
             return
         response = self.acumatica.open_file(file.id)
@@ -147,16 +154,15 @@ class TaskAttachments:
                 self.report.unchanged.append(file.name)
                 return
             response = None  # spent on the hash: the upload reads the file again
-        self._upload(file, media_type, size, response, pending, replacing=uploaded)
+        self._upload(file, media_type, size, response, replacing=uploaded)
 
-    def _upload(
-        self, file: Any, media_type: str, size: int | None, first: Any, pending: Any, *, replacing: list
-    ) -> None:
-        row = pending or TaskAttachment.objects.create(
-            link=self.link, file_id=file.id, file_name=file.name[:255], content_type=media_type
-        )
-        row.size, row.attempt_started_at = size, timezone.now()
-        row.save(update_fields=["size", "attempt_started_at", "updated_at"])
+    def _upload(self, file: Any, media_type: str, size: int | None, first: Any, *, replacing: list) -> None:
+        row = self._claim(file, media_type, size)
+        if row is None:
+            if first is not None:
+                first.close()
+            self.report.in_flight.append(file.name)
+            return
         streams: list[HashingChunks] = []
         spare = [first] if first is not None else []
 
@@ -178,6 +184,8 @@ class TaskAttachments:
             self._skip(file, media_type, None, f"over the flow's limit ({exc})", [])
             return
         except errors.ConnectorError as exc:
+            row.attempt_started_at = None  # this attempt has ended (its outcome maybe unknown)
+            row.save(update_fields=["attempt_started_at", "updated_at"])
             last = streams[-1] if streams else None
             if last is not None and last.complete:
                 row.sha256, row.size = last.sha.hexdigest(), last.size
@@ -192,6 +200,26 @@ class TaskAttachments:
             raise
         stream = streams[-1]
         self._uploaded(row, str(answer.get("gid") or ""), stream.sha.hexdigest(), stream.size, replacing)
+
+    def _in_flight(self, row: Any) -> bool:
+        started = row.attempt_started_at
+        return started is not None and timezone.now() - started < UPLOAD_LEASE
+
+    def _claim(self, file: Any, media_type: str, size: int | None) -> Any:
+        """The `uploading` row for this file, claimed under the link's row lock; None while another
+        worker's claim is within its lease. A claim whose attempt ended (`attempt_started_at` cleared)
+        or whose worker died (lease passed) is taken over: it was reconciled before we got here."""
+        with transaction.atomic():
+            RecordLink.objects.select_for_update().filter(pk=self.link.pk).first()
+            row = TaskAttachment.objects.filter(
+                link=self.link, file_id=file.id, state=TaskAttachment.State.UPLOADING
+            ).first()
+            if row is not None and self._in_flight(row):
+                return None
+            row = row or TaskAttachment(link=self.link, file_id=file.id, file_name=file.name[:255])
+            row.content_type, row.size, row.attempt_started_at = media_type, size, timezone.now()
+            row.save()
+            return row
 
     def _uploaded(
         self, row: Any, gid: str, digest: str, size: int, replacing: list, reason: str = ""
