@@ -221,3 +221,10 @@ def test_another_workers_upload_in_flight_is_left_alone_and_a_dead_ones_is_taken
     assert len(asana.control("attachments_of", task_gid=_task())) == 1
     assert _uploads(asana) == 1
     assert TaskAttachment.objects.get().state == "uploaded"
+
+
+def test_a_non_ascii_file_name_arrives_as_it_was_named(make_sync, bills_flow, acu, asana):
+    _enable(bills_flow)
+    _attach(acu, "Facture été n°7.pdf", PDF_A)
+    make_sync().process("Bill", "000001")
+    assert [a["name"] for a in asana.control("attachments_of", task_gid=_task())] == ["Facture été n°7.pdf"]
