@@ -228,3 +228,18 @@ def test_a_non_ascii_file_name_arrives_as_it_was_named(make_sync, bills_flow, ac
     _attach(acu, "Facture été n°7.pdf", PDF_A)
     make_sync().process("Bill", "000001")
     assert [a["name"] for a in asana.control("attachments_of", task_gid=_task())] == ["Facture été n°7.pdf"]
+
+
+def test_a_poll_pass_uploads_new_tasks_files_and_rereads_none_for_unchanged_bills(
+    make_sync, bills_flow, acu, asana
+):
+    from integrations.flows.documents.poll import poll
+
+    _enable(bills_flow)
+    _attach(acu, "invoice.pdf", PDF_A)
+    poll(make_sync())  # creates the tasks: bill 000001's file goes with its task
+    assert len(asana.control("attachments_of", task_gid=_task())) == 1
+    reads = _file_reads(acu)
+    poll(make_sync())  # the overlap window re-reads the same versions: no file is read again
+    assert _file_reads(acu) == reads
+    assert len(asana.control("attachments_of", task_gid=_task())) == 1
