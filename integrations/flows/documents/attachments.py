@@ -153,6 +153,12 @@ class TaskAttachments:
             if any(r.sha256 == digest for r in uploaded):
                 self.report.unchanged.append(file.name)
                 return
+            earlier = next(
+                (r for r in rows if r.state == TaskAttachment.State.REPLACED and r.sha256 == digest), None
+            )
+            if earlier is not None:  # put back to a version the task still holds: nothing to upload
+                self._reverted(earlier, uploaded)
+                return
             response = None  # spent on the hash: the upload reads the file again
         self._upload(file, media_type, size, response, replacing=uploaded)
 
@@ -200,6 +206,22 @@ class TaskAttachments:
             raise
         stream = streams[-1]
         self._uploaded(row, str(answer.get("gid") or ""), stream.sha.hexdigest(), stream.size, replacing)
+
+    def _reverted(self, earlier: Any, current: list) -> None:
+        with transaction.atomic():
+            for row in current:
+                row.state, row.reason = (
+                    TaskAttachment.State.REPLACED,
+                    "replaced in Acumatica by an earlier version",
+                )
+                row.save(update_fields=["state", "reason", "updated_at"])
+            earlier.state, earlier.reason = (
+                TaskAttachment.State.UPLOADED,
+                "Acumatica holds this version again",
+            )
+            earlier.save(update_fields=["state", "reason", "updated_at"])
+        self.report.unchanged.append(earlier.file_name)
+        self._audit(earlier, AuditEntry.Status.SUCCEEDED)
 
     def _in_flight(self, row: Any) -> bool:
         started = row.attempt_started_at

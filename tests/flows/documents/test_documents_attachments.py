@@ -243,3 +243,18 @@ def test_a_poll_pass_uploads_new_tasks_files_and_rereads_none_for_unchanged_bill
     poll(make_sync())  # the overlap window re-reads the same versions: no file is read again
     assert _file_reads(acu) == reads
     assert len(asana.control("attachments_of", task_gid=_task())) == 1
+
+
+def test_a_file_put_back_to_an_earlier_version_uploads_nothing(make_sync, bills_flow, acu, asana):
+    _enable(bills_flow)
+    _attach(acu, "invoice.pdf", PDF_A)
+    make_sync().process("Bill", "000001")
+    _attach(acu, "invoice.pdf", PDF_B)
+    make_sync().process("Bill", "000001")
+    mark = len(asana.requests)
+    _attach(acu, "invoice.pdf", PDF_A)  # the person puts the first version back
+    make_sync().process("Bill", "000001")
+    assert _uploads(asana, mark) == 0
+    assert len(asana.control("attachments_of", task_gid=_task())) == 2
+    states = dict(TaskAttachment.objects.values_list("sha256", "state"))
+    assert states == {_sha(PDF_A): "uploaded", _sha(PDF_B): "replaced"}
