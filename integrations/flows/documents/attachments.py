@@ -1,6 +1,7 @@
 """Invoice files onto the task (issue 21): the files attached to a bill or PO in Acumatica are put on
-its Asana task, once each, after the task is created or updated (and on every re-sync of the
-document, which is how a file added or replaced without a change to the document is found).
+its Asana task, once each, after the task is created or updated, and whenever the one document is
+synced on its own (a replay, a push): that is how a file added or replaced without a change to the
+document is found. A poll page's re-read of a version already on the task reads no file (sync.py).
 
 - **Once per file and content.** Each upload is a `TaskAttachment` row keyed by (link, Acumatica file
   id, SHA-256 of the content). A known file id is read again and hashed (streamed, nothing kept): the
