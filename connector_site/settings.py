@@ -55,6 +55,10 @@ ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The public base URL Asana and Acumatica deliver webhooks to (no trailing slash).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The playground (sandbox/playground/): pages acting on the SIMULATED systems `make run` serves, for the
+# tenant named here. Off by default — its URLs then do not exist; `make run` turns it on.
+SANDBOX_PLAYGROUND = env.bool("SANDBOX_PLAYGROUND", default=False)
+SANDBOX_PLAYGROUND_TENANT = env.str("SANDBOX_PLAYGROUND_TENANT", default="demo")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -63,8 +67,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_q",
+    # before django_q: its `qcluster` command is ours (integrations/management/commands/qcluster.py)
     "integrations",
+    "django_q",
     "mappings",
     "audit",
 ]
@@ -233,8 +238,9 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]  # pre
 # /healthz and the dashboard's Cluster panel (integrations/flows/operations/health.py): red past these
 # (seconds).
 HEALTH_QUEUE_MAX_AGE_SECONDS = env.int("HEALTH_QUEUE_MAX_AGE_SECONDS", default=600)
-# 2 min: a wedged cluster (workers killed or stuck while tasks wait) shows within two minutes.
-HEALTH_WORKER_IDLE_SECONDS = env.int("HEALTH_WORKER_IDLE_SECONDS", default=120)
+# A wedged cluster (workers killed, stopped or stuck while tasks wait) shows within two minutes: 90 s
+# without a finished task, plus the monitor's probe interval (tests/scale/test_worker_kills.py).
+HEALTH_WORKER_IDLE_SECONDS = env.int("HEALTH_WORKER_IDLE_SECONDS", default=90)
 # A run still "running" this long after it started is abandoned by the sweep (2 × Q_TIMEOUT, ≥ 30 min).
 RUN_DEADLINE_SECONDS = env.int("RUN_DEADLINE_SECONDS", default=max(2 * Q_CLUSTER["timeout"], 1800))
 

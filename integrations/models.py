@@ -495,3 +495,4 @@ class AsanaWebhook(models.Model):
 
 
 from .membership import TenantMembership  # noqa: E402,F401  (a model of this app, in its own module)
+from .setup_progress import SetupProgress  # noqa: E402,F401  (the setup wizard's state)
