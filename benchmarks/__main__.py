@@ -33,6 +33,7 @@ BENCHMARKS = {
     "budget": "benchmarks.budget",
     "rate_workers": "benchmarks.rate_workers",
     "retention_purge": "benchmarks.retention_purge",
+    "attachments": "benchmarks.attachments",
 }
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,6 +18,7 @@ from .models import (
     GuardedWrite,
     RecordLink,
     Sage100Connection,
+    TaskAttachment,
     Tenant,
     TenantMembership,
 )
@@ -229,6 +230,25 @@ class GuardedWriteAdmin(ScopedModelAdmin):
     list_filter = ("operation", "approval_reset")
     search_fields = ("link__acumatica_ref", "link__asana_task_gid")
     readonly_fields = [f.name for f in GuardedWrite._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TaskAttachment)
+class TaskAttachmentAdmin(ScopedModelAdmin):
+    """Acumatica files put on each task (or skipped, with the reason): read-only (issue 21)."""
+
+    list_display = ("link", "file_name", "state", "size", "asana_attachment_gid", "reason", "updated_at")
+    list_filter = ("state",)
+    search_fields = ("link__acumatica_ref", "link__asana_task_gid", "file_name", "sha256")
+    readonly_fields = [f.name for f in TaskAttachment._meta.fields]
 
     def has_add_permission(self, request):
         return False

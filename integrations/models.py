@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from fernet_fields import EncryptedTextField
 
-from .validators import validate_endpoint_version, validate_gid, validate_outbound_url
+from .validators import attachment_options, validate_endpoint_version, validate_gid, validate_outbound_url
 
 
 class Tenant(models.Model):
@@ -258,6 +258,7 @@ class Flow(models.Model):
         from django.core.exceptions import ValidationError
 
         super().clean()
+        attachment_options(self.options)  # issue 21: a bad options.attachments is refused here
         if not self.asana_project_gid or self.kind not in self.PROJECT_EXCLUSIVE_KINDS:
             return
         if (self.options or {}).get("share_project_with_other_tenants"):
@@ -420,6 +421,43 @@ class GuardedWrite(models.Model):
 
     def __str__(self) -> str:
         return f"{self.link} {self.operation} at {self.asana_time:%Y-%m-%d %H:%M:%S}"
+
+
+class TaskAttachment(models.Model):
+    """One Acumatica file (by file id and content hash) put on a link's Asana task, or skipped with the
+    reason: a re-sync finds it here and uploads nothing (integrations/flows/documents/attachments.py)."""
+
+    class State(models.TextChoices):
+        UPLOADING = "uploading", "Uploading"  # the claim: an answer lost from here is reconciled by listing
+        UPLOADED = "uploaded", "Uploaded"
+        SKIPPED = "skipped", "Skipped"
+        REPLACED = "replaced", "Replaced in Acumatica (attachment left on the task)"
+
+    link = models.ForeignKey(RecordLink, on_delete=models.CASCADE, related_name="attachments")
+    file_id = models.CharField(max_length=64)
+    file_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.UPLOADING)
+    reason = models.TextField(blank=True)
+    asana_attachment_gid = models.CharField(max_length=32, blank=True)
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["link", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["link", "file_id", "sha256"],
+                condition=~models.Q(sha256=""),
+                name="task_attachment_once_per_content",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.link} {self.file_name} ({self.state})"
 
 
 class AsanaWebhook(models.Model):

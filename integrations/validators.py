@@ -123,3 +123,50 @@ def validate_outbound_url(value: str, *, allow_private: bool = False) -> None:
         )
     if parts.username or parts.password:
         raise ValidationError("Put credentials in their own fields, not in the URL.", code="url_userinfo")
+
+
+# ---- Flow.options["attachments"] (issue 21: invoice files onto the task) ------------------------------
+# Asana enforces 100 MB per attachment on POST /attachments (its OpenAPI spec, createAttachmentForObject).
+ASANA_ATTACHMENT_MAX_BYTES = 100 * 1024 * 1024
+ATTACHMENT_DEFAULTS = {
+    "enabled": False,
+    "max_bytes": 25 * 1024 * 1024,
+    "allowed_types": ["application/pdf", "image/png", "image/jpeg", "image/tiff"],
+}
+MEDIA_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]*/(\*|[a-z0-9][a-z0-9.+-]*)$")
+
+
+def attachment_options(options: object) -> dict:
+    """The flow's attachment settings with defaults filled in; ValidationError names what is wrong.
+
+    `{"attachments": {"enabled": true, "max_bytes": 26214400, "allowed_types": ["application/pdf"]}}`
+    """
+    raw = (options or {}).get("attachments") if isinstance(options, dict) else None
+    if raw is None:
+        return dict(ATTACHMENT_DEFAULTS)
+    if not isinstance(raw, dict):
+        raise ValidationError({"options": "options.attachments must be an object"})
+    unknown = sorted(set(raw) - set(ATTACHMENT_DEFAULTS))
+    if unknown:
+        raise ValidationError({"options": f"options.attachments: unknown key(s) {', '.join(unknown)}"})
+    out = {**ATTACHMENT_DEFAULTS, **raw}
+    if not isinstance(out["enabled"], bool):
+        raise ValidationError({"options": "options.attachments.enabled must be true or false"})
+    size = out["max_bytes"]
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= ASANA_ATTACHMENT_MAX_BYTES:
+        raise ValidationError(
+            {
+                "options": f"options.attachments.max_bytes must be a whole number of bytes from 1 to "
+                f"{ASANA_ATTACHMENT_MAX_BYTES} (Asana's limit per attachment)"
+            }
+        )
+    types = out["allowed_types"]
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+        raise ValidationError({"options": "options.attachments.allowed_types must be a non-empty list"})
+    bad = [t for t in types if not MEDIA_TYPE_RE.match(t.strip().lower())]
+    if bad:
+        raise ValidationError(
+            {"options": f"options.attachments.allowed_types: not a media type: {', '.join(bad)}"}
+        )
+    out["allowed_types"] = [t.strip().lower() for t in types]
+    return out

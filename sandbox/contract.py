@@ -253,6 +253,16 @@ KNOWN_GAPS: tuple[SpecGap, ...] = (
         "_patch_acumatica_action_status",
     ),
     SpecGap(
+        "ACU-FILE-GET",
+        "acumatica",
+        "`$expand=files` lists each file with an `href` of <endpoint>/files/<id>, which serves the "
+        "content; the spec declares only the PUT that attaches a file. GET /files/{fileId} (uuid) is "
+        "added, answering the bytes with the file's own media type.",
+        "reference/acumatica.md §4.1 (`files` with `href`), §4.3 (PUT files, 204 with Location); "
+        "Entity schema `files` in acumatica_default_24.200.001.json",
+        "_patch_acumatica_file_get",
+    ),
+    SpecGap(
         "ACU-UNDECLARED-ERRORS",
         "acumatica",
         "Operations declare only 401/500 (+400/412/422 on writes), but the server also answers 403 (no "
@@ -470,6 +480,32 @@ def _patch_acumatica_action_status(doc: dict[str, Any]) -> None:
     doc["paths"].update(added)
 
 
+def _patch_acumatica_file_get(doc: dict[str, Any]) -> None:
+    """Gap ACU-FILE-GET: the `href` of each file in `$expand=files` is `<endpoint>/files/<id>`."""
+    doc["paths"]["/files/{fileId}"] = {
+        "get": {
+            "operationId": "File_Get",
+            "x-gap": "ACU-FILE-GET",
+            "parameters": [
+                {
+                    "name": "fileId",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The file's content.",
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "401": {"description": "Not signed in."},
+                "500": {"description": "Server error.", "content": _ACU_ERROR_CONTENT},
+            },
+        }
+    }
+
+
 _SPEC_PATCHES = {
     "asana": (
         _patch_asana_custom_field_values,
@@ -478,7 +514,11 @@ _SPEC_PATCHES = {
         _patch_asana_429,
         _patch_asana_search_402,
     ),
-    "acumatica": (_patch_acumatica_action_status, _patch_acumatica_undeclared_errors),
+    "acumatica": (
+        _patch_acumatica_action_status,
+        _patch_acumatica_file_get,
+        _patch_acumatica_undeclared_errors,
+    ),
 }
 
 

@@ -341,6 +341,10 @@ class Simulator:
             body = prepared.body
             if isinstance(body, str):
                 body = body.encode()
+            elif body is not None and not isinstance(
+                body, bytes
+            ):  # a streamed body: read it as a server would
+                body = body.read() if hasattr(body, "read") else b"".join(body)
             req = self._request_from(prepared.method, prepared.url, prepared.headers, body)
             if req.path.startswith(CONTROL_PREFIX):
                 resp = self.control_response(req)

@@ -49,6 +49,7 @@ from . import values
 from .auth import Authenticator, authenticator_for, is_login_limit, seats_exhausted
 from .documents import DocumentsMixin
 from .error_bodies import collect_field_errors, is_http_error, json_or_none, reclass
+from .files import FilesMixin
 from .seats import SessionHolders
 from .values import Record
 
@@ -88,7 +89,7 @@ class EndpointInfo:
 
 
 @dataclass
-class AcumaticaClient(DocumentsMixin, HttpClient):
+class AcumaticaClient(DocumentsMixin, FilesMixin, HttpClient):
     connection: Any = None
     poll_interval: float = 1.0
     action_deadline: float = 300.0

@@ -34,6 +34,7 @@ from integrations.base import errors
 from integrations.base.http import HttpClient
 from integrations.base.ratelimit import budget_for
 
+from .attachments import AttachmentsMixin
 from .auth import OAuthAuth, PatAuth
 from .directory import DirectoryMixin
 from .shapes import (  # re-exported: the client's callers read the API's shapes from here too
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class AsanaClient(TasksMixin, DirectoryMixin, HttpClient):
+class AsanaClient(TasksMixin, DirectoryMixin, AttachmentsMixin, HttpClient):
     auth: PatAuth | OAuthAuth | None = None
     workspace_gid: str = ""
 

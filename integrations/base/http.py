@@ -190,7 +190,11 @@ class HttpClient:
         idempotent: bool | None = None,
         timeout: tuple[float, float] | None = None,
         authenticated: bool = True,
+        stream: bool = False,
     ) -> requests.Response:
+        """One request with the retry policy. `data` may be a zero-argument callable returning a fresh
+        body for each attempt (a streamed upload cannot be replayed from a spent iterator); `stream`
+        leaves the answer's body unread for `iter_content`."""
         method = method.upper()
         url = self.url_for(path_or_url)
         check_url(url, private_network_allowed=self.private_network_allowed)
@@ -222,10 +226,11 @@ class HttpClient:
                     method,
                     url,
                     params=params,
-                    data=body,
+                    data=body() if callable(body) else body,
                     headers=send_headers,
                     timeout=timeouts,
                     allow_redirects=False,
+                    stream=stream,
                 )
             except OutboundAddressRefused as exc:  # resolved to a private address: nothing was sent
                 self._record(method, url, started, t0, attempt, None, body, error=str(exc))
@@ -411,7 +416,13 @@ class HttpClient:
             attempt=attempt,
             status_code=response.status_code if response is not None else None,
             error=redact_text(error),
-            request_excerpt=redact_body(body, 1000) if body else "",
+            request_excerpt=(
+                redact_body(body, 1000)
+                if isinstance(body, bytes | str | dict | list | tuple)
+                else f"<streamed body: {getattr(body, 'description', type(body).__name__)}>"
+                if body is not None
+                else ""
+            ),
             response_excerpt=(
                 redact_body(response.content, 1000)
                 if response is not None and response.status_code >= 400

@@ -91,7 +91,9 @@ class FilesMixin:
         if info is None:
             raise no_entity()
         kind = mimetypes.guess_type(info["name"])[0] or "application/octet-stream"
-        return SimResponse(200, info["content"], {"Content-Type": kind})
+        return SimResponse(
+            200, info["content"], {"Content-Type": kind, "Content-Length": str(len(info["content"]))}
+        )
 
     # ---- a person ---------------------------------------------------------------------------------
     @control

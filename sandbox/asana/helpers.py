@@ -33,6 +33,7 @@ COMPACT = {
     "workspace_membership": ("user", "workspace"),
     "story": ("created_at", "created_by", "resource_subtype", "text"),
     "team_membership": ("user", "team", "is_guest"),
+    "attachment": ("name", "resource_subtype"),
 }
 # The task fields whose changes leave stories (stories.py).
 PLAIN_FIELDS = ("name", "notes", "due_on", "assignee", "completed", "approval_status", "resource_subtype")

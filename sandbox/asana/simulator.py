@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..core import Deliverer, SimRequest, SimResponse, Simulator
+from .attachments import AttachmentsMixin
 from .delivery import DeliveryMixin
 from .directory import DirectoryMixin
 from .helpers import (
@@ -69,6 +70,7 @@ class AsanaSimulator(
     SearchMixin,
     StoriesMixin,
     DeliveryMixin,
+    AttachmentsMixin,
     Simulator,
 ):
     name = "asana"
@@ -134,7 +136,9 @@ class AsanaSimulator(
         self.deleted_tasks: dict[str, dict] = {}
         self._index: dict[str, list] = {}  # task gid -> [(since, state, task)] (search.py)
         self._acting_in_ui = False
+        self._init_attachments()
         self._routes()
+        self._attachment_routes()
 
     # ---- clock, ids, auth ----------------------------------------------------------------------
     def now(self) -> float:

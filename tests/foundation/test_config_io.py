@@ -172,6 +172,20 @@ BAD_CASES = [
         "digits only",
     ),
     (
+        "attachments-over-asanas-limit",
+        {
+            "flows": [
+                {
+                    "name": "x",
+                    "kind": "acumatica_bills",
+                    "options": {"attachments": {"enabled": True, "max_bytes": 500 * 1024 * 1024}},
+                }
+            ]
+        },
+        "flows[0].options",
+        "Asana's limit per attachment",
+    ),
+    (
         "unknown-field",
         {"tenant": {"slug": "acme", "name": "A", "colour": "red"}},
         "tenant.colour",

@@ -32,6 +32,7 @@ from integrations.models import (
     GuardedWrite,
     RecordLink,
     Sage100Connection,
+    TaskAttachment,
     Tenant,
     TenantMembership,
 )
@@ -71,6 +72,9 @@ def populate(slug: str, name: str, n: int) -> dict[type, object]:
     )
     rows[RecordLink] = link
     rows[GuardedWrite] = GuardedWrite.objects.create(link=link, operation="create", asana_time=now)
+    rows[TaskAttachment] = TaskAttachment.objects.create(
+        link=link, file_id=f"{n}-file", file_name=f"{slug}-invoice.pdf", state=TaskAttachment.State.UPLOADED
+    )
     rows[AsanaWebhook] = AsanaWebhook.objects.create(
         tenant=tenant, flow=flow, resource_gid=f"{n}001", webhook_gid=f"{n}003", secret="w" * 20
     )

@@ -30,6 +30,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from audit.recorder import audit_context, record_entry
 from integrations.base import errors
+from integrations.flows.documents.attachments import TaskAttachments
 from integrations.flows.documents.create import (
     ANSWER_FIELDS,
     IN_FLIGHT,
@@ -38,6 +39,7 @@ from integrations.flows.documents.create import (
     Outcome,
 )
 from integrations.models import Flow, RecordLink
+from integrations.validators import attachment_options
 
 __all__ = ["IN_FLIGHT", "CreateInProgress", "DocumentSync", "Outcome"]
 from integrations.flows.documents.generations import GenerationsMixin
@@ -142,16 +144,24 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
     ) -> Outcome:
         """Bring one document's task up to date. `record` (from a poll page) saves the re-read; `link`
         (the page's links, read in one query) saves the lookup."""
-        if record is None and reread:
+        one_document = record is None and reread  # a replay, a push, a person: not a poll page
+        if one_document:
             record = self.read(doc_type, number)
         key = f"{doc_type}/{number}"
         existing = self._current_link(doc_type, number) if link is _UNREAD else link
         if self._already_synced(existing, record):
             # The version the task already shows (a re-read in the poll's overlap window): no lock, no
-            # write, no row — the pass's SyncRun counts it.
-            return Outcome(
+            # write, no row — the pass's SyncRun counts it. Files are looked at only when this document
+            # alone was asked for (a file attached in Acumatica changes nothing a poll sees).
+            outcome = Outcome(
                 key, Plan("skip", key, reason="unchanged"), AuditEntry.Status.UNCHANGED, existing.pk
             )
+            if one_document:
+                with audit_context(
+                    run=self.run, record_link=existing, tenant_id=self.tenant.pk, actor=self.actor
+                ):
+                    self._attach_files(outcome)
+            return outcome
         if existing is not None and self._starts_new_generation(existing, record):
             if self.dry_run:
                 preview = plan_document(record, self.settings, LinkView(), self._specs_or_none(), key=key)
@@ -167,7 +177,9 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
         link = existing or self._link_for(doc_type, number)
         with audit_context(run=self.run, record_link=link, tenant_id=self.tenant.pk, actor=self.actor):
             try:
-                return self._process_locked(link.pk, key, record, event, linked=bool(link.asana_task_gid))
+                outcome = self._process_locked(link.pk, key, record, event, linked=bool(link.asana_task_gid))
+                self._attach_files(outcome)
+                return outcome
             except errors.RetryableError as exc:
                 if not isinstance(exc, CreateInProgress):  # never touch another worker's claim
                     self._mark(link.pk, state=None, reason=f"retrying: {exc}", failed=True)
@@ -184,6 +196,19 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
                 return Outcome(key, preview, AuditEntry.Status.FAILED, link.pk, error=str(exc))
             finally:
                 self._enqueue_adopted_checks()
+
+    def _attach_files(self, outcome: Outcome) -> None:
+        """The document's files onto its task (attachments.py), once the task is written or found
+        unchanged; a flow without `options.attachments.enabled` costs nothing here."""
+        if not attachment_options(self.flow.options)["enabled"] or outcome.link_id is None:
+            return
+        link = RecordLink.objects.select_related("tenant").get(pk=outcome.link_id)
+        if link.state != RecordLink.State.LINKED or not link.asana_task_gid:
+            return
+        report = TaskAttachments(
+            self.flow, link, acumatica=self.acumatica, asana=self.asana, actor=self.actor
+        ).sync()
+        outcome.notes.extend(f"attachment skipped: {s}" for s in report.skipped)
 
     def _already_synced(self, link: RecordLink | None, record: Any) -> bool:
         """True only when this copy is the very version the link took, fully synced: a live, linked
