@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from integrations.flows.common.controls import calendar, config, rules
@@ -34,7 +34,7 @@ CONSTRUCTION = {
 
 
 def at(minute: int) -> datetime:
-    return datetime(2026, 3, 2, 10, minute, tzinfo=timezone.utc)
+    return datetime(2026, 3, 2, 10, minute, tzinfo=UTC)
 
 
 def test_off_by_default():

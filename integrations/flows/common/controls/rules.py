@@ -121,7 +121,8 @@ def levels_problems(
             continue
         if s.approved_by and s.approved_by in seen:
             problems.append(
-                f"level {s.index} ({s.level.name}) was approved by the same person as level {seen[s.approved_by]}"
+                f"level {s.index} ({s.level.name}) was approved by the same person as level "
+                f"{seen[s.approved_by]}"
             )
             continue
         if s.approved_by:
