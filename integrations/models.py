@@ -457,3 +457,4 @@ class AsanaWebhook(models.Model):
 
 
 from .membership import TenantMembership  # noqa: E402,F401  (a model of this app, in its own module)
+from .control_holds import ControlHold  # noqa: E402,F401  (a model of this app, in its own module)

@@ -126,18 +126,19 @@ def test_levels_need_every_approval_after_the_last_write_by_distinct_allowed_peo
     allowed = {1: {PM}, 2: {CONTROLLER}}
     states = rules.level_states(tier, subs, {"1": (at(5), PM)})
     assert rules.levels_problems(states, at(1), allowed=allowed, blocked=set()) == [
-        "level 2 (Controller) is pending"
+        (2, "level 2 (Controller) is pending")
     ]
     subs[1]["approval_status"] = "approved"
     states = rules.level_states(tier, subs, {"1": (at(5), PM), "2": (at(6), CONTROLLER)})
     assert rules.levels_problems(states, at(1), allowed=allowed, blocked=set()) == []
     # a guarded write after level 1's approval: level 1 no longer counts
     assert (
-        "before the current values" in rules.levels_problems(states, at(5), allowed=allowed, blocked=set())[0]
+        "before the current values"
+        in rules.levels_problems(states, at(5), allowed=allowed, blocked=set())[0][1]
     )
     states = rules.level_states(tier, subs, {"1": (at(5), PM), "2": (at(6), PM)})
     problems = rules.levels_problems(states, at(1), allowed={1: {PM}, 2: {PM, CONTROLLER}}, blocked=set())
-    assert problems == ["level 2 (Controller) was approved by the same person as level 1"]
+    assert problems == [(2, "level 2 (Controller) was approved by the same person as level 1")]
 
 
 def test_duplicates_by_vendor_reference_or_amount_in_the_window():

@@ -97,32 +97,43 @@ def levels_problems(
     *,
     allowed: Mapping[int, set[str] | None],
     blocked: set[str],
-) -> list[str]:
+) -> list[tuple[int, str]]:
     """Why the levels do not (yet) allow a release (empty: every level approved, after the last guarded
-    write, by one of its approvers, and no person approving two levels or a level of their own bill)."""
-    problems = []
+    write, by one of its approvers, and no person approving two levels or a level of their own bill).
+    Each problem is (level index, why); a level whose approval does not count must be approved again."""
+    problems: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
     for s in states:
         if s.status != "approved":
-            problems.append(f"level {s.index} ({s.level.name}) is {s.status}")
+            problems.append((s.index, f"level {s.index} ({s.level.name}) is {s.status}"))
             continue
         if s.approved_at is None or (written_at is not None and s.approved_at <= written_at):
-            problems.append(f"level {s.index} ({s.level.name}) was approved before the current values")
+            problems.append(
+                (s.index, f"level {s.index} ({s.level.name}) was approved before the current values")
+            )
             continue
         if s.approved_by in blocked:
-            problems.append(f"level {s.index} ({s.level.name}) was approved by the bill's own creator")
+            problems.append(
+                (s.index, f"level {s.index} ({s.level.name}) was approved by the bill's own creator")
+            )
             continue
         permitted = allowed.get(s.index)
         if permitted is not None and s.approved_by not in permitted:
             problems.append(
-                f"level {s.index} ({s.level.name}) was approved by {s.approved_by or 'an unknown user'}, "
-                "who is not one of its approvers"
+                (
+                    s.index,
+                    f"level {s.index} ({s.level.name}) was approved by {s.approved_by or 'an unknown user'}, "
+                    "who is not one of its approvers",
+                )
             )
             continue
         if s.approved_by and s.approved_by in seen:
             problems.append(
-                f"level {s.index} ({s.level.name}) was approved by the same person as level "
-                f"{seen[s.approved_by]}"
+                (
+                    s.index,
+                    f"level {s.index} ({s.level.name}) was approved by the same person as level "
+                    f"{seen[s.approved_by]}",
+                )
             )
             continue
         if s.approved_by:
