@@ -15,7 +15,9 @@ class ControlHold(models.Model):
         DUPLICATE = "duplicate", "Possible duplicate invoice"
 
     tenant = models.ForeignKey("integrations.Tenant", on_delete=models.CASCADE, related_name="control_holds")
-    link = models.ForeignKey("integrations.RecordLink", on_delete=models.CASCADE, related_name="control_holds")
+    link = models.ForeignKey(
+        "integrations.RecordLink", on_delete=models.CASCADE, related_name="control_holds"
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DUPLICATE)
     reason = models.TextField()
     duplicate_of = models.CharField(max_length=200, blank=True)  # "Bill 000123" (and its task, if any)

@@ -211,5 +211,7 @@ class TasksMixin:
         return self._call("POST", f"/tasks/{parent_gid}/subtasks", fields=fields, data=dict(data))
 
     def team_user_gids(self, team_gid: str) -> set[str]:
-        """GET /teams/{gid}/users — [OAS] getUsersForTeam (reference/asana.md §7)."""
-        return {str(u.get("gid")) for u in self.iter_pages(f"/teams/{team_gid}/users", fields=("name",))}
+        """GET /teams/{gid}/users — [OAS] getUsersForTeam (reference/asana.md §7): no `limit` is declared
+        for it, so one call (Asana returns the team's users compact, up to 2000)."""
+        users = self._call("GET", f"/teams/{team_gid}/users", fields=("name",)) or []
+        return {str(u.get("gid")) for u in users}

@@ -9,7 +9,7 @@ Shape (every part optional; a missing or `enabled: false` part is off — the de
       "tiers": {"enabled": true, "tiers": [
           {"name": "small", "above": 0, "up_to": 5000, "branch": "", "vendor_class": "",
            "levels": [{"name": "PM", "approvers": ["<gid>"], "team_gid": ""}]}, ...]},
-      "duplicates": {"enabled": true, "window_days": 30},
+      "duplicates": {"enabled": true, "window_days": 30, "field_gid": "<text custom field gid>"},
       "escalation": {"enabled": true, "pending_business_days": 3, "due_within_days": 2,
                      "recipients": ["ap-lead@example.com"], "holidays": ["2026-12-25"]}
     }
@@ -75,6 +75,7 @@ class SegregationOfDuties:
 class Duplicates:
     enabled: bool = False
     window_days: int = 30
+    field_gid: str = ""  # a text custom field that shows "possible duplicate of …" (optional)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,9 @@ def parse(raw: Mapping[str, Any] | None) -> Controls:
         tiers_enabled=bool(tiers_raw.get("enabled")) and bool(tiers),
         tiers=tiers,
         duplicates=Duplicates(
-            enabled=bool(dup_raw.get("enabled")), window_days=int(dup_raw.get("window_days") or 30)
+            enabled=bool(dup_raw.get("enabled")),
+            window_days=int(dup_raw.get("window_days") or 30),
+            field_gid=str(dup_raw.get("field_gid") or ""),
         ),
         escalation=Escalation(
             enabled=bool(esc_raw.get("enabled")),
@@ -237,6 +240,8 @@ def validation_errors(raw: Any, known_users: Iterable[str] | None = None) -> lis
             errs.append("controls.duplicates: expected an object")
         else:
             _positive_int("controls.duplicates.window_days", dup.get("window_days"), errs)
+            if dup.get("field_gid") and not _GID.match(str(dup["field_gid"])):
+                errs.append(f"controls.duplicates.field_gid: {dup['field_gid']!r} is not an Asana GID")
     esc = raw.get("escalation")
     if esc is not None:
         errs.extend(_escalation_errors(esc))
