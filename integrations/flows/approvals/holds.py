@@ -75,7 +75,8 @@ def recheck(link_id: int) -> str:
         fx.comment(
             clients.asana,
             link.asana_task_gid,
-            f"Duplicate hold cleared by {hold.cleared_by}: {hold.clear_reason}. The approval now releases the bill.",
+            f"Duplicate hold cleared by {hold.cleared_by}: {hold.clear_reason}. "
+            "The approval now releases the bill.",
         )
     if flow is None or not link.asana_task_gid:
         return "no approvals flow for this document's project"
