@@ -49,6 +49,7 @@ VIEW_FIELDS: dict[str, dict[str, dict[str, str]]] = {
             # APInvoice fields outside the Default contract (reference §4.2 `$custom`): kept in the
             # record's custom block by the seed (add_bill(discount_date=, created_by=)), else empty.
             "DiscDate": "DiscDate",
+            "CuryOrigDiscAmt": "CuryOrigDiscAmt",
             "CreatedByID": "CreatedByID",
         }
     },

@@ -87,11 +87,13 @@ class SeedMixin:
         modified: datetime | None = None,
         branch: str = "MAIN",
         discount_date: date | None = None,
+        discount_amount: float | None = None,
         created_by: str | None = None,
         **fields: Any,
     ) -> dict:
-        """`discount_date` and `created_by` are APInvoice.DiscDate and CreatedByID: not in the Default
-        contract, read with `$custom=Document.DiscDate,Document.CreatedByID` (reference §4.1, §4.2)."""
+        """`discount_date`, `discount_amount` and `created_by` are APInvoice.DiscDate, CuryOrigDiscAmt and
+        CreatedByID: not in the Default contract, read with `$custom=Document.DiscDate,…` (reference
+        §4.1, §4.2)."""
         ref = reference_nbr or f"{self._next('Bill', 1):06d}"
         day = date_ or date(2026, 3, 2)
         lines = (
@@ -130,6 +132,8 @@ class SeedMixin:
         document = {}
         if discount_date is not None:
             document["DiscDate"] = as_datetime(discount_date)
+        if discount_amount is not None:
+            document["CuryOrigDiscAmt"] = discount_amount
         if created_by is not None:
             document["CreatedByID"] = created_by
         if document:

@@ -190,7 +190,7 @@ class DuplicateMatch:
     why: str
 
 
-def _day(value: Any) -> date | None:
+def as_day(value: Any) -> date | None:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -215,7 +215,7 @@ def duplicate_matches(
     ref = str(bill.get("ReferenceNbr") or "")
     vref = _norm_ref(bill.get("VendorRef"))
     amount = amount_of(bill.get("Amount"))
-    day = _day(bill.get("Date"))
+    day = as_day(bill.get("Date"))
     for other in others:
         other_ref = str(other.get("ReferenceNbr") or "")
         if other_ref == ref or str(other.get("Vendor") or "") != vendor:
@@ -229,7 +229,7 @@ def duplicate_matches(
                 )
             )
             continue
-        other_day = _day(other.get("Date"))
+        other_day = as_day(other.get("Date"))
         if (
             amount is not None
             and amount_of(other.get("Amount")) == amount
