@@ -13,7 +13,6 @@ of the old request; a new request starts its own.
 from __future__ import annotations
 
 import logging
-import smtplib
 from datetime import date
 
 from django.core.mail import send_mail
@@ -150,7 +149,10 @@ def _notify(
     label = fx.label(link)
     who = PROFILE_URL.format(gid=approver) if approver else "approvers"
     at_risk = f"; early-payment discount at risk: {discount} by {discount_date}" if discount else ""
-    text = f"Approval stuck: {label} ({amount}) is {threshold.message}{at_risk}. {who}, please approve or reject."
+    text = (
+        f"Approval stuck: {label} ({amount}) is {threshold.message}{at_risk}. "
+        f"{who}, please approve or reject."
+    )
     url = task.get("permalink_url") or f"https://app.asana.com/0/0/{link.asana_task_gid}"
     # The e-mail first: if the mail server refuses it, nothing is recorded and the next sweep tries
     # again (the comment would otherwise be repeated without its e-mail ever going out).
