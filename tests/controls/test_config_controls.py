@@ -53,7 +53,8 @@ BAD = [
     (
         "unknown-user",
         {"segregation_of_duties": {"enabled": True, "allowed_approvers": ["1200000000009999"]}},
-        "flows[0].options.controls.segregation_of_duties.allowed_approvers[0]: unknown Asana user 1200000000009999",
+        "flows[0].options.controls.segregation_of_duties.allowed_approvers[0]: "
+        "unknown Asana user 1200000000009999",
     ),
     (
         "overlapping-tiers",
@@ -79,7 +80,12 @@ BAD = [
 @pytest.mark.django_db
 @pytest.mark.parametrize("case,controls,message", BAD, ids=[b[0] for b in BAD])
 def test_bad_controls_name_the_field_and_write_nothing(
-    tmp_path, secrets_env, capsys, case, controls, message
+    tmp_path,
+    secrets_env,  # noqa: F811
+    capsys,
+    case,
+    controls,
+    message,
 ):  # noqa: F811
     before = snapshot()
     with pytest.raises(CommandError):
