@@ -18,6 +18,7 @@ from integrations.models import (
     AcumaticaConnection,
     AsanaConnection,
     AsanaWebhook,
+    ControlHold,
     Cursor,
     Flow,
     GuardedWrite,
@@ -62,6 +63,7 @@ def populate(slug: str, name: str, n: int) -> dict[type, object]:
     )
     rows[RecordLink] = link
     rows[GuardedWrite] = GuardedWrite.objects.create(link=link, operation="create", asana_time=now)
+    rows[ControlHold] = ControlHold.objects.create(tenant=tenant, link=link, reason=f"possible duplicate ({slug})")
     rows[AsanaWebhook] = AsanaWebhook.objects.create(
         tenant=tenant, flow=flow, resource_gid=f"{n}001", webhook_gid=f"{n}003", secret="w" * 20
     )
