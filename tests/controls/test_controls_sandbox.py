@@ -256,3 +256,24 @@ def test_a_duplicate_cleared_before_approval_is_released_on_approval(w: World):
     assert releases(w) == []
     approve(w, task_of(second["ReferenceNbr"]), PM)
     assert releases(w) == [Decimal("4100")]
+
+
+# ---- the dry-run plan ----------------------------------------------------------------------------
+
+
+def test_the_dry_run_plan_shows_the_tier_and_a_likely_duplicate(w: World, capsys):
+    from django.core.management import call_command
+
+    configure(w, tiers=TIERS, duplicates={"enabled": True, "window_days": 30})
+    first = w.acumatica.add_bill("SUBCO", 62000.00, vendor_ref="INV-9")
+    sync(w, first["ReferenceNbr"])
+    w.acumatica.add_bill("SUBCO", 62000.00, vendor_ref="INV-9")
+    w.acumatica.add_bill("SUBCO", 1200.00, vendor_ref="INV-10")
+    tasks_before = len(w.asana.tasks)
+    capsys.readouterr()
+    call_command("connector", "sync", "--tenant", "ridgeline", "--flow", "AP bills", "--dry-run")
+    out = capsys.readouterr().out
+    assert "tier large (> 5,000.00, no upper bound): PM + Controller" in out
+    assert "tier small (> 0.00, ≤ 5,000.00): PM" in out
+    assert f"would be held: possible duplicate of Bill {first['ReferenceNbr']}" in out
+    assert len(w.asana.tasks) == tasks_before and ControlHold.objects.count() == 0  # nothing written

@@ -125,3 +125,26 @@ def after_guarded_change(sync: Any, link: RecordLink, record: Any) -> None:
         fx.decision(
             link, sync.flow, "approval_levels", "succeeded", "levels reset after a change", reset=reset
         )
+
+
+def annotate_plan(sync: Any, plan: Any, record: Any) -> None:
+    """The dry-run plan says what the controls would do: the tier a document falls into (its levels) and,
+    for a create, whether it would be held as a likely duplicate. Reads only."""
+    if record is None or plan.action not in ("create", "update", "skip"):
+        return
+    notes = []
+    tier = rules.tier_for(
+        controls(sync.flow),
+        record.get("Amount") or record.get("OrderTotal"),
+        branch=str(record.get("BranchID") or ""),
+    )
+    if tier is not None:
+        notes.append(f"tier {tier.describe()}")
+    if plan.action == "create":
+        matches = likely_duplicates(sync, record)
+        if matches:
+            notes.append(
+                f"would be held: possible duplicate of Bill {matches[0].reference} ({matches[0].why})"
+            )
+    if notes:
+        plan.reason = "; ".join([plan.reason, *notes]) if plan.reason else "; ".join(notes)
