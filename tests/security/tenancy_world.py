@@ -63,7 +63,9 @@ def populate(slug: str, name: str, n: int) -> dict[type, object]:
     )
     rows[RecordLink] = link
     rows[GuardedWrite] = GuardedWrite.objects.create(link=link, operation="create", asana_time=now)
-    rows[ControlHold] = ControlHold.objects.create(tenant=tenant, link=link, reason=f"possible duplicate ({slug})")
+    rows[ControlHold] = ControlHold.objects.create(
+        tenant=tenant, link=link, reason=f"possible duplicate ({slug})"
+    )
     rows[AsanaWebhook] = AsanaWebhook.objects.create(
         tenant=tenant, flow=flow, resource_gid=f"{n}001", webhook_gid=f"{n}003", secret="w" * 20
     )
