@@ -76,7 +76,7 @@ def measure(
     from integrations.flows.common.task_events import ASANA_EVENT_TASK
     from integrations.flows.inbound import receivers, watchdog
     from integrations.models import AsanaWebhook
-    from tests.asana_webhooks import harness
+    from tests.flows.inbound import harness
 
     client = Client()
     gen = harness.world.__wrapped__(None, client, _MonkeyPatch())

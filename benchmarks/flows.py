@@ -55,7 +55,7 @@ def _approvals_world():
     from django.test import Client
 
     from integrations.flows.inbound import watchdog
-    from tests.asana_webhooks import harness
+    from tests.flows.inbound import harness
 
     client = Client()
     gen = harness.world.__wrapped__(None, client, _MonkeyPatch())
@@ -66,7 +66,7 @@ def _approvals_world():
 
 
 def _writeback(world, n: int) -> dict[str, Any]:
-    from tests.asana_webhooks.harness import DEMO, mapping
+    from tests.flows.inbound.harness import DEMO, mapping
 
     memo = world.asana.add_custom_field("Memo", "text", projects=(DEMO["ap_project"],))
     mapping(world.approvals_flow, "Description", memo, "text", direction="to_erp")
@@ -86,7 +86,7 @@ def _writeback(world, n: int) -> dict[str, Any]:
 
 def _push(world, n: int) -> dict[str, Any]:
     from integrations.models import AcumaticaConnection, RecordLink
-    from tests.asana_webhooks.harness import django_deliverer
+    from tests.flows.inbound.harness import django_deliverer
 
     header, secret = "X-ML-Connector-Secret", "bench-push-secret-0001"
     conn = AcumaticaConnection.objects.get(tenant=world.tenant)
@@ -112,7 +112,7 @@ def _push(world, n: int) -> dict[str, Any]:
 def _roster(world, n: int) -> dict[str, Any]:
     from integrations.flows.roster import sync as roster
     from integrations.models import Flow
-    from tests.asana_webhooks.harness import DEMO
+    from tests.flows.inbound.harness import DEMO
 
     flow = Flow.objects.create(
         tenant=world.tenant,

@@ -131,10 +131,12 @@ class TenantAdmin(ScopedModelAdmin):
         """Queued, never run here: Asana's handshake must reach a web worker while the create is open."""
         from django_q.tasks import async_task
 
+        from integrations.flows.inbound.tasks import register_webhooks
+
         tenants = [t for t in queryset if hasattr(t, "asana")]
         for tenant in tenants:
             async_task(
-                "integrations.flows.inbound.tasks.register_webhooks",
+                register_webhooks,
                 tenant.pk,
                 task_name=f"register-webhooks-{tenant.slug}",
             )

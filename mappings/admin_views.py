@@ -52,11 +52,11 @@ class DocumentFlowActions:
     def sync_now(self, request, queryset):
         from django_q.tasks import async_task
 
+        from integrations.flows.documents.tasks import poll_flow
+
         flows = [f for f in queryset if f.kind in DOCUMENT_KINDS and f.enabled]
         for flow in flows:
-            async_task(
-                "integrations.flows.documents.tasks.poll_flow", flow.pk, "manual", request.user.get_username()
-            )
+            async_task(poll_flow, flow.pk, "manual", request.user.get_username())
         skipped = queryset.count() - len(flows)
         note = f" ({skipped} skipped: disabled or not a documents flow)" if skipped else ""
         self.message_user(request, f"Queued a sync pass for {len(flows)} flow(s){note}.", messages.SUCCESS)

@@ -15,7 +15,7 @@ endpoint under test, and these methods:
     event_body(n) -> bytes              a valid delivery, distinct for each n
     heartbeat_body() -> bytes | None    an "I am alive" delivery (None: the vendor has none)
     queued() -> list                    what the endpoint enqueued so far (ids)
-    receiver() -> Receiver              the endpoint's receiver (base/webhooks.py)
+    receiver() -> Receiver              the endpoint's receiver (base/receiver.py)
     source                              the InboundEvent.Source of its rows
     bad_signature_status                401 unless the vendor's convention differs
 """

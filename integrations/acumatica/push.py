@@ -1,6 +1,6 @@
 """Acumatica push notifications (SM302000, reference/acumatica.md §7): the receiving view and parsing.
 
-The view (base/webhooks.Receiver with the hooks below) does four things only (ARCHITECTURE §5):
+The view (base/receiver.Receiver with the hooks below) does four things only (ARCHITECTURE §5):
 verify, persist the raw notification, enqueue a task with its id, answer — in milliseconds, never
 calling a vendor:
 

@@ -1,7 +1,7 @@
 """Asana webhooks: the receiving view, the signature, the handshake and registration.
 
 The view does four things only (ARCHITECTURE §5): verify, persist the raw event, enqueue a task with
-ids, answer — never calling a vendor; the pipeline is base/webhooks.Receiver, this module its hooks.
+ids, answer — never calling a vendor; the pipeline is base/receiver.Receiver, this module its hooks.
 Status codes come from exception classes:
 
     body over WEBHOOK_MAX_BODY_BYTES            413  no row: refused, logged, counted (base/refusals.py)

@@ -12,7 +12,7 @@ from django.urls import reverse
 from integrations.console import dashboard as d
 from integrations.models import AsanaWebhook, Flow, Tenant
 
-from ..flows.test_documents_support import *  # noqa: F403
+from ..flows.documents.test_documents_support import *  # noqa: F403
 from .support import *  # noqa: F403
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

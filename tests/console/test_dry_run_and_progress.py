@@ -7,7 +7,7 @@ from django.urls import reverse
 from audit.models import ApiCall, AuditEntry, SyncRun
 from integrations.models import Cursor, RecordLink
 
-from ..flows.test_documents_support import *  # noqa: F403
+from ..flows.documents.test_documents_support import *  # noqa: F403
 from .support import *  # noqa: F403
 
 

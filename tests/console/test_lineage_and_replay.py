@@ -8,8 +8,8 @@ from audit.models import ApiCall, AuditEntry, SyncRun
 from integrations.console import lineage
 from integrations.flows import replay
 
-from ..flows.test_documents_support import *  # noqa: F403
-from ..flows.test_documents_support import D, F
+from ..flows.documents.test_documents_support import *  # noqa: F403
+from ..flows.documents.test_documents_support import D, F
 from .support import *  # noqa: F403
 
 

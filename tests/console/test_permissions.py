@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from integrations.console.permissions import OPERATOR_GROUP, VIEW_GROUP, can_edit_connections, can_replay
 
-from ..flows.test_documents_support import *  # noqa: F403
+from ..flows.documents.test_documents_support import *  # noqa: F403
 from .support import *  # noqa: F403
 
 

@@ -12,8 +12,8 @@ from integrations.flows.documents.poll import poll
 from integrations.models import Flow, RecordLink
 from mappings.discovery import apply_selection
 from mappings.models import FieldMapping
-from tests.flows.test_documents_support import *  # noqa: F403
-from tests.flows.test_documents_support import D, F, tasks_in_project
+from tests.flows.documents.test_documents_support import *  # noqa: F403
+from tests.flows.documents.test_documents_support import D, F, tasks_in_project
 
 
 def test_a_renamed_field_keeps_working_and_is_noted(make_sync, asana, bills_flow):

@@ -14,7 +14,7 @@ from integrations.flows.documents.sync import DocumentSync
 from integrations.flows.inbound import watchdog
 from integrations.flows.inbound.tasks import poll_approvals
 from integrations.models import RecordLink
-from tests.asana_webhooks.harness import OPT, F, World, world  # noqa: F401
+from tests.flows.inbound.harness import OPT, F, World, world  # noqa: F401
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from integrations.base import errors
 from integrations.flows.documents import parked
 from integrations.flows.documents.sync import DocumentSync
 from integrations.models import RecordLink
-from tests.flows.test_documents_support import *  # noqa: F403
-from tests.flows.test_documents_support import D, F
+from tests.flows.documents.test_documents_support import *  # noqa: F403
+from tests.flows.documents.test_documents_support import D, F
 from tests.money_safety.properties import run_machine
 
 

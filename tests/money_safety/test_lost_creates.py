@@ -13,8 +13,8 @@ from integrations.flows.documents import parked
 from integrations.flows.documents.sync import DocumentSync
 from integrations.models import Flow, RecordLink, Tenant
 from sandbox.demo import connect_sandboxes
-from tests.flows.test_documents_support import *  # noqa: F403
-from tests.flows.test_documents_support import ACU_URL, ASANA_URL, D, F
+from tests.flows.documents.test_documents_support import *  # noqa: F403
+from tests.flows.documents.test_documents_support import ACU_URL, ASANA_URL, D, F
 
 KEY = "Bill/000001"
 

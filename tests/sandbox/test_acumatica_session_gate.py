@@ -11,7 +11,7 @@ import pytest
 
 from integrations.acumatica.client import client_for
 from integrations.base import errors
-from tests.flows.test_documents_support import *  # noqa: F403
+from tests.flows.documents.test_documents_support import *  # noqa: F403
 
 
 class ReleaseInTheWindow:

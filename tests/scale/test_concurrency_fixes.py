@@ -19,8 +19,8 @@ from integrations.acumatica.client import client_for
 from integrations.base import errors
 from integrations.flows.documents import tasks as document_tasks
 from integrations.models import AcumaticaConnection, RecordLink
-from tests.flows.test_documents_support import *  # noqa: F403
-from tests.flows.test_documents_support import F, writes
+from tests.flows.documents.test_documents_support import *  # noqa: F403
+from tests.flows.documents.test_documents_support import F, writes
 
 
 def test_an_older_copy_of_a_bill_never_overwrites_the_newer_one_already_synced(make_sync, asana, acu):

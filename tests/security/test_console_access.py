@@ -22,8 +22,8 @@ from integrations.console.permissions import VIEW_GROUP
 from integrations.models import AsanaWebhook, Sage100Connection, TenantMembership
 from integrations.secrets import encrypted_fields
 from tests.console.support import *  # noqa: F403
-from tests.flows.test_documents_support import *  # noqa: F403
-from tests.flows.test_documents_support import PUSH_SECRET, D
+from tests.flows.documents.test_documents_support import *  # noqa: F403
+from tests.flows.documents.test_documents_support import PUSH_SECRET, D
 
 APPS = ("integrations", "mappings", "audit", "django_q", "auth")
 SAGE_API_KEY = "console-sage-api-key-0123456789"

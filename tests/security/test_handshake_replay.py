@@ -5,7 +5,7 @@ Anyone who learns the target URL can POST a handshake too. Whatever they send â€
 registration completed, a replay to another endpoint's uuid, a second handshake inside the window
 (with or without the secret in Asana's 201 body), or a forged one that beats Asana's â€” the stored
 secret stays Asana's (or is dropped), and deliveries the attacker signs are refused and queue nothing.
-The sandbox performs the real handshake through Django's test client (tests/asana_webhooks/harness).
+The sandbox performs the real handshake through Django's test client (tests/flows/inbound/harness).
 """
 
 # ruff: noqa: F811  (the `world` fixture is imported by name)
@@ -22,7 +22,7 @@ from integrations.asana.shapes import CreatedWebhook
 from integrations.base.refusals import refusals
 from integrations.flows.inbound import watchdog
 from integrations.models import AsanaWebhook
-from tests.asana_webhooks.harness import DEMO, World, world  # noqa: F401
+from tests.flows.inbound.harness import DEMO, World, world  # noqa: F401
 
 ATTACKER_SECRET = "attacker-chosen-secret-00000000000000000000"
 

@@ -41,9 +41,9 @@ from integrations.sage100.client import client_for as sage_client_for
 from sage100_agent.server import create_app, start_in_thread
 from sandbox import acumatica as acu_sim
 from sandbox import asana as asana_sim
-from tests.asana_webhooks.harness import django_deliverer
-from tests.flows.test_documents_support import *  # noqa: F403
-from tests.flows.test_documents_support import ACU_URL, ASANA_URL, D
+from tests.flows.documents.test_documents_support import *  # noqa: F403
+from tests.flows.documents.test_documents_support import ACU_URL, ASANA_URL, D
+from tests.flows.inbound.harness import django_deliverer
 from tests.sage100.conftest import agent_config
 from tests.sage100.flow_harness import configure as configure_purchase_requests
 
@@ -58,7 +58,7 @@ SAGE_API_KEY = "sage-agent-api-key-Vb6Nm3Xc1"
 SAGE_SIGNING_SECRET = "sage-agent-hmac-secret-Pl0Ok9Ij8Uh7"
 
 
-# ---- the tenant and the systems (fixtures of tests/flows/test_documents_support, overridden) ---------
+# ---- the tenant and the systems (fixtures of tests/flows/documents/test_documents_support, overridden) ----
 
 
 @pytest.fixture

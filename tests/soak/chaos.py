@@ -27,7 +27,7 @@ from django.db import connection
 from django.utils.module_loading import import_string
 
 from integrations.base.http import HttpClient
-from tests.flows.test_documents_support import D, F
+from tests.flows.documents.test_documents_support import D, F
 
 from .world import World
 

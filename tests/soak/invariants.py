@@ -16,7 +16,7 @@ from django_q.models import Schedule
 
 from audit.models import ApiCall, AuditEntry, InboundEvent
 from integrations.models import RecordLink
-from tests.flows.test_documents_support import D, F
+from tests.flows.documents.test_documents_support import D, F
 
 from .chaos import APPROVED, Journal
 from .world import BILL_STATUSES, PO_STATUSES, STATUS_OPTIONS, World

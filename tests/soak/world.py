@@ -25,8 +25,8 @@ from mappings.models import FieldMapping, ValueMapping
 from sandbox import acumatica as acu_sim
 from sandbox import asana as asana_sim
 from sandbox.demo import connect_sandboxes
-from tests.asana_webhooks.harness import NoLimit, django_deliverer
-from tests.flows.test_documents_support import ACU_URL, ASANA_URL, PUSH_SECRET, Clock, D, F
+from tests.flows.documents.test_documents_support import ACU_URL, ASANA_URL, PUSH_SECRET, Clock, D, F
+from tests.flows.inbound.harness import NoLimit, django_deliverer
 from tests.sage100.conftest import agent_config, make_connection, start_agent
 from tests.sage100.flow_harness import configure as configure_purchase_requests
 

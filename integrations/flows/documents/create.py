@@ -216,7 +216,15 @@ class ExactlyOnceCreateMixin:
                 )
         except errors.ConnectorError as exc:
             return self._create_failed(link_pk, key, plan, record, event, exc, token=token)
-        link = self.store_created(link_pk, task["gid"], plan, token=token)
+        # The task's GID and the audit entry of its creation commit together: a worker dying after this
+        # leaves no document with a task and no trace of how it got it.
+        link = self.store_created(
+            link_pk,
+            task["gid"],
+            plan,
+            token=token,
+            also=lambda linked: self._audit(linked, plan, AuditEntry.Status.SUCCEEDED, record, event),
+        )
         if link is None:
             return self._orphan(link_pk, key, plan, task, record, event)
         self._record_guarded(link, record, task, "create")
@@ -227,12 +235,16 @@ class ExactlyOnceCreateMixin:
                 self.asana.move_to_section(task["gid"], self.settings.section_gid)
             except errors.ConnectorError as exc:
                 out_notes.append(f"task created but not moved to section {self.settings.section_gid}: {exc}")
-        self._audit(link, plan, AuditEntry.Status.SUCCEEDED, record, event, notes=out_notes)
+                moved = Plan("update", key, reason="placing the new task in its section")
+                self._audit(link, moved, AuditEntry.Status.FAILED, record, event, notes=out_notes)
         return Outcome(key, plan, AuditEntry.Status.SUCCEEDED, link_pk, task["gid"], notes=out_notes)
 
-    def store_created(self, link_pk: int, task_gid: str, plan: Plan, *, token: int) -> RecordLink | None:
+    def store_created(
+        self, link_pk: int, task_gid: str, plan: Plan, *, token: int, also: Any = None
+    ) -> RecordLink | None:
         """Store the new task's GID at once — only while our claim holds (fencing): None when another
-        worker took the link over meanwhile (our lease ran out) or stored a task first."""
+        worker took the link over meanwhile (our lease ran out) or stored a task first. `also(link)` runs
+        in the same transaction (the creation's audit entry)."""
         with transaction.atomic():
             link = RecordLink.objects.select_for_update().get(pk=link_pk)
             if link.asana_task_gid == task_gid:
@@ -246,6 +258,8 @@ class ExactlyOnceCreateMixin:
                     self._linked(link, plan)
             except IntegrityError:  # the task already belongs to another link (never shared)
                 return None
+            if also is not None:
+                also(link)
         return link
 
     def _orphan(

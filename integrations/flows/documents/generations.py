@@ -28,6 +28,19 @@ class GenerationsMixin:
             .first()
         )
 
+    def current_links(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], RecordLink]:
+        """`_current_link` for a whole page of keys, in one query."""
+        out: dict[tuple[str, str], RecordLink] = {}
+        rows = RecordLink.objects.filter(
+            tenant=self.tenant, kind=self.doc.link_kind, acumatica_ref__in={number for _t, number in keys}
+        ).order_by("generation")
+        wanted = set(keys)
+        for link in rows:
+            key = (link.acumatica_type, link.acumatica_ref)
+            if key in wanted:
+                out[key] = link  # ordered by generation: the newest wins
+        return out
+
     def _starts_new_generation(self, link: RecordLink, record: Any) -> bool:
         """A live document under a key whose link ended (deleted, voided, cancelled), or under a key
         whose link holds another Acumatica record (deleted and entered again, the delete never seen)."""

@@ -182,10 +182,11 @@ def _page(
     retry_record: Callable[[str, str, float], None] | None,
 ) -> tuple[datetime | None, int]:
     number_field = sync.doc.number_field
+    links = sync.current_links([(str(r.get("Type")), str(r.get(number_field))) for r in batch])
     for record in batch:
         doc_type, number = str(record.get("Type")), str(record.get(number_field))
         try:
-            outcome = sync.process(doc_type, number, record=record)
+            outcome = sync.process(doc_type, number, record=record, link=links.get((doc_type, number)))
         except RECORD_RETRYABLE as exc:
             result.counts["retrying"] += 1
             if retry_record and not sync.dry_run:

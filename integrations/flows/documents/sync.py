@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 DEFAULT_LEASE = timedelta(seconds=120)
 
 
+_UNREAD: Any = object()  # `process(link=…)` not given: the link is looked up
+
+
 def _noop_recorder(_record: Any) -> None:
     return None
 
@@ -129,13 +132,27 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
 
     # ---- one document -----------------------------------------------------------------------------
     def process(
-        self, doc_type: str, number: str, *, record: Any = None, reread: bool = True, event: Any = None
+        self,
+        doc_type: str,
+        number: str,
+        *,
+        record: Any = None,
+        reread: bool = True,
+        event: Any = None,
+        link: Any = _UNREAD,
     ) -> Outcome:
-        """Bring one document's task up to date. `record` (from a poll page) saves the re-read."""
+        """Bring one document's task up to date. `record` (from a poll page) saves the re-read; `link`
+        (the page's links, read in one query) saves the lookup."""
         if record is None and reread:
             record = self.read(doc_type, number)
         key = f"{doc_type}/{number}"
-        existing = self._current_link(doc_type, number)
+        existing = self._current_link(doc_type, number) if link is _UNREAD else link
+        if self._already_synced(existing, record):
+            # The version the task already shows (a re-read in the poll's overlap window): no lock, no
+            # write, no row — the pass's SyncRun counts it.
+            return Outcome(
+                key, Plan("skip", key, reason="unchanged"), AuditEntry.Status.UNCHANGED, existing.pk
+            )
         if existing is not None and self._starts_new_generation(existing, record):
             if self.dry_run:
                 preview = plan_document(record, self.settings, LinkView(), self._specs_or_none(), key=key)
@@ -169,6 +186,27 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
                 return Outcome(key, preview, AuditEntry.Status.FAILED, link.pk, error=str(exc))
             finally:
                 self._enqueue_adopted_checks()
+
+    def _already_synced(self, link: RecordLink | None, record: Any) -> bool:
+        """True only when this copy is the very version the link took, fully synced: a live, linked
+        task with its approval baseline recorded, the same Acumatica record, last modified no later than
+        the version already written. Anything else goes through the locked path."""
+        if self.dry_run or link is None or record is None or link.state != RecordLink.State.LINKED:
+            return False
+        if not (
+            link.asana_task_gid and link.guarded_values and link.payload_hash and link.source_modified_at
+        ):
+            return False
+        record_id = str(getattr(record, "id", None) or "")
+        if record_id and record_id != link.acumatica_id or self._starts_new_generation(link, record):
+            return False
+        modified = _parse_dt(record.get("LastModifiedDateTime"))
+        if modified is None or modified > link.source_modified_at:
+            return False
+        plan = plan_document(
+            record, self.settings, _view(link), self._specs_or_none(), key=link.acumatica_ref
+        )
+        return plan.action == "skip" and plan.reason == "unchanged" and plan.payload_hash == link.payload_hash
 
     def _specs_or_none(self) -> Any:
         try:

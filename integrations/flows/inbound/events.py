@@ -2,7 +2,7 @@
 every minute).
 
 A receiver that stored an event but could not reach the broker leaves it `received` and answers 200
-(the row is durable; base/webhooks.dispatch): this sweep enqueues every such row on its next run, so
+(the row is durable; base/receiver.dispatch): this sweep enqueues every such row on its next run, so
 an outage of the broker delays an event by about a minute once it is back.
 
 A webhook or push view stores the event as `queued` and enqueues its task; if the worker running it dies

@@ -15,7 +15,7 @@ unanswered heartbeats (reference/asana.md §6.5, §8). So, per tenant:
   `failing` in the console;
 - after any gap, the task changes made during it are read back through
   `GET /tasks?project=&modified_since=` and processed like events, deduplicated by (task, modified_at).
-The same backfill is the catch-up poll for approvals (tasks/approvals.poll_approvals).
+The same backfill is the catch-up poll for approvals (inbound/tasks.poll_approvals).
 """
 
 from __future__ import annotations

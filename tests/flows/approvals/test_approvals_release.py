@@ -14,7 +14,7 @@ from integrations.flows.approvals import release as approvals
 from integrations.flows.dispatch import process_asana_event
 from integrations.flows.inbound import watchdog
 from integrations.models import AcumaticaConnection, Flow, RecordLink
-from tests.asana_webhooks.harness import DEMO, OPT, F, World, world  # noqa: F401
+from tests.flows.inbound.harness import DEMO, OPT, F, World, world  # noqa: F401
 
 
 def release_calls(w: World, action: str = "ReleaseBill") -> int:

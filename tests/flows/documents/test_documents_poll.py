@@ -128,3 +128,48 @@ def test_an_unchanged_pass_writes_no_audit_row_and_its_run_counts_the_documents(
     assert AuditEntry.objects.exclude(status="quarantined").count() == rows
     run = SyncRun.objects.latest("pk")
     assert run.counts["unchanged"] == second.counts["unchanged"]
+
+
+def test_an_unchanged_document_takes_no_lock_and_writes_no_row(make_sync):
+    """Per page, not per row: the page's links are read in one query, and a document re-read at the
+    version its task already shows costs no transaction, no row lock and no write of any kind."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = poll(make_sync())
+    held = RecordLink.objects.get(state="quarantined")  # refused again each pass, with its reason
+    links_before = {link.pk: link.updated_at for link in RecordLink.objects.exclude(pk=held.pk)}
+    with CaptureQueriesContext(connection) as ctx:
+        second = poll(make_sync())
+    assert second.counts["unchanged"] == first.counts["created"] == 4
+    sql = [q["sql"] for q in ctx.captured_queries]
+    link_reads = [q for q in sql if q.startswith("SELECT") and '"integrations_recordlink"' in q]
+    link_writes = [
+        q
+        for q in sql
+        if not q.startswith("SELECT")
+        and "integrations_recordlink" in q
+        and not q.endswith(f'"integrations_recordlink"."id" = {held.pk}')
+    ]
+    audit_writes = [q for q in sql if q.startswith("INSERT") and "audit_auditentry" in q]
+    locks = [q for q in sql if "FOR UPDATE" in q]
+    assert link_writes == [] and len(locks) <= 1  # the held document's lock only
+    # one query for the page's links; the quarantined document is refused again with its reason
+    assert len(link_reads) <= 2, link_reads
+    assert len(audit_writes) == first.counts["quarantined"] == 1
+    assert {link.pk: link.updated_at for link in RecordLink.objects.exclude(pk=held.pk)} == links_before
+
+
+def test_a_document_changed_in_acumatica_after_its_last_sync_takes_the_locked_path(
+    make_sync, asana, acu, now
+):
+    """The fast path is for the version already written only: a newer LastModifiedDateTime with the same
+    mapped values still goes through the lock (and records the new version), never skipped unseen."""
+    poll(make_sync())
+    before = RecordLink.objects.get(acumatica_ref="000004").source_modified_at
+    seen = len(asana.requests)
+    now.advance(600)
+    acu.update_record("Bill", ("Bill", "000004"), Description="a field no mapping reads")
+    result = poll(make_sync())
+    assert result.counts["unchanged"] == 4 and writes(asana, seen) == []
+    assert RecordLink.objects.get(acumatica_ref="000004").source_modified_at > before

@@ -17,7 +17,7 @@ from .test_documents_push import HEADER, pushing  # noqa: F401
 from .test_documents_support import *  # noqa: F403
 from .test_documents_support import PUSH_SECRET, tasks_in_project
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "acumatica_push"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "acumatica_push"
 
 
 def fixture(name: str) -> dict:

@@ -9,7 +9,7 @@ import pytest
 from audit.models import AuditEntry
 from integrations.flows.inbound import watchdog
 from integrations.models import AcumaticaConnection, Flow, RecordLink
-from tests.asana_webhooks.harness import DEMO, OPT, F, World, mapping, world  # noqa: F401
+from tests.flows.inbound.harness import DEMO, OPT, F, World, mapping, world  # noqa: F401
 
 
 @pytest.fixture

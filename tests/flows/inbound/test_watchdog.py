@@ -14,7 +14,7 @@ from audit.models import AuditEntry, InboundEvent
 from integrations.flows.inbound import watchdog
 from integrations.flows.inbound.tasks import check_webhooks, poll_approvals
 from integrations.models import AsanaWebhook
-from tests.asana_webhooks.harness import World, world  # noqa: F401
+from tests.flows.inbound.harness import World, world  # noqa: F401
 
 
 def release_calls(w: World) -> int:

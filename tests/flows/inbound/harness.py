@@ -2,7 +2,7 @@
 deliveries POSTed into Django's test client: the handshake hits the real view while the create call is
 still open, and events reach the real view, queue and (django-q2 sync mode) worker.
 
-Import the fixtures you use into the test module (`from tests.asana_webhooks.harness import world`).
+Import the fixtures you use into the test module (`from tests.flows.inbound.harness import world`).
 """
 
 from __future__ import annotations

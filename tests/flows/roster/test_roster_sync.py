@@ -11,7 +11,7 @@ from audit.models import AuditEntry, SyncRun
 from integrations.flows.roster import sync as roster
 from integrations.models import Flow
 from mappings.models import UserMapping
-from tests.asana_webhooks.harness import DEMO, World, world  # noqa: F401
+from tests.flows.inbound.harness import DEMO, World, world  # noqa: F401
 
 WS = DEMO["workspace"]
 TEAM = DEMO["team_finance"]

@@ -18,7 +18,7 @@ from integrations.flows.inbound.events import (
     ensure_schedules,
     requeue_stuck_events,
 )
-from tests.asana_webhooks.harness import World, world  # noqa: F401
+from tests.flows.inbound.harness import World, world  # noqa: F401
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from audit.models import InboundEvent
 from integrations.flows.inbound.events import requeue_stuck_events
-from tests.asana_webhooks.harness import World, world  # noqa: F401
-from tests.asana_webhooks.test_stuck_events import registered, release_calls  # noqa: F401
+from tests.flows.inbound.harness import World, world  # noqa: F401
+from tests.flows.inbound.test_stuck_events import registered, release_calls  # noqa: F401
 
 
 def broker_down(*_args, **_kwargs):

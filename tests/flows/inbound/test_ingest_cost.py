@@ -18,7 +18,7 @@ from integrations.flows.common import task_events
 from integrations.flows.documents import queue as documents_queue
 from integrations.flows.inbound import receivers
 from integrations.models import AcumaticaConnection, AsanaWebhook
-from tests.asana_webhooks.harness import DEMO, World, world  # noqa: F401
+from tests.flows.inbound.harness import DEMO, World, world  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SECRET = "c" * 64

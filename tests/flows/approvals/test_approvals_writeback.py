@@ -9,7 +9,7 @@ from audit.models import AuditEntry
 from integrations.flows.approvals import writeback
 from integrations.flows.inbound import watchdog
 from mappings.models import FieldMapping
-from tests.asana_webhooks.harness import DEMO, World, mapping, world  # noqa: F401
+from tests.flows.inbound.harness import DEMO, World, mapping, world  # noqa: F401
 
 
 @pytest.fixture
