@@ -15,7 +15,6 @@ from integrations.flows.common import control_effects as fx
 from integrations.models import ControlHold, Flow, RecordLink
 
 log = logging.getLogger(__name__)
-RECHECK_TASK = "integrations.flows.approvals.holds.recheck"
 
 
 class HoldError(ValueError):
@@ -52,7 +51,8 @@ def clear_hold(hold_id: int, *, tenant_id: int, actor: str, reason: str) -> Cont
     )
     from django_q.tasks import async_task
 
-    async_task(RECHECK_TASK, link.pk, task_name=f"hold-cleared-{hold.pk}")
+    # The function itself, not a dotted string: a renamed module fails at import, not in the worker.
+    async_task(recheck, link.pk, task_name=f"hold-cleared-{hold.pk}")
     return hold
 
 

@@ -16,7 +16,7 @@ from integrations.flows.operations import escalation
 from integrations.flows.registry import ensure_all
 from integrations.models import RecordLink
 from sandbox.asana import DEMO
-from tests.asana_webhooks.harness import World, world  # noqa: F401
+from tests.flows.inbound.harness import World, world  # noqa: F401
 
 PM = DEMO["users"]["alice"]
 THU = date(2026, 12, 3)

@@ -17,7 +17,7 @@ from integrations.flows.inbound import watchdog
 from integrations.models import ControlHold, RecordLink
 from mappings.models import UserMapping
 from sandbox.asana import DEMO
-from tests.asana_webhooks.harness import OPT, F, World, world  # noqa: F401
+from tests.flows.inbound.harness import OPT, F, World, world  # noqa: F401
 
 U = DEMO["users"]
 PM, CONTROLLER, CLERK = U["alice"], U["carol"], U["bob"]
