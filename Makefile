@@ -33,8 +33,9 @@ run: migrate
 	$(PY) manage.py connector demo --port $(PORT)
 	@echo ""
 	@echo "  ml-connector console: http://$(HOST):$(PORT)/admin/   health: http://$(HOST):$(PORT)/healthz"
+	@echo "  playground (simulated systems): http://$(HOST):$(PORT)/playground/"
 	@echo ""
-	CONSOLE_HOST=$(HOST) CONSOLE_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	SANDBOX_PLAYGROUND=true CONSOLE_HOST=$(HOST) CONSOLE_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
 test: setup
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)

@@ -55,6 +55,10 @@ ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The public base URL Asana and Acumatica deliver webhooks to (no trailing slash).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The playground (sandbox/playground/): pages acting on the SIMULATED systems `make run` serves, for the
+# tenant named here. Off by default — its URLs then do not exist; `make run` turns it on.
+SANDBOX_PLAYGROUND = env.bool("SANDBOX_PLAYGROUND", default=False)
+SANDBOX_PLAYGROUND_TENANT = env.str("SANDBOX_PLAYGROUND_TENANT", default="demo")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,6 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
 from django.db import transaction
-from django.urls import path
+from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from integrations import views as integration_views
@@ -41,3 +42,10 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
 ]
+
+if settings.SANDBOX_PLAYGROUND:
+    # The playground (sandbox/playground/) acts on the simulated systems `make run` serves; it is not
+    # product code. Only when configured is it imported — here, inside this condition, by name through
+    # include(), so the product's modules hold no import of the sandbox (the layout contract) — and
+    # mounted; otherwise /playground/ does not exist (404).
+    urlpatterns.insert(0, path("playground/", include("sandbox.playground.urls")))

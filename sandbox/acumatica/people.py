@@ -180,5 +180,15 @@ class PeopleMixin:
         return dict(rec) if rec else None
 
     @control
+    def list_records(self, entity: str) -> list[dict]:
+        """Every stored record of `entity` (plain values, key order) — what a person sees on the list
+        screen (AP301000, PO301000, …); read-only, and outside seats, faults and rate limits like every
+        control, so a page showing the sandbox never takes a seat from the connector."""
+        if entity not in self.records:
+            raise SimError(404, {"message": f"no entity {entity!r}"})
+        self.finish_due_operations()
+        return [dict(rec) for _key, rec in sorted(self.records[entity].items())]
+
+    @control
     def key_fields(self, entity: str) -> list[str]:
         return list(ENTITY_KEYS[entity])

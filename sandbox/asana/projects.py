@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ..core import SimRequest, SimResponse, control
+from ..core import SimError, SimRequest, SimResponse, control
 from .helpers import err as _err
 
 
@@ -22,6 +22,64 @@ class ProjectsMixin:
             raise ValueError("shape must be 'object' or 'string'")
         self.date_write_shape = shape
         return shape
+
+    @control
+    def project_board(self, project: str) -> dict:
+        """The project as a person sees its board: sections in order, each with its tasks (name,
+        completed, approval status, custom field values by name) and the project's custom fields with
+        their enum options. Read-only; not a vendor route (the playground's view of the sandbox)."""
+        if project not in self.projects:
+            raise SimError(404, {"message": f"no project {project}"})
+        p = self.projects[project]
+        fields = []
+        for setting in p["settings"]:
+            f = self.custom_fields[setting["field"]]
+            fields.append(
+                {
+                    "gid": setting["field"],
+                    "name": f["name"],
+                    "type": f["type"],
+                    "options": [
+                        {"gid": o, "name": opt["name"], "enabled": opt["enabled"]}
+                        for o, opt in ((o, self.enum_options[o]) for o in f["options"])
+                    ],
+                }
+            )
+        sections = {s: [] for s in p["sections"]}
+        for gid, task in self.tasks.items():
+            section = task["sections"].get(project)
+            if project not in task["projects"] or task.get("parent"):
+                continue
+            values = {}
+            for field in fields:
+                value = task["custom_values"].get(field["gid"])
+                if value is None:
+                    continue
+                if field["type"] == "enum":
+                    value = self.enum_options[value]["name"]
+                elif field["type"] == "multi_enum":
+                    value = ", ".join(self.enum_options[o]["name"] for o in value)
+                values[field["name"]] = value
+            sections.setdefault(section, []).append(
+                {
+                    "gid": gid,
+                    "name": task["name"],
+                    "completed": task["completed"],
+                    "approval_status": task.get("approval_status"),
+                    "resource_subtype": task["resource_subtype"],
+                    "modified_at": task["modified_at"],
+                    "fields": values,
+                }
+            )
+        return {
+            "gid": project,
+            "name": p["name"],
+            "fields": fields,
+            "sections": [
+                {"gid": s, "name": self.sections[s]["name"] if s in self.sections else "", "tasks": tasks}
+                for s, tasks in sections.items()
+            ],
+        }
 
     # ---- projects, sections, custom fields (§5) ---------------------------------------------------
     def _readable_project(self, req: SimRequest, gid: str) -> dict:

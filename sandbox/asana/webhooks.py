@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlsplit
 
-from ..core import SimRequest, SimResponse
+from ..core import SimRequest, SimResponse, control
 from .helpers import (
     DUPLICATE_WEBHOOK,
     HANDSHAKE_FAILED,
@@ -30,6 +30,26 @@ class WebhooksMixin:
             and (resource is None or w["resource"] == resource)
         ]
         return self._list(req, items, "webhook")
+
+    @control
+    def list_webhooks(self) -> list[dict]:
+        """Every webhook, whoever owns it: resource, target, whether it is active, its last success and
+        failure, and the events waiting to be delivered (read-only)."""
+        return [
+            {
+                "gid": gid,
+                "resource": w["resource"],
+                "resource_type": w["resource_type"],
+                "target": w["target"],
+                "active": w["active"],
+                "created_at": w["created_at"],
+                "last_success_at": w["last_success_at"],
+                "last_failure_at": w["last_failure_at"],
+                "last_failure_content": w["last_failure_content"],
+                "queued_events": len(w["queue"]),
+            }
+            for gid, w in sorted(self.webhooks.items())
+        ]
 
     def h_webhook(self, req: SimRequest, gid: str) -> SimResponse:
         me = self._user_of(req)

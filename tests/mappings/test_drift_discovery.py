@@ -104,5 +104,7 @@ def test_sync_now_action_queues_a_pass(admin_client, bills_flow, monkeypatch):
     changelist = reverse("admin:integrations_flow_changelist")
     response = admin_client.post(changelist, {"action": "sync_now", "_selected_action": [bills_flow.pk]})
     assert response.status_code == 302
-    assert queued == [("integrations.flows.documents.tasks.poll_flow", bills_flow.pk, "manual", "admin")]
+    from integrations.flows.documents.tasks import poll_flow
+
+    assert queued == [(poll_flow, bills_flow.pk, "manual", "admin")]
     assert Flow.objects.get(pk=bills_flow.pk).enabled

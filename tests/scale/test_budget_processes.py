@@ -55,7 +55,9 @@ class Processes:
 
     def go(self, seconds: float) -> float:
         until = time.time() + seconds
-        (self.workdir / "go").write_text(str(until))
+        # Atomically: a worker polling for the file must never read it empty (created, not yet written).
+        (self.workdir / "go.tmp").write_text(str(until))
+        os.replace(self.workdir / "go.tmp", self.workdir / "go")
         return until
 
     def finish(self, names, timeout: float) -> None:
