@@ -216,6 +216,7 @@ class Alert(models.Model):
         AGENT_UNREACHABLE = "agent_unreachable", "Sage 100 agent unreachable"
         TOKEN_REFRESH = "token_refresh", "Token refresh failing"
         ACUMATICA_SEATS = "acumatica_seats", "Acumatica API seats exhausted"
+        RECONCILIATION = "reconciliation", "Reconciliation: a class of difference appeared"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=30, choices=Kind.choices)
@@ -241,3 +242,6 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.subject}"
+
+
+from .reports import EvidenceExport, ReconciliationDifference, ReconciliationRun  # noqa: E402,F401

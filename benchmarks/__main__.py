@@ -31,6 +31,8 @@ BENCHMARKS = {
     "rate": "benchmarks.rate",
     "backfill": "benchmarks.backfill",
     "budget": "benchmarks.budget",
+    "rate_workers": "benchmarks.rate_workers",
+    "retention_purge": "benchmarks.retention_purge",
 }
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -88,6 +88,17 @@ def _tenant(urls: dict[str, str]):
     return flow
 
 
+def _row_counts() -> dict[str, int]:
+    """Rows in the tables a pass writes (before/after a phase: the rows it added)."""
+    from audit.models import ApiCall, AuditEntry, InboundEvent, SyncRun
+    from integrations.models import RecordLink
+
+    return {
+        model.__name__: model.objects.count()
+        for model in (RecordLink, AuditEntry, ApiCall, SyncRun, InboundEvent)
+    }
+
+
 def run(args: Any) -> dict[str, Any]:
     from benchmarks import setup_django
 
@@ -122,10 +133,15 @@ def run(args: Any) -> dict[str, Any]:
             rss_before = _rss_mb()
             sim_start = clock.now
             statements = [0]
+            kinds: dict[str, int] = {}
 
             def count(execute, sql, params, many, context):
                 statements[0] += 1
+                verb = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
+                kinds[verb] = kinds.get(verb, 0) + 1
                 return execute(sql, params, many, context)
+
+            rows_before = _row_counts()
 
             cpu, wall = time.process_time(), time.perf_counter()
             with connection.execute_wrapper(count):
@@ -133,6 +149,7 @@ def run(args: Any) -> dict[str, Any]:
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             calls = sandbox.stats()
             seen = sum(result.counts.values())
+            rows_added = {k: v - rows_before[k] for k, v in _row_counts().items() if v != rows_before[k]}
             sim_minutes = (clock.now - sim_start) / 60
             section = {
                 **{k: v for k, v in result.counts.items() if v},
@@ -145,6 +162,10 @@ def run(args: Any) -> dict[str, Any]:
                 "asana_reads": calls["asana_reads"],
                 "asana_429s": calls["asana_429s"] - before_sandbox["asana_429s"],
                 "sql_statements_per_record": round(statements[0] / max(seen, 1), 2),
+                # by first word (SELECT, INSERT, UPDATE, SAVEPOINT, RELEASE …), per record
+                "sql_per_record_by_kind": {k: round(v / max(seen, 1), 2) for k, v in sorted(kinds.items())},
+                "rows_added": rows_added,
+                "rows_added_per_record": round(sum(rows_added.values()) / max(seen, 1), 2),
                 "connector_cpu_s": round(cpu, 2),
                 "connector_cpu_ms_per_record": round(cpu * 1000 / max(seen, 1), 3),
                 "sandbox_cpu_s": round(calls["sandbox_cpu_s"] - before_sandbox["sandbox_cpu_s"], 2),

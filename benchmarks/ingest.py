@@ -329,9 +329,10 @@ def _measure(args, admin, admin_url, db_name, redis_url, servers, workdir) -> di
             load_before = os.getloadavg()[0]
             before = meter.sample()
             result = run_wrk(port, script, args.ingest_seconds, args.ingest_connections)
-            time.sleep(0.5)  # the last in-flight requests finish
+            # The requests still in flight when wrk stopped finish (on a loaded machine that can take
+            # longer than a second): counting before they did reads a row without its LPUSH yet.
+            stored_after = _settled(lambda name=name: _stored(name, hook, rds, ref_queue, TABLE))
             cpu = CpuMeter.delta(before, meter.sample())
-            stored_after = _stored(name, hook, rds, ref_queue, TABLE)
             script.unlink()
             answered = result["requests"] - result["non2xx"]
             added = {k: stored_after[k] - stored_before[k] for k in stored_after}
@@ -359,6 +360,19 @@ def _measure(args, admin, admin_url, db_name, redis_url, servers, workdir) -> di
             print(f"  ingest/{name} round {r + 1}: {rounds[name][-1]}", flush=True)
     rds.delete(ref_queue)
     return _summary(rounds, args)
+
+
+def _settled(read, *, every: float = 0.5, timeout: float = 15.0) -> dict[str, int]:
+    """The counts once two reads `every` seconds apart agree (or after `timeout`)."""
+    last = read()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(every)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    return last
 
 
 def _stored(name: str, hook, rds, ref_queue: str, table: str) -> dict[str, int]:

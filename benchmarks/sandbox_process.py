@@ -122,6 +122,10 @@ def _stats(sims: dict[str, Any]) -> dict[str, Any]:
         "asana_reads": sum(1 for m, _p, s in asana_log if m == "GET" and s != 429),
         "asana_429s": len(asana.rate_limited),
         "asana_busiest_60s_window": busiest_minute(asana.stamps),
+        "asana_first_request_at": min(asana.stamps, default=None),
+        "asana_last_request_at": max(asana.stamps, default=None),
+        # the tokens the per-minute limit was kept for (one window per bearer token, §3)
+        "asana_limited_tokens": len(asana._windows),
         "asana_tasks": len(asana.tasks),
         "sandbox_cpu_s": round(time.process_time(), 3),
     }
@@ -142,6 +146,8 @@ def _control_app(sims: dict[str, Any], stop: threading.Event):
             for i in range(int(body.get("bills", 0))):
                 acu.update_record("Bill", ("Bill", f"B{i:07d}"), Amount=5000.0 + i)
             answer = {"changed": int(body.get("bills", 0))}
+        elif path == "/stamps":  # when each Asana request arrived (sorted), for the gap analysis
+            answer = sorted(sims["asana"].stamps)
         elif path == "/forget":  # drop the request logs (memory) after a phase was counted
             for sim in sims.values():
                 sim.request_log.clear()
@@ -241,6 +247,9 @@ class SandboxProcess:
 
     def change_bills(self, count: int) -> None:
         self._call("/change", {"bills": count})
+
+    def stamps(self) -> list[float]:
+        return self._call("/stamps")
 
     def forget(self) -> None:
         self._call("/forget")

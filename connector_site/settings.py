@@ -67,8 +67,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_q",
+    # before django_q: its `qcluster` command is ours (integrations/management/commands/qcluster.py)
     "integrations",
+    "django_q",
     "mappings",
     "audit",
 ]
@@ -237,8 +238,9 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]  # pre
 # /healthz and the dashboard's Cluster panel (integrations/flows/operations/health.py): red past these
 # (seconds).
 HEALTH_QUEUE_MAX_AGE_SECONDS = env.int("HEALTH_QUEUE_MAX_AGE_SECONDS", default=600)
-# 2 min: a wedged cluster (workers killed or stuck while tasks wait) shows within two minutes.
-HEALTH_WORKER_IDLE_SECONDS = env.int("HEALTH_WORKER_IDLE_SECONDS", default=120)
+# A wedged cluster (workers killed, stopped or stuck while tasks wait) shows within two minutes: 90 s
+# without a finished task, plus the monitor's probe interval (tests/scale/test_worker_kills.py).
+HEALTH_WORKER_IDLE_SECONDS = env.int("HEALTH_WORKER_IDLE_SECONDS", default=90)
 # A run still "running" this long after it started is abandoned by the sweep (2 × Q_TIMEOUT, ≥ 30 min).
 RUN_DEADLINE_SECONDS = env.int("RUN_DEADLINE_SECONDS", default=max(2 * Q_CLUSTER["timeout"], 1800))
 

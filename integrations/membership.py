@@ -1,6 +1,7 @@
 """Who may work on which tenant: a user is granted tenants, each with one role.
 
     view        read the tenant's rows in the console (lists, lineage, runs, audit, events)
+    audit       view + export auditor evidence (and verify an export); never replays, syncs or edits
     operate     view + sync, replay, dry run, test connections, resolve alerts
     administer  operate + edit connections, flows, webhooks and mappings
 
@@ -18,11 +19,15 @@ from django.db import models
 
 class Role(models.TextChoices):
     VIEW = "view", "View"
+    AUDIT = "audit", "Audit (view + export evidence; never acts)"
     OPERATE = "operate", "Operate (sync, replay, dry run)"
     ADMINISTER = "administer", "Administer (connections and mappings)"
 
 
-RANK = {Role.VIEW: 1, Role.OPERATE: 2, Role.ADMINISTER: 3}
+# An auditor ranks with a viewer: every page a viewer reads, no action. What sets the role apart is one
+# capability outside the ladder, exporting evidence (EVIDENCE_ROLES).
+RANK = {Role.VIEW: 1, Role.AUDIT: 1, Role.OPERATE: 2, Role.ADMINISTER: 3}
+EVIDENCE_ROLES = frozenset({Role.AUDIT, Role.ADMINISTER})
 
 
 def at_least(role: str | None, wanted: str) -> bool:

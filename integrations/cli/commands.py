@@ -4,13 +4,16 @@ sandbox/cli/)."""
 from integrations.cli import (
     check,
     config,
+    evidence,
     health,
     links,
     purchase_requests,
+    reconcile,
     replay,
     roster,
     rotate_keys,
     schedules,
+    setup,
     sync,
     webhooks,
 )
@@ -18,13 +21,16 @@ from integrations.cli import (
 SUBCOMMANDS = [
     check,
     config,
+    evidence,
     health,
     links,
     purchase_requests,
+    reconcile,
     roster,
     rotate_keys,
     replay,
     schedules,
+    setup,
     sync,
     webhooks,
 ]

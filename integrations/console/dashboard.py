@@ -43,10 +43,14 @@ from integrations.flows.operations.rules import (  # noqa: F401  (re-read by the
     quarantine_health,
     rate_health,
     seats_health,
+    setup_health,
     unreadable_health,
     webhook_health,
 )
 from integrations.models import AsanaWebhook, Flow, RecordLink, Tenant
+
+# Flows that consume Asana task events: without a webhook they wait for the catch-up poll.
+WEBHOOK_KINDS = (Flow.Kind.ASANA_APPROVALS, Flow.Kind.ASANA_PURCHASE_REQUESTS)
 
 
 @dataclass
@@ -93,20 +97,29 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
     base = tenants if tenants is not None else Tenant.objects.filter(active=True)
     if user is not None:
         base = scope(base, user)
-    tenants = list(base.select_related("acumatica", "asana", "sage100").prefetch_related("flows"))
+    tenants = list(base.select_related("acumatica", "asana", "sage100", "setup").prefetch_related("flows"))
     ids = [t.pk for t in tenants]
     day_ago = now - timedelta(hours=24)
-    last_success = dict(
-        SyncRun.objects.filter(
-            tenant_id__in=ids, status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL]
-        )
+    ok_q = Q(status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL])
+    run_failed_q = Q(status__in=[SyncRun.Status.FAILED, SyncRun.Status.ABANDONED])
+    passes = (
+        SyncRun.objects.filter(tenant_id__in=ids)
+        .filter(ok_q | run_failed_q)
         # A dry run plans without writing, so it is no pass — except the roster's report-only run,
         # which is that flow's normal pass (flows/roster.py, `apply_on_schedule` off by default).
         .exclude(trigger=SyncRun.Trigger.REPLAY)
         .exclude(Q(trigger=SyncRun.Trigger.DRY_RUN) & ~Q(flow__kind=Flow.Kind.ACUMATICA_EMPLOYEES))
-        .values_list("flow_id")
-        .annotate(Max("finished_at"))
+        .values("flow_id")
+        .annotate(last=Max("finished_at", filter=ok_q), failed=Count("id", filter=run_failed_q))
     )
+    last_success: dict[Any, Any] = {}
+    # A flow whose pass has failed is not "waiting for its first pass": it is red with its runs linked.
+    failed_flows: set[Any] = set()
+    for row in passes:
+        if row["last"] is not None:
+            last_success[row["flow_id"]] = row["last"]
+        if row["failed"]:
+            failed_flows.add(row["flow_id"])
     # One query per table: per (tenant, flow), the counts each tile needs.
     week = now - timedelta(days=7)
     failed_q = Q(status=AuditEntry.Status.FAILED, created_at__gte=day_ago)
@@ -177,6 +190,17 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
     for tenant in tenants:
         row = TenantRow(tenant, can_operate=user is not None and can_run_sync(user, tenant.pk))
         t = tenant.pk
+        setup = getattr(tenant, "setup", None)
+        row.items["setup"] = setup_health(
+            getattr(tenant, "acumatica", None) is not None,
+            getattr(getattr(tenant, "acumatica", None), "last_check_ok", None),
+            getattr(getattr(tenant, "acumatica", None), "last_check_message", ""),
+            getattr(tenant, "asana", None) is not None,
+            getattr(getattr(tenant, "asana", None), "last_check_ok", None),
+            setup.step if setup else None,
+            bool(setup and setup.switched_on_at),
+            lambda step, slug=tenant.slug: reverse("admin:setup_step", args=[slug, step]),
+        )
         waiting = backlog.get(t, {})
         row.items["backlog"] = backlog_health(
             waiting.get("n", 0),
@@ -205,6 +229,15 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
         row.items["webhooks"] = webhook_health(
             hooks.get(t, []), now, _changelist("integrations_asanawebhook", tenant__id__exact=t)
         )
+        consumers = [f for f in tenant.flows.all() if f.enabled and f.kind in WEBHOOK_KINDS]
+        if not hooks.get(t) and consumers:
+            row.items["webhooks"] = Health(
+                AMBER,
+                f"no Asana webhook for {consumers[0].name}: approvals wait for the catch-up poll — register "
+                "them in the setup wizard, step 5",
+                reverse("admin:setup_step", args=[tenant.slug, 5]) if setup else row.items["webhooks"].url,
+                "none",
+            )
         asana = getattr(tenant, "asana", None)
         row.items["rate"] = rate_health(
             calls.get(t, {}).get("asana", 0),
@@ -239,6 +272,9 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
                 now,
                 _changelist("audit_syncrun", flow__id__exact=flow.pk),
                 polled=flow.kind in DOCUMENT_KINDS,
+                on_since=None
+                if flow.pk in failed_flows
+                else max(filter(None, (flow.created_at, getattr(setup, "switched_on_at", None)))),
             )
             f.items["failures"] = failures_health(
                 failures.get(flow.pk, 0),

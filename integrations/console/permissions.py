@@ -5,6 +5,7 @@ role grants the model permissions below through MembershipBackend, and each tena
 what they do there (integrations/console/tenancy.py scopes every page to the member's tenants).
 
     view        read the tenant's rows (connections show with secrets write-only), no action
+    audit       view + export and verify auditor evidence (`audit.export_evidence`); no action
     operate     the above + replay records, run syncs and dry runs, acknowledge alerts
     administer  the above + edit connections, flows, webhooks and mappings
     superuser   everything, every tenant (adding or deleting a tenant too)
@@ -24,6 +25,7 @@ VIEW_GROUP = "Operators (view)"
 OPERATOR_GROUP = "Operators (replay & sync)"
 REPLAY = "audit.replay_records"
 RUN_SYNC = "audit.run_sync"
+EXPORT_EVIDENCE = "audit.export_evidence"
 VIEW_APPS = ("integrations", "mappings", "audit")
 
 
@@ -46,6 +48,24 @@ def can_run_sync(user: Any, tenant: Any = None) -> bool:
     return bool(
         user and user.is_active and user.is_staff and user.has_perm(RUN_SYNC) and _on(user, tenant, "operate")
     )
+
+
+def can_export_evidence(user: Any, tenant: Any = None) -> bool:
+    """May export (and verify) auditor evidence at all (tenant None), or of this tenant: an auditor
+    or an administrator of it. A plain viewer reads the same pages but does not take the data set away;
+    an operator runs the system and is not its auditor."""
+    if not (user and user.is_active and user.is_staff and user.has_perm(EXPORT_EVIDENCE)):
+        return False
+    if user.is_superuser:
+        return True
+    from integrations.membership import EVIDENCE_ROLES
+
+    from .tenancy import roles
+
+    held = roles(user)
+    if tenant is None:
+        return any(r in EVIDENCE_ROLES for r in held.values())
+    return held.get(getattr(tenant, "pk", tenant)) in EVIDENCE_ROLES
 
 
 def can_edit_connections(user: Any) -> bool:
@@ -81,6 +101,8 @@ def role_permissions(role: str) -> frozenset[str]:
                     perms |= {f"{app_label}.add_{name}", f"{app_label}.delete_{name}"}
     if role in ("operate", "administer"):
         perms |= OPERATE_PERMS
+    if role in ("audit", "administer"):
+        perms.add(EXPORT_EVIDENCE)
     return frozenset(perms)
 
 
@@ -97,14 +119,18 @@ class MembershipBackend:
     def get_all_permissions(self, user_obj, obj=None) -> frozenset[str]:
         if obj is not None or not user_obj.is_active or user_obj.is_anonymous:
             return frozenset()
-        from integrations.membership import RANK
+        from integrations.membership import EVIDENCE_ROLES, RANK
 
         from .tenancy import roles
 
-        held = roles(user_obj).values()
+        held = set(roles(user_obj).values())
         if not held:
             return frozenset()
-        return role_permissions(max(held, key=lambda r: RANK.get(r, 0)))
+        # The highest rung of the ladder, plus what an off-ladder role (audit) adds.
+        perms = set(role_permissions(max(held, key=lambda r: RANK.get(r, 0))))
+        for role in held & EVIDENCE_ROLES:
+            perms |= role_permissions(role)
+        return frozenset(perms)
 
     def has_perm(self, user_obj, perm, obj=None) -> bool:
         return perm in self.get_all_permissions(user_obj, obj)

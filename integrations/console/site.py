@@ -7,6 +7,10 @@ re-registering a subclass, so the owners' admin modules stay as they are:
     RecordLink  + lineage page, replay action (with diff preview), "Lineage" column
     Flow        + dry-run page and action, the finance controls page (controls.py)
     index       + the health dashboard (templates/admin/index.html reads `dashboard`)
+    setup/      the setup wizard's pages (console/wizard.py)
+
+and registers the console's own admins: reconciliation runs (console/reconciliation.py) and evidence
+exports (console/evidence.py).
 
 Then every admin registered so far that is not scoped already gets scoped: TenantScopedAdmin when its
 model reaches a tenant, SuperuserOnlyAdmin otherwise (django-q2's queue, users, groups). A new admin
@@ -34,10 +38,14 @@ def install(site: admin.AdminSite) -> None:
 
     from .controls import FlowControlsPage, stuck_approvals
     from .dashboard import build_dashboard
+    from .evidence import install as install_evidence
+    from .reconciliation import install as install_reconciliation
     from .replay_admin import RecordLinkConsole
     from .tenancy import SuperuserOnlyAdmin, TenantScopedAdmin, tenant_path
     from .views import FlowConsole
 
+    install_reconciliation(site)
+    install_evidence(site)
     _layer(site, RecordLink, RecordLinkConsole)
     _layer(site, Flow, FlowConsole)
     _layer(site, Flow, FlowControlsPage)
@@ -47,6 +55,9 @@ def install(site: admin.AdminSite) -> None:
     if getattr(site, "_console_installed", False):
         return
     site._console_installed = True
+    from .wizard import install as install_wizard
+
+    install_wizard(site)  # /admin/setup/: the setup wizard's pages
     site.index_template = "admin/index.html"
     original = site.index
 

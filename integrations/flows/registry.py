@@ -23,6 +23,7 @@ from integrations.flows.inbound import tasks as inbound_tasks
 from integrations.flows.operations import alerts, escalation, health
 from integrations.flows.po_status.entry import ENTRY as po_status
 from integrations.flows.purchase_requests.entry import ENTRY as purchase_requests
+from integrations.flows.reconciliation import tasks as reconciliation_tasks
 from integrations.flows.roster.entry import ENTRY as roster
 from integrations.models import Flow
 from integrations.sage100.check import check_sage100
@@ -44,6 +45,10 @@ AREAS: tuple[tuple[str, Callable[[], list[str] | str]], ...] = (
     ("audit retention (daily purge by kind and age)", retention.ensure_schedule),
     ("health (runs abandoned by a stopped worker)", health.ensure_schedule),
     ("finance controls (stuck-approval escalation, hourly)", escalation.ensure_schedule),
+    (
+        "reconciliation (Acumatica ↔ Asana ↔ Sage 100, daily per tenant)",
+        reconciliation_tasks.ensure_schedules,
+    ),
 )
 
 # system → check(connection) -> [CheckResult]: read-only calls that say what was verified and how.

@@ -126,6 +126,28 @@ def test_inbound_bodies_are_cleared_at_90_days_and_rows_by_kind_later(tenant, li
     assert effect.inbound_event_id is None
 
 
+def test_an_expired_event_is_deleted_without_its_body_being_rewritten_first(tenant, link):
+    """Deleting is the whole job for an expired event: clearing its body first would write a new
+    version of a row about to go (the 1M-row benchmark cleared 80,000 such bodies for nothing)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    noise = event(tenant, InboundEvent.Status.IGNORED, 400)
+    very_old = event(tenant, InboundEvent.Status.PROCESSED, 2600)
+    acted = event(tenant, InboundEvent.Status.PROCESSED, 120)
+
+    with CaptureQueriesContext(connection) as queries:
+        line = purge_expired(NOW, pause=0)
+
+    assert line == "inbound_noise 1, inbound_events 1, inbound_bodies 1"
+    body_updates = [
+        q["sql"] for q in queries if q["sql"].startswith('UPDATE "audit_inboundevent" SET "raw_body"')
+    ]
+    assert len(body_updates) == 1 and str(acted.pk) in body_updates[0]
+    assert str(noise.pk) not in body_updates[0] and str(very_old.pk) not in body_updates[0]
+    assert list(InboundEvent.objects.values_list("pk", flat=True)) == [acted.pk]
+
+
 def test_purge_runs_in_batches_and_a_capped_run_is_carried_on_by_the_next(tenant, link):
     for _ in range(5):
         call(tenant, link, 200)

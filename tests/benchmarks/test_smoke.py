@@ -18,6 +18,7 @@ def test_every_benchmark_parses_its_options_and_shrinks_for_quick():
     for module in modules.values():
         module.quick(args)
     assert args.backfill_bills <= 1_000 and args.burst_deliveries <= 200 and args.bills <= 200
+    assert args.workers_seconds <= 20 and args.purge_rows <= 20_000
 
 
 def test_busiest_minute_counts_the_fullest_sliding_window():
@@ -50,6 +51,67 @@ def test_sandbox_process_serves_bills_over_loopback_and_counts_requests():
     finally:
         sandbox.stop()
     assert sandbox.proc.returncode is not None
+
+
+def _get_from_another_process(url: str, token: str) -> tuple[int, str]:
+    """GET url with a bearer token from a separate Python process: (status, Retry-After)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, requests\n"
+        "r = requests.get(sys.argv[1], headers={'Authorization': 'Bearer ' + sys.argv[2]}, timeout=10)\n"
+        "print(r.status_code, r.headers.get('Retry-After', ''))\n"
+    )
+    out = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code, url, token], capture_output=True, text=True, timeout=60, check=True
+    )
+    status, _, retry_after = out.stdout.strip().partition(" ")
+    return int(status), retry_after
+
+
+def test_served_sandbox_asana_limits_each_token_across_client_processes():
+    """The multi-worker rate run relies on it: the served sandbox Asana counts one token's requests
+    from every process against one sliding minute, answers 429 + Retry-After above it, and keeps
+    another token's window apart."""
+    from sandbox.asana import DEMO
+
+    sandbox = SandboxProcess.start(asana_rpm=2)
+    try:
+        me = sandbox.urls["asana"] + "/users/me"
+        first = _get_from_another_process(me, DEMO["pat"])
+        second = _get_from_another_process(me, DEMO["pat"])
+        third = _get_from_another_process(me, DEMO["pat"])
+        other_token = _get_from_another_process(me, "not-the-demo-token")
+        stats = sandbox.stats()
+    finally:
+        sandbox.stop()
+    assert first[0] == 200 and second[0] == 200
+    assert third[0] == 429 and 1 <= int(third[1]) <= 60
+    assert other_token[0] == 401  # refused as unknown, not rate limited: its own window
+    assert stats["asana_429s"] == 1 and stats["asana_limited_tokens"] == 2
+
+
+def test_rate_workers_gap_analysis_finds_the_unused_pace():
+    from benchmarks import rate_workers
+
+    interval = 60.0 / (60 * 0.97)  # 60/min budget
+    steady = [i * interval for i in range(10)]
+    out = rate_workers._gaps(steady, 60)
+    assert out["gaps_over_2_intervals"] == 0 and out["time_beyond_pace_s"] == 0.0
+    stalled = [*steady, steady[-1] + 5 * interval]
+    out = rate_workers._gaps(stalled, 60)
+    assert out["gaps_over_2_intervals"] == 1 and out["time_beyond_pace_s"] == round(4 * interval, 1)
+
+
+def test_retention_purge_latency_summary_counts_slow_requests_per_endpoint():
+    from benchmarks import retention_purge
+
+    samples = [(1.0, "hook", 200, 10.0), (2.0, "hook", 200, 150.0), (2.5, "healthz", 503, 40.0)]
+    samples += [(9.0, "hook", 200, 500.0)]  # outside the window
+    out = retention_purge._latency(samples, 0.0, 5.0)
+    assert out["hook"]["requests"] == 2 and out["hook"]["max_ms"] == 150.0 and out["hook"]["over_100ms"] == 1
+    assert out["healthz"]["over_100ms"] == 0 and out["healthz"]["statuses"] == [503]
 
 
 def test_report_renders_nested_results_as_tables(tmp_path):
@@ -110,3 +172,12 @@ def test_ingest_reference_stores_once_and_refuses_a_bad_signature(monkeypatch):
     assert post(body, "0" * 64).startswith("401") and inserted == []
     assert post(body, good).startswith("200") and post(body, good).startswith("200")
     assert pushed == [("q", 1)]  # a re-delivery is stored once and enqueued once
+
+
+def test_ingest_counts_only_once_the_requests_in_flight_have_landed():
+    """A request still in flight when wrk stops may have stored its row but not pushed it yet; the
+    checks read the counts once they stop moving."""
+    from benchmarks import ingest
+
+    reads = iter([{"rows": 5, "queued": 4}, {"rows": 6, "queued": 6}, {"rows": 6, "queued": 6}])
+    assert ingest._settled(lambda: next(reads), every=0.0) == {"rows": 6, "queued": 6}

@@ -170,3 +170,21 @@ def test_connector_health_sweeps_and_reports_with_its_exit_code(cluster, clock, 
     assert "Marked 1 run(s) abandoned." in capsys.readouterr().out
     run.refresh_from_db()
     assert run.status == SyncRun.Status.ABANDONED
+
+
+@pytest.mark.django_db
+def test_with_the_shipped_threshold_a_wedge_is_red_within_two_minutes(client, cluster, clock, settings):
+    """Issue 18: not-ok within 2 minutes of a wedge, with the product's defaults (a monitor probing
+    every 15 s or so still sees it in time)."""
+    from connector_site import settings as shipped
+
+    settings.HEALTH_WORKER_IDLE_SECONDS = shipped.HEALTH_WORKER_IDLE_SECONDS
+    assert shipped.HEALTH_WORKER_IDLE_SECONDS <= 120 - 15
+    start, move = clock
+    finished_task(start)  # the last task finished; then the workers wedge while tasks keep coming
+    enqueue(start)
+    move(seconds=60)
+    assert work(client)[0] == 200
+    move(seconds=shipped.HEALTH_WORKER_IDLE_SECONDS + 1)
+    code, w = work(client)
+    assert code == 503 and w["items"]["workers"]["level"] == "red"

@@ -15,6 +15,8 @@ qcluster workers, so everything that reads or writes the deployment's database g
     wait-webhook JSON          {"timeout": S}: until the Asana webhook registration is active
     requeue-asana-events       every Asana event the web process queued, queued again
     clusters                   each running cluster's sentinel, worker, monitor and pusher pids
+    completions                every finished task: [stopped (epoch s), success, func]
+    leases                     the rate budgets' in-flight leases held now (holder pid, alive, age)
     report                     the state the invariants are checked on
 """
 
@@ -155,6 +157,23 @@ def clusters(_arg: Any) -> list[dict[str, Any]]:
         }
         for s in _clusters()
     ]
+
+
+def completions(_arg: Any) -> list[list[Any]]:
+    from django_q.models import Task
+
+    return [
+        [t.stopped.timestamp(), t.success, t.func]
+        for t in Task.objects.only("stopped", "success", "func").order_by("stopped")
+    ]
+
+
+def leases(_arg: Any) -> list[dict[str, Any]]:
+    from dataclasses import asdict
+
+    from integrations.base.ratelimit import held_leases
+
+    return [asdict(lease) for lease in held_leases()]
 
 
 def _activity() -> tuple:
@@ -309,6 +328,8 @@ COMMANDS = {
     "wait-webhook": wait_webhook,
     "requeue-asana-events": requeue_asana_events,
     "clusters": clusters,
+    "completions": completions,
+    "leases": leases,
     "report": report,
 }
 

@@ -86,6 +86,7 @@ class ScaleOut:
         self.changed: set[tuple[str, str]] = set()
         self.approved: list[tuple[str, str]] = []
         self.info: dict[str, Any] = {}
+        self.acumatica_settings: dict[str, Any] = {}  # changes to the tenant's Acumatica connection
 
     # ---- setup ---------------------------------------------------------------------------------
     def install(self) -> None:
@@ -93,7 +94,9 @@ class ScaleOut:
         self.dep.manage("migrate", "--noinput")
         self.dep.manage("createcachetable")
         config = self.dep.workdir / "tenant.json"
-        config.write_text(json.dumps(tenant_document(self.sb)))
+        document = tenant_document(self.sb)
+        document["acumatica"].update(self.acumatica_settings)
+        config.write_text(json.dumps(document))
         self.dep.manage("connector", "config", "apply", str(config))
         self.info = self.dep.driver("info")
         self.dep.budget_keys = tuple(self.info["budget_keys"])
@@ -120,9 +123,8 @@ class ScaleOut:
     def kill_a_worker(self) -> None:
         """SIGKILL one worker in the middle of a task.
 
-        Only a busy worker: an idle django-q2 worker may hold the cluster's task-queue lock while it
-        waits for the next task, and killing it then leaves every other worker of that cluster
-        blocked on the lock for good (multiprocessing, not ml-connector). So the candidate is frozen
+        Only a busy worker, here (idle ones are killed in test_worker_kills.py: an idle worker holds
+        the task queue's reader lock, which the guarded sentinel gives back). So the candidate is frozen
         (SIGSTOP), its process title read (django-q2 titles a worker "… processing <task>" while it
         runs one, via setproctitle), and it is killed only if it is running a task.
         """

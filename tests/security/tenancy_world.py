@@ -12,7 +12,16 @@ from datetime import timedelta
 from django.apps import apps
 from django.utils import timezone
 
-from audit.models import Alert, ApiCall, AuditEntry, InboundEvent, SyncRun
+from audit.models import (
+    Alert,
+    ApiCall,
+    AuditEntry,
+    EvidenceExport,
+    InboundEvent,
+    ReconciliationDifference,
+    ReconciliationRun,
+    SyncRun,
+)
 from integrations.membership import Role
 from integrations.models import (
     AcumaticaConnection,
@@ -99,6 +108,31 @@ def populate(slug: str, name: str, n: int) -> dict[type, object]:
     rows[Alert] = Alert.objects.create(
         tenant=tenant, kind=Alert.Kind.RECORD_FAILING, subject=f"{slug} bill", last_raised_at=now
     )
+    rows[EvidenceExport] = EvidenceExport.objects.create(
+        tenant=tenant,
+        flow=flow,
+        period_start=now.date(),
+        period_end=now.date(),
+        format="csv",
+        sha256=f"{n}" * 32,
+        created_by=f"{slug}-auditor",
+    )
+    recon = ReconciliationRun.objects.create(
+        tenant=tenant, finished_at=now, status="succeeded", totals={"approved_unreleased": {"count": 1}}
+    )
+    rows[ReconciliationRun] = recon
+    rows[ReconciliationDifference] = ReconciliationDifference.objects.create(
+        run=recon,
+        tenant=tenant,
+        flow=flow,
+        difference="approved_unreleased",
+        record_link=link,
+        key=f"Bill {n}0001",
+        acumatica_type="Bill",
+        acumatica_ref=f"{n}0001",
+        asana_task_gid=f"{n}002",
+        detail=f"{slug} approved, not released",
+    )
     field = FieldMapping.objects.create(
         flow=flow, source_path="Amount", asana_field_gid=f"{n}004", cached_name=f"{slug} amount"
     )
@@ -107,6 +141,9 @@ def populate(slug: str, name: str, n: int) -> dict[type, object]:
         tenant=tenant, kind="vendor", source_value=f"{slug}-V1", target_value=f"{n}005"
     )
     rows[UserMapping] = UserMapping.objects.create(tenant=tenant, email=f"ap@{slug}.example")
+    from integrations.models import SetupProgress
+
+    rows[SetupProgress] = SetupProgress.objects.create(tenant=tenant, step=3, answers={"note": slug})
     return rows
 
 

@@ -22,7 +22,7 @@ from tests.security.tenancy_world import MARK, build, console_models
 
 from .test_console_access import snapshot
 
-ROLES = ("view", "operate", "administer")
+ROLES = ("view", "audit", "operate", "administer")
 
 
 @pytest.fixture
@@ -176,6 +176,8 @@ def test_own_tenant_pages_behave_per_role(client, world, queued, role):
     assert status["audit_syncrun_progress"] == 200
     assert status["audit_inboundevent_change"] == 200
     assert status["integrations_recordlink_replay"] == (200 if operate else 403)
+    assert status["audit_reconciliationrun_report"] == 200
+    assert status["audit_reconciliationdifference_fix"] == (200 if operate else 403)
     assert status["integrations_flow_dry_run"] == (200 if operate else 403)
     assert status["integrations_flow_discover_fields"] == (302 if role == "administer" else 403)
     assert status["mappings_usermapping_delete"] == (200 if role == "administer" else 403)

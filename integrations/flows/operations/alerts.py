@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 COOLDOWN = timedelta(hours=6)
 RECORD_FAILURES = 3
 SWEEP_MINUTES = 5
+RAISED_ELSEWHERE = (Alert.Kind.RECONCILIATION,)
 TOKEN_PATHS = ("/identity/connect/token", "/oauth_token", "/-/oauth_token", "/entity/auth/login")
 
 
@@ -108,7 +109,10 @@ def sweep(now=None) -> str:
     now = now or timezone.now()
     raised = 0
     for tenant in Tenant.objects.filter(active=True):
-        found: dict[str, dict[str, tuple[str, str]]] = {k: {} for k in Alert.Kind.values}
+        # Reconciliation alerts are raised and resolved by the reconciliation run, not by this sweep.
+        found: dict[str, dict[str, tuple[str, str]]] = {
+            k: {} for k in Alert.Kind.values if k not in RAISED_ELSEWHERE
+        }
         for hook in AsanaWebhook.objects.filter(tenant=tenant).filter(
             Q(state__in=[AsanaWebhook.State.FAILING, AsanaWebhook.State.GONE])
             | Q(failure_deletion_timestamp__isnull=False)

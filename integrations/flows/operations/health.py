@@ -44,7 +44,7 @@ def queue_max_age() -> int:
 
 
 def worker_idle() -> int:
-    return _setting("HEALTH_WORKER_IDLE_SECONDS", 120)
+    return _setting("HEALTH_WORKER_IDLE_SECONDS", 90)
 
 
 def run_deadline() -> int:

@@ -61,11 +61,32 @@ def poll_health(
     now: datetime,
     url: str = "",
     polled: bool = True,
+    on_since: datetime | None = None,
 ) -> Health:
+    """`on_since`: when the flow was switched on (or created); a flow younger than the late threshold
+    that has not passed yet is waiting for its first pass, not failing."""
     if not enabled:
         return Health(GREY, "flow disabled", url, "—")
     if not polled:
         return Health(GREY, "event-driven flow (no polling pass)", url, "—")
+    if last_success is None and on_since is not None:
+        waited = now - on_since
+        interval = timedelta(minutes=max(1, interval_minutes))
+        if waited <= interval * THRESHOLDS["poll_late_factor"]:
+            return Health(
+                GREY,
+                f"switched on {_age(now, on_since)}: the first pass runs within {interval_minutes} min",
+                url,
+                "first pass due",
+            )
+        if waited <= interval * THRESHOLDS["poll_dead_factor"]:
+            return Health(
+                AMBER,
+                f"switched on {_age(now, on_since)} and no pass yet: check that the worker runs "
+                "(Cluster above), or select the flow under Flows and run “Sync now”",
+                url,
+                "late",
+            )
     if last_success is None:
         return Health(
             RED,
@@ -161,7 +182,64 @@ def failures_health(failed_24h: int, url: str = "") -> Health:
     if not failed_24h:
         return Health(GREEN, "no failures in the last 24 h", url, "0")
     level = RED if failed_24h >= THRESHOLDS["failures_red"] else AMBER
-    return Health(level, f"{failed_24h} failed operation(s) in the last 24 h", url, str(failed_24h))
+    return Health(
+        level,
+        f"{failed_24h} failed operation(s) in the last 24 h: open them for each error, fix the cause, "
+        "then replay the records",
+        url,
+        str(failed_24h),
+    )
+
+
+def setup_health(
+    has_acumatica: bool,
+    acumatica_ok: bool | None,
+    acumatica_message: str,
+    has_asana: bool,
+    asana_ok: bool | None,
+    setup_step: int | None,
+    switched_on: bool,
+    wizard_url: Any,
+) -> Health:
+    """Is the tenant set up and are its connections verified? Every red says which setup-wizard step
+    fixes it and links there (`wizard_url(step)`)."""
+    if not has_acumatica:
+        return Health(
+            RED, "no Acumatica connection: set it up in the setup wizard, step 1", wizard_url(1), "not set up"
+        )
+    if acumatica_ok is False:
+        first = next((line[5:] for line in acumatica_message.splitlines() if line.startswith("FAIL ")), "")
+        return Health(
+            RED,
+            f"the last Acumatica test failed ({first[:160]}): correct the credentials in the setup "
+            "wizard, step 1",
+            wizard_url(1),
+            "check failed",
+        )
+    if not has_asana:
+        return Health(
+            RED, "no Asana connection: add the token in the setup wizard, step 2", wizard_url(2), "no Asana"
+        )
+    if asana_ok is False:
+        return Health(
+            RED,
+            "the last Asana test failed: enter a new token in the setup wizard, step 2",
+            wizard_url(2),
+            "check failed",
+        )
+    if setup_step is not None and not switched_on:
+        return Health(
+            AMBER,
+            f"setup stopped at step {setup_step}: resume it in the setup wizard (the flows are off "
+            "until step 5)",
+            wizard_url(setup_step),
+            f"step {setup_step} of 5",
+        )
+    if acumatica_ok is None:
+        return Health(
+            AMBER, "Acumatica never tested: test it in the setup wizard, step 1", wizard_url(1), "untested"
+        )
+    return Health(GREEN, "Acumatica and Asana verified", wizard_url(setup_step or 1), "ready")
 
 
 def quarantine_health(quarantined: int, url: str = "") -> Health:

@@ -77,6 +77,7 @@ class World:
     approvals_flow: Flow
     clients: flow_clients.Clients
     tasks: dict[str, str] = field(default_factory=dict)
+    rsps: Any = None  # the RequestsMock the sandboxes are mounted on (e.g. to pass a served agent through)
 
     def bill_task(
         self,
@@ -229,6 +230,7 @@ def world(db, client, monkeypatch) -> World:
             bills_flow=bills,
             approvals_flow=approvals_flow,
             clients=clients,
+            rsps=rsps,
         )
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integrations', '0006_schedules_follow_the_flow_packages'),
+        ('integrations', '0008_setup_progress'),
     ]
 
     operations = [
