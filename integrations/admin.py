@@ -301,3 +301,6 @@ class TenantMembershipAdmin(SuperuserOnlyAdmin, admin.ModelAdmin):
         if not obj.user.is_staff:  # the console admits staff only: a membership is meant to be used
             type(obj.user).objects.filter(pk=obj.user_id).update(is_staff=True)
             self.message_user(request, f"{obj.user} may now sign in to the console (staff).")
+
+
+from integrations.console import controls as _finance_controls  # noqa: E402,F401  (registers ControlHoldAdmin)

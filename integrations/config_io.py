@@ -223,6 +223,7 @@ def apply_document(doc: dict[str, Any], *, source: str = "<config>", prune: bool
         _apply_flows(a, tenant, doc.get("flows", []), prune)
         _apply_value_mappings(a, tenant, None, doc.get("value_mappings", []), "value_mappings")
         _apply_user_mappings(a, tenant, doc.get("user_mappings", []))
+        _check_controls(a, tenant, doc.get("flows", []))
         if a.problems:
             transaction.set_rollback(True)
             raise ConfigFileError(source, a.problems)
@@ -308,3 +309,22 @@ def _apply_user_mappings(a: _Applier, tenant: Tenant, items: Any) -> None:
         ).first() or UserMapping(tenant=tenant)
         if a.fill(um, udoc, upath) and a.validate(um, upath, exclude=["tenant"]):
             a.save(um, f"user {um.email}")
+
+
+def _check_controls(a: _Applier, tenant: Tenant, flows: Any) -> None:
+    """The finance controls of each flow (`options.controls`): tiers that do not overlap, every level with
+    an approver, approvers who are Asana users of this tenant's user mappings (after this file's own)."""
+    from integrations.flows.common.controls.config import validation_errors
+
+    known = set(
+        UserMapping.objects.filter(tenant=tenant)
+        .exclude(asana_user_gid="")
+        .values_list("asana_user_gid", flat=True)
+    )
+    for i, fdoc in enumerate(flows if isinstance(flows, list) else []):
+        options = fdoc.get("options") if isinstance(fdoc, dict) else None
+        if not isinstance(options, dict) or "controls" not in options:
+            continue
+        for message in validation_errors(options["controls"], known_users=known):
+            field, _, reason = message.partition(": ")
+            a.problem(f"flows[{i}].options.{field}", reason)

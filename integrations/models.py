@@ -494,5 +494,6 @@ class AsanaWebhook(models.Model):
         return f"Asana webhook on {self.resource_type} {self.resource_gid} ({self.state})"
 
 
+from .control_holds import ControlHold  # noqa: E402,F401  (a model of this app, in its own module)
 from .membership import TenantMembership  # noqa: E402,F401  (a model of this app, in its own module)
 from .setup_progress import SetupProgress  # noqa: E402,F401  (the setup wizard's state)

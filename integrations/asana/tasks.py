@@ -198,3 +198,20 @@ class TasksMixin:
     def add_comment(self, task_gid: str, text: str) -> dict[str, Any]:
         """POST /tasks/{gid}/stories {text} — [OAS] createStoryForTask."""
         return self._call("POST", f"/tasks/{task_gid}/stories", fields=STORY_FIELDS, data={"text": text})
+
+    # ---- subtasks and teams (finance controls: approval levels) ----------------------------------
+    def subtasks(self, task_gid: str, *, fields: Iterable[str] = TASK_FIELDS) -> list[dict[str, Any]]:
+        """GET /tasks/{gid}/subtasks — [OAS] getSubtasksForTask (every page)."""
+        return list(self.iter_pages(f"/tasks/{task_gid}/subtasks", fields=fields))
+
+    def create_subtask(
+        self, parent_gid: str, data: Mapping[str, Any], *, fields: Iterable[str] = TASK_FIELDS
+    ) -> dict[str, Any]:
+        """POST /tasks/{gid}/subtasks — [OAS] createSubtaskForTask (e.g. resource_subtype approval)."""
+        return self._call("POST", f"/tasks/{parent_gid}/subtasks", fields=fields, data=dict(data))
+
+    def team_user_gids(self, team_gid: str) -> set[str]:
+        """GET /teams/{gid}/users — [OAS] getUsersForTeam (reference/asana.md §7): no `limit` is declared
+        for it, so one call (Asana returns the team's users compact, up to 2000)."""
+        users = self._call("GET", f"/teams/{team_gid}/users", fields=("name",)) or []
+        return {str(u.get("gid")) for u in users}

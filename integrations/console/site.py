@@ -5,7 +5,7 @@ console mixin is layered on the registered class by
 re-registering a subclass, so the owners' admin modules stay as they are:
 
     RecordLink  + lineage page, replay action (with diff preview), "Lineage" column
-    Flow        + dry-run page and action
+    Flow        + dry-run page and action, the finance controls page (controls.py)
     index       + the health dashboard (templates/admin/index.html reads `dashboard`)
     setup/      the setup wizard's pages (console/wizard.py)
 
@@ -36,6 +36,7 @@ def _layer(site: admin.AdminSite, model: Any, mixin: type) -> None:
 def install(site: admin.AdminSite) -> None:
     from integrations.models import Flow, RecordLink
 
+    from .controls import FlowControlsPage, stuck_approvals
     from .dashboard import build_dashboard
     from .evidence import install as install_evidence
     from .reconciliation import install as install_reconciliation
@@ -47,6 +48,7 @@ def install(site: admin.AdminSite) -> None:
     install_evidence(site)
     _layer(site, RecordLink, RecordLinkConsole)
     _layer(site, Flow, FlowConsole)
+    _layer(site, Flow, FlowControlsPage)
     for model, model_admin in list(site._registry.items()):
         if not isinstance(model_admin, (TenantScopedAdmin, SuperuserOnlyAdmin)):
             _layer(site, model, TenantScopedAdmin if tenant_path(model) else SuperuserOnlyAdmin)
@@ -68,6 +70,7 @@ def install(site: admin.AdminSite) -> None:
             from .tenancy import scope
 
             context["dashboard"] = build_dashboard(request.user)
+            context["stuck_approvals"] = stuck_approvals(request.user)
             # The queue is everyone's; runs, events and webhooks only of the user's tenants.
             context["cluster_health"] = system_health(tenants=scope(Tenant.objects.all(), request.user))
         return original(request, extra_context=context)

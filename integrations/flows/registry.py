@@ -20,7 +20,7 @@ from integrations.flows.common.replay import ReplayHandler
 from integrations.flows.documents.entry import ENTRY as documents
 from integrations.flows.inbound import events as inbound_events
 from integrations.flows.inbound import tasks as inbound_tasks
-from integrations.flows.operations import alerts, health
+from integrations.flows.operations import alerts, escalation, health
 from integrations.flows.po_status.entry import ENTRY as po_status
 from integrations.flows.purchase_requests.entry import ENTRY as purchase_requests
 from integrations.flows.reconciliation import tasks as reconciliation_tasks
@@ -44,6 +44,7 @@ AREAS: tuple[tuple[str, Callable[[], list[str] | str]], ...] = (
     ("alerts (health sweep)", alerts.ensure_schedule),
     ("audit retention (daily purge by kind and age)", retention.ensure_schedule),
     ("health (runs abandoned by a stopped worker)", health.ensure_schedule),
+    ("finance controls (stuck-approval escalation, hourly)", escalation.ensure_schedule),
     (
         "reconciliation (Acumatica ↔ Asana ↔ Sage 100, daily per tenant)",
         reconciliation_tasks.ensure_schedules,

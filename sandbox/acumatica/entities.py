@@ -46,6 +46,11 @@ VIEW_FIELDS: dict[str, dict[str, dict[str, str]]] = {
             "CuryOrigDocAmt": "Amount",
             "DocDesc": "Description",
             "Status": "Status",
+            # APInvoice fields outside the Default contract (reference §4.2 `$custom`): kept in the
+            # record's custom block by the seed (add_bill(discount_date=, created_by=)), else empty.
+            "DiscDate": "DiscDate",
+            "CuryOrigDiscAmt": "CuryOrigDiscAmt",
+            "CreatedByID": "CreatedByID",
         }
     },
     "PurchaseOrder": {
@@ -327,10 +332,10 @@ class EntitiesMixin:
                 continue  # detail-level custom fields: none are defined on our entities
             mapped = VIEW_FIELDS.get(entity, {}).get(view, {})
             stored = (rec.get("custom") or {}).get(view, {})
-            if name in mapped:
-                value = rec.get(mapped[name])
-            elif name in stored:
+            if name in stored:
                 value = stored[name]
+            elif name in mapped:
+                value = rec.get(mapped[name])
             else:
                 # UNVERIFIED text: a field the view does not have is refused, not silently dropped.
                 raise http_error(f"The field {view}.{name} is not found in the {dac_title(entity)} screen.")

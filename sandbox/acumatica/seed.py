@@ -86,8 +86,14 @@ class SeedMixin:
         requires_approval: bool = False,
         modified: datetime | None = None,
         branch: str = "MAIN",
+        discount_date: date | None = None,
+        discount_amount: float | None = None,
+        created_by: str | None = None,
         **fields: Any,
     ) -> dict:
+        """`discount_date`, `discount_amount` and `created_by` are APInvoice.DiscDate, CuryOrigDiscAmt and
+        CreatedByID: not in the Default contract, read with `$custom=Document.DiscDate,…` (reference
+        §4.1, §4.2)."""
         ref = reference_nbr or f"{self._next('Bill', 1):06d}"
         day = date_ or date(2026, 3, 2)
         lines = (
@@ -123,6 +129,15 @@ class SeedMixin:
             "Details": [dict(line) for line in lines],
             **fields,
         }
+        document = {}
+        if discount_date is not None:
+            document["DiscDate"] = as_datetime(discount_date)
+        if discount_amount is not None:
+            document["CuryOrigDiscAmt"] = discount_amount
+        if created_by is not None:
+            document["CreatedByID"] = created_by
+        if document:
+            bill["custom"] = {"Document": document}
         if requires_approval or status == "Pending Approval":
             self.requires_approval.add((type, ref))
         return self._store("Bill", bill, modified=modified, push=False)

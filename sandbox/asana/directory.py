@@ -129,6 +129,13 @@ class DirectoryMixin:
             raise _err(400, "user: The user must exist in the same organization as the team.")
         return team, user
 
+    def h_team_users(self, req: SimRequest, gid: str) -> SimResponse:
+        """GET /teams/{gid}/users — compact users of the team ([OAS] getUsersForTeam, reference §7)."""
+        team = self._get(self.teams, "team", gid)
+        self._require_member(team["workspace"], self._user_of(req))
+        users = sorted(team["members"], key=lambda u: self.users[u]["name"].lower())
+        return self._list(req, [self.render_user(u) for u in users], "user", paginate=False)
+
     def h_team_add(self, req: SimRequest, gid: str) -> SimResponse:
         team, user = self._team_call(req, gid)
         team["members"].add(user)

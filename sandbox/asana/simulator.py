@@ -323,6 +323,7 @@ class AsanaSimulator(
             ("GET", rf"/workspaces/{g}/workspace_memberships", self.h_memberships),
             ("POST", rf"/workspaces/{g}/addUser", self.h_add_user),
             ("POST", rf"/workspaces/{g}/removeUser", self.h_remove_user),
+            ("GET", rf"/teams/{g}/users", self.h_team_users),
             ("POST", rf"/teams/{g}/addUser", self.h_team_add),
             ("POST", rf"/teams/{g}/removeUser", self.h_team_remove),
             ("GET", rf"/projects/{g}", self.h_project),

@@ -148,7 +148,10 @@ class WebhooksMixin:
         if change:
             event["change"] = change
         for webhook in self.webhooks.values():
-            watched = (task_gid, *task.get("projects", []), *also)
+            # "A webhook on a project will be notified of all changes that occur in all of its tasks,
+            # subtasks of those tasks, and comments" (reference/asana.md §6, [DD:webhooks]).
+            parent_projects = self.tasks.get(task.get("parent") or "", {}).get("projects", [])
+            watched = (task_gid, *task.get("projects", []), *parent_projects, *also)
             if webhook["resource"] not in watched:
                 continue
             if webhook["filters"] and not any(_passes(f, event) for f in webhook["filters"]):

@@ -27,6 +27,7 @@ from integrations.models import (
     AcumaticaConnection,
     AsanaConnection,
     AsanaWebhook,
+    ControlHold,
     Cursor,
     Flow,
     GuardedWrite,
@@ -74,6 +75,9 @@ def populate(slug: str, name: str, n: int) -> dict[type, object]:
     rows[GuardedWrite] = GuardedWrite.objects.create(link=link, operation="create", asana_time=now)
     rows[TaskAttachment] = TaskAttachment.objects.create(
         link=link, file_id=f"{n}-file", file_name=f"{slug}-invoice.pdf", state=TaskAttachment.State.UPLOADED
+    )
+    rows[ControlHold] = ControlHold.objects.create(
+        tenant=tenant, link=link, reason=f"possible duplicate ({slug})"
     )
     rows[AsanaWebhook] = AsanaWebhook.objects.create(
         tenant=tenant, flow=flow, resource_gid=f"{n}001", webhook_gid=f"{n}003", secret="w" * 20

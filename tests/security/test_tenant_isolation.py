@@ -104,6 +104,8 @@ def test_the_world_has_a_row_of_every_model(world):
         "audit_inboundevent_change",
         "mappings_fieldmapping_delete",
         "integrations_tenant_history",
+        "integrations_flow_controls",
+        "integrations_controlhold_clear",
     ):
         assert expected in crawled
 

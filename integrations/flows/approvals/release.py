@@ -37,9 +37,11 @@ from integrations.asana import fields as cf
 from integrations.base import errors
 from integrations.base.deadline import attempt_deadline
 from integrations.flows import clients as flow_clients
+from integrations.flows.approvals import controls
 from integrations.flows.clients import Clients
 from integrations.flows.common import binding
 from integrations.flows.common.approval import DONE_STATUSES, approval_verdict
+from integrations.flows.common.controls.rules import level_of
 from integrations.models import Flow, RecordLink
 from mappings.models import FieldMapping, ValueMapping
 
@@ -100,6 +102,11 @@ def handle_task_change(
     clients = clients or flow_clients.clients_for(flow.tenant)
     task = task or clients.asana.get_task(task_gid)
     link = RecordLink.objects.filter(tenant=flow.tenant, asana_task_gid=task_gid).first()
+    if link is None and level_of(task) is not None:
+        # An approval-level subtask moved (finance controls): act on its parent's document.
+        parent = (clients.asana.get_task(task_gid, fields=("parent",)).get("parent") or {}).get("gid")
+        if parent and RecordLink.objects.filter(tenant=flow.tenant, asana_task_gid=parent).exists():
+            return handle_task_change(flow, str(parent), clients=clients, inbound_event=inbound_event)
     if link is None or link.kind not in GUARDED_FIELDS:
         return "no linked Acumatica document"
     from integrations.flows.approvals import writeback
@@ -256,6 +263,9 @@ def _release_claimed(
                 if document is not None and values.get(p) != link.guarded_values.get(p)
             ]
             return ctx.refuse("; ".join(problems), diffs=diffs)
+        held = controls.gate(ctx, document, moment)
+        if held is not None:
+            return held
         document = ctx.prepare(document)
         document = ctx.act(document, deadline=float(flow.options.get("release_deadline_seconds", 300)))
         if document.get("Status") in DONE_STATUSES[kind]:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from integrations.base import errors
 from integrations.base.deadline import attempt_deadline
+from integrations.flows.documents import controls as doc_controls
 from integrations.flows.documents import reconcile
 from integrations.flows.documents.plan import Plan
 from integrations.models import RecordLink
@@ -200,6 +201,8 @@ class ExactlyOnceCreateMixin:
         marker = reconcile.identity_marker(self.tenant.slug, key, link.generation, link.pk)
         notes = f"{payload['notes']}\n\n{marker}" if payload.get("notes") else marker
         with_section = bool(self.settings.section_gid) and self.flow.options.get("section_at_create", True)
+        # Finance controls: a likely duplicate is looked for before the create (it still gets its task).
+        duplicates = doc_controls.likely_duplicates(self, record) if record is not None else []
         try:
             with attempt_deadline(self.lease.total_seconds() * 0.75):
                 task = self.asana.create_task(
@@ -225,7 +228,7 @@ class ExactlyOnceCreateMixin:
         if link is None:
             return self._orphan(link_pk, key, plan, task, record, event)
         self._record_guarded(link, record, task, "create")
-        out_notes = []
+        out_notes = doc_controls.after_create(self, link, record, duplicates) if record is not None else []
         if self.settings.section_gid and not with_section:
             # Operator chose section_at_create=false: place the task with a second call.
             try:

@@ -62,6 +62,10 @@ class ApprovalGuard:
         changed, _previous = self.sync._record_guarded(
             self.link, self.record, answer, "update", approval_reset=bool(self.reset)
         )
+        if changed and _previous:
+            from integrations.flows.documents import controls as doc_controls
+
+            doc_controls.after_guarded_change(self.sync, self.link, self.record)
         if not self.reset:
             return
         text = "; ".join(self.reset)

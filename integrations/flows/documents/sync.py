@@ -42,6 +42,7 @@ from integrations.models import Flow, RecordLink
 from integrations.validators import attachment_options
 
 __all__ = ["IN_FLIGHT", "CreateInProgress", "DocumentSync", "Outcome"]
+from integrations.flows.documents import controls as doc_controls
 from integrations.flows.documents.generations import GenerationsMixin
 from integrations.flows.documents.guard import ApprovalGuard
 from integrations.flows.documents.plan import DOCUMENT_TYPES, FlowSettings, LinkView, Plan, plan_document
@@ -170,6 +171,7 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
             existing = self._new_generation(existing, record, event)
         preview = plan_document(record, self.settings, _view(existing), self._specs_or_none(), key=key)
         if self.dry_run:
+            doc_controls.annotate_plan(self, preview, record)
             return Outcome(key, preview, AuditEntry.Status.PLANNED, getattr(existing, "pk", None))
         if existing is None and preview.action == "skip":
             self._audit(None, preview, AuditEntry.Status.SKIPPED, record, event)
