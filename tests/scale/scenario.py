@@ -210,6 +210,11 @@ class ScaleOut:
         self.wait("wait-claims", {"lease": CREATE_LEASE_SECONDS + 1})
         self.dep.driver("enqueue", self.polls())
         self.wait("wait-drained", {})
+        # A create whose worker was killed before Asana answered is made again only once Asana's search
+        # index has settled (about 90 s after the claim: no duplicate from a task not yet searchable); the
+        # pass schedules its own retry. Every document must end linked — by the product, not a deadline.
+        self.wait("wait-links", {"at_least": len(documents(self.sb.acumatica)), "timeout": 240})
+        self.wait("wait-drained", {})
 
     # ---- 3. approvals, delivered more than once ----------------------------------------------------
     def approve(self) -> None:
