@@ -1,20 +1,41 @@
-"""django-q2's cluster, with its queues' locks taken back from a worker that died holding one.
+"""django-q2's cluster, kept going when one of its workers is killed at any instant.
 
 A django-q2 cluster (`manage.py qcluster`) is a sentinel process, a pusher that moves tasks from the
-broker into a `multiprocessing.Queue`, N worker processes that read that queue, and a monitor that
-reads their results from a second one. A worker waiting for its next task blocks inside
-`task_queue.get()` *holding the queue's reader lock* (a POSIX semaphore, so it has no owner). Kill
-that idle worker — an OOM kill, an operator's `kill -9` — and the lock is never given back: the
-sentinel spawns a replacement, but it and every other worker of the cluster wait for the lock for
-good while `/healthz` turns red. The same holds for the result queue's writer lock, held by a
-worker's feeder thread while it sends a result to the monitor.
+broker into a `multiprocessing.Queue` (a pipe), N worker processes that read that queue, and a monitor
+that reads their results from a second one. A message on the pipe is a 4-byte length, then the
+pickled task; a reader reads both while it holds the queue's reader lock (a POSIX semaphore, so it
+has no owner). Kill a worker — an OOM kill, an operator's `kill -9` — while it holds that lock and
+django-q2 as shipped never gets it back: every other worker waits for it for good. Give the lock back
+blindly and the next reader may start in the middle of a message the dead one had begun: it fails to
+unpickle ("Ran out of input") and the pipe stays out of step.
 
-`GuardedSentinel` replaces both locks with `OwnedLock`s — the same semaphore plus the pid of the
-process that holds it, in shared memory — and, when it reincarnates a dead worker, releases any lock
-that worker still holds. Reading a message happens entirely while the lock is held, and an idle
-worker is blocked before the first byte, so the pipe stays whole. The window in which a death is not
-noticed (between taking the semaphore and writing the pid, or between clearing it and giving the
-semaphore back) is a few instructions wide.
+`GuardedSentinel` uses `GuardedQueue`s: their locks are `OwnedLock`s (the semaphore plus the holder's
+pid, in shared memory); they count the messages written and the messages read whole (counted while
+the reader still holds the lock); and they can be retired. When a dead worker held the task queue's
+reader lock, the sentinel tells the two cases apart:
+
+- it died *between* messages — an idle worker blocked before the first byte, or one that had read
+  its task to the end: with the writer lock taken, the pipe is empty. The lock is released, the
+  others go on (`pipe_is_whole`).
+- otherwise it may have read part of a message: the queue is *retired*. A new task queue replaces
+  it; the other workers get "STOP" from the old one (after their current task) and the sentinel
+  starts them again on the new one; the pusher — `guarded_pusher`, which journals each task it put
+  until the queue's read count passes it — hands every task not read whole (in the pipe, in its
+  feeder's buffer, or dequeued but not yet put) back to the broker, and is started again too.
+  Nothing is lost: the task the dead worker was reading was never run, and is handed back with the
+  rest. The Redis broker has no acknowledgement, so the pusher's journal is the only copy of a task
+  in the pipe; with the ORM broker the original is acknowledged once the copy is enqueued.
+
+The result queue's writer lock, held by a worker's feeder thread while it sends a result to the
+monitor, is released when its holder dies (as before). A result is written with one `write()` when
+it is under 16 KiB, and a `write()` to a pipe with room is not cut short by a signal, so a dead
+worker leaves part of a result in the pipe only if the monitor had let the pipe fill (64 KiB behind)
+or the result is over 16 KiB (length and body go in two writes). That is not handled: it would take
+the monitor's pipe to be retired too, with the results in it.
+
+The windows in which a death is not seen (between taking a semaphore and writing the pid, between
+reading a message and counting it) are a few instructions wide; the second can only make a task
+handed back that the dead worker had read whole but never started.
 
 `integrations/management/commands/qcluster.py` runs the cluster with this sentinel, so operators keep
 typing `python manage.py qcluster`.
@@ -25,11 +46,23 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from collections import deque
+from multiprocessing.reduction import ForkingPickler as _ForkingPickler
+from queue import Full
+from time import sleep
 from typing import Any
 
+from django import db
 from django_q import cluster as q_cluster
+from django_q.brokers import get_broker
+from django_q.conf import Conf, setproctitle
+from django_q.queues import Queue
+from django_q.signing import BadSignature, SignedPackage
 
 log = logging.getLogger(__name__)
+
+STOP = "STOP"  # what django-q2's workers and monitor stop on
+LOCK_TURN = 0.5  # seconds a reader waits for the lock (a writer for room) before it looks again
 
 
 class OwnedLock:
@@ -93,17 +126,192 @@ def release_locks_of(pid: int, *queues: multiprocessing.queues.Queue) -> list[st
     return freed
 
 
+class GuardedQueue(Queue):
+    """django-q2's Queue with owned locks, a count of the messages read whole, and a retired flag.
+
+    `taken` counts the messages a reader received entirely (counted while it still holds the reader
+    lock), so the pusher knows which of the tasks it put may not have been read. A retired queue is
+    one whose pipe may hold part of a message: a reader waiting for it gets "STOP" (django-q2's
+    worker then exits and the sentinel respawns it on the new queue) and never reads the pipe again.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        ctx = q_cluster.get_mp_context()
+        self._rlock = OwnedLock(ctx)
+        if self._wlock is not None:  # None on Windows only
+            self._wlock = OwnedLock(ctx)
+        self._taken = ctx.RawValue("q", 0)
+        self._written = ctx.RawValue("q", 0)
+        self._retired = ctx.RawValue("b", 0)
+
+    def __getstate__(self) -> tuple:
+        return (*super().__getstate__(), self._taken, self._written, self._retired)
+
+    def __setstate__(self, state: tuple) -> None:
+        self._taken, self._written, self._retired = state[-3:]
+        super().__setstate__(state[:-3])
+
+    def _reset(self, after_fork: bool = False) -> None:
+        super()._reset(after_fork)
+        send, recv = self._writer.send_bytes, self._reader.recv_bytes
+
+        def counted_send(buf: Any) -> None:  # the feeder thread, holding the writer lock
+            send(buf)
+            self._written.value += 1
+
+        def counted_recv(maxlength: int | None = None) -> bytes:  # a reader holding the reader lock
+            data = recv(maxlength)
+            self._taken.value += 1
+            return data
+
+        self._send_bytes, self._recv_bytes = counted_send, counted_recv
+
+    @property
+    def taken(self) -> int:
+        return self._taken.value
+
+    @property
+    def written(self) -> int:
+        return self._written.value
+
+    @property
+    def retired(self) -> bool:
+        return bool(self._retired.value)
+
+    def retire(self) -> None:
+        self._retired.value = 1
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if not (block and timeout is None):
+            return super().get(block, timeout)
+        # A blocking get, as django-q2's workers and monitor call it. The lock is waited for in short
+        # turns: a dead holder that is never given it back must not keep the others here for good.
+        while not self._rlock.acquire(True, LOCK_TURN):
+            if self.retired:
+                return STOP
+        try:
+            if self.retired:
+                return STOP
+            res = self._recv_bytes()
+        finally:
+            self._rlock.release()
+        self._sem.release()
+        self.size.increment(-1)
+        return _ForkingPickler.loads(res)
+
+    def put_unless_retired(self, obj: Any) -> bool:
+        """Put, waiting for room in short turns; False (nothing put) once the queue is retired."""
+        while not self.retired:
+            try:
+                self.put(obj, True, LOCK_TURN)
+                return True
+            except Full:
+                continue
+        return False
+
+    def pipe_is_whole(self, timeout: float = 2.0) -> bool:
+        """After its reader died holding the reader lock: can the next reader start at a message?
+
+        With the writer lock taken no writer is half-way through a message. If the pipe is then
+        empty, every message written so far was read to its end (the dead reader was waiting for the
+        next one, or had read it all): the next byte starts a message. Anything left in the pipe
+        may be the rest of a message the dead reader began, so the answer is no — as it is when
+        the writer lock is not free within `timeout` (a writer blocked on a full pipe)."""
+        if self._wlock is None or not self._wlock.acquire(True, timeout):
+            return False
+        try:
+            return not self._reader.poll(0)
+        finally:
+            self._wlock.release()
+
+
+def guarded_pusher(task_queue: GuardedQueue, event: Any, broker: Any = None) -> None:
+    """django-q2's pusher (broker → task queue), which keeps what it put until a worker has read it.
+
+    Each task put is journaled (its place in the queue, its ack id and its signed payload) until the
+    queue's `taken` count passes it. When the sentinel retires the queue, the tasks no worker has
+    read whole — in the pipe, in this process's feeder buffer, or not yet put — go back to the
+    broker (`hand_back`), and the pusher exits: the sentinel starts the next one on the new queue.
+    """
+    broker = broker or get_broker()
+    name = multiprocessing.current_process().name
+    if setproctitle:
+        setproctitle.setproctitle(f"qcluster {name} pusher")
+    log.info("%s pushing tasks at %s", name, os.getpid())
+    journal: deque[tuple[int, Any, str]] = deque()
+    seq = task_queue.written  # messages already in the pipe; the next one put is seq + 1
+    while True:
+        try:
+            pending = deque(broker.dequeue() or ())
+        except Exception:
+            log.exception("Failed to pull task from broker")
+            sleep(10)  # the broker is probably down: the sentinel starts another pusher
+            break
+        while pending:
+            ack_id, payload = pending[0]
+            try:
+                task = SignedPackage.loads(payload)
+            except (TypeError, BadSignature):
+                log.exception("Failed to push task to queue")
+                broker.fail(ack_id)
+                pending.popleft()
+                continue
+            task["cluster"], task["ack_id"] = Conf.CLUSTER_NAME, ack_id
+            if not task_queue.put_unless_retired(task):
+                break
+            pending.popleft()
+            seq += 1
+            journal.append((seq, ack_id, payload))
+            while journal and journal[0][0] <= task_queue.taken:
+                journal.popleft()
+        if task_queue.retired:
+            unread = [(ack_id, payload) for n, ack_id, payload in journal if n > task_queue.taken]
+            hand_back(broker, [*unread, *pending])
+            task_queue.cancel_join_thread()  # what the feeder still holds is handed back too
+            break
+        if event.is_set():
+            break
+    log.info("%s stopped pushing tasks", name)
+
+
+def hand_back(broker: Any, tasks: list[tuple[Any, str]]) -> None:
+    """Put tasks no worker took back on the broker, as they came from it.
+
+    The signed payload is enqueued again as it is (same task id, args, hooks). A broker with
+    acknowledgements (the ORM) still holds the original, locked until its retry time: it is
+    acknowledged after the copy is enqueued, so a crash between the two can only run it twice,
+    never lose it. The Redis broker has no acknowledgement: the payload is the only copy left."""
+    for ack_id, payload in tasks:
+        broker.enqueue(payload)
+        if ack_id is not None:
+            broker.acknowledge(ack_id)
+    if tasks:
+        log.warning("task queue retired: %d unread task(s) handed back to the broker", len(tasks))
+
+
 class GuardedSentinel(q_cluster.Sentinel):
-    """django-q2's sentinel; a worker's death also frees the queue locks it held."""
+    """django-q2's sentinel; a worker's death also frees the queue locks it held, or, when it died
+    part-way through reading a task, moves the cluster to a new task queue."""
 
     def start(self) -> None:
-        # Runs before any pusher, worker or monitor is forked: they all inherit the guarded locks.
-        guard_queue(self.task_queue)
-        guard_queue(self.result_queue)
+        # Runs before any pusher, worker or monitor is forked: they all inherit the guarded queues.
+        self.task_queue = new_task_queue()
+        self.result_queue = GuardedQueue()
+        self._retiring: set[int] = set()  # pids of the pusher and workers of a retired task queue
         super().start()
 
+    def spawn_pusher(self) -> Any:
+        return self.spawn_process(guarded_pusher, self.task_queue, self.event_out, self.broker)
+
     def reincarnate(self, process: Any) -> None:
+        if process.pid in self._retiring and not process.is_alive():
+            self._retiring.discard(process.pid)
+            self._respawn_on_new_queue(process)
+            return
         if process in self.pool and not process.is_alive():
+            if self.task_queue._rlock.holder == process.pid and not self.task_queue.pipe_is_whole():
+                self._retire_task_queue(process)
             freed = release_locks_of(process.pid, self.task_queue, self.result_queue)
             if freed:
                 log.warning(
@@ -113,6 +321,41 @@ class GuardedSentinel(q_cluster.Sentinel):
                     " and the ".join(freed),
                 )
         super().reincarnate(process)
+
+    def _retire_task_queue(self, dead: Any) -> None:
+        """`dead` may have read part of a message: nobody reads that pipe again. The pusher hands
+        back what was not read whole and exits, the other workers exit after their current task;
+        each is started again on a new queue as it goes."""
+        old, self.task_queue = self.task_queue, new_task_queue()
+        old.retire()
+        alive = [p for p in (*self.pool, self.pusher) if p is not dead and p.is_alive()]
+        self._retiring.update(p.pid for p in alive)
+        log.warning(
+            "worker %s (pid %s) died reading from the task queue (%d task(s) read of %d written): "
+            "a new task queue replaces it; %d process(es) move to it",
+            dead.name,
+            dead.pid,
+            old.taken,
+            old.written,
+            len(alive),
+        )
+
+    def _respawn_on_new_queue(self, process: Any) -> None:
+        if not Conf.SYNC:
+            db.connections.close_all()
+        if process is self.pusher:
+            self.pusher = self.spawn_pusher()
+        else:
+            self.pool.remove(process)
+            self.spawn_worker()
+        self.reincarnations += 1
+        log.info(
+            "%s (pid %s) left the retired task queue: started again on the new one", process.name, process.pid
+        )
+
+
+def new_task_queue() -> GuardedQueue:
+    return GuardedQueue(maxsize=Conf.QUEUE_LIMIT) if Conf.QUEUE_LIMIT else GuardedQueue()
 
 
 class GuardedCluster(q_cluster.Cluster):

@@ -18,6 +18,7 @@ from django_q.queues import Queue
 
 from integrations.base.qcluster import (
     GuardedCluster,
+    GuardedQueue,
     GuardedSentinel,
     OwnedLock,
     guard_queue,
@@ -107,7 +108,8 @@ def test_a_reader_killed_while_waiting_has_its_lock_released_and_the_next_reader
 def test_the_sentinel_frees_a_dead_workers_locks_before_it_respawns_it(monkeypatch):
     """GuardedSentinel.reincarnate on a worker killed while waiting (spawning itself stubbed)."""
     sentinel = GuardedSentinel.__new__(GuardedSentinel)  # no broker, no guard loop
-    sentinel.task_queue, sentinel.result_queue = guard_queue(Queue()), guard_queue(Queue())
+    sentinel.task_queue, sentinel.result_queue = GuardedQueue(), GuardedQueue()
+    sentinel._retiring = set()
     idle = CTX.Process(target=_reader, args=(sentinel.task_queue, sentinel.result_queue))
     idle.start()
     _wait_for_holder(sentinel.task_queue._rlock, idle.pid)
