@@ -46,6 +46,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import struct
 from collections import deque
 from multiprocessing.reduction import ForkingPickler as _ForkingPickler
 from queue import Full
@@ -141,16 +142,20 @@ class GuardedQueue(Queue):
         self._rlock = OwnedLock(ctx)
         if self._wlock is not None:  # None on Windows only
             self._wlock = OwnedLock(ctx)
-        self._taken = ctx.RawValue("q", 0)
-        self._written = ctx.RawValue("q", 0)
+        # messages and bytes (length headers included) written to the pipe, and read from it whole
+        self._written, self._written_bytes = ctx.RawValue("q", 0), ctx.RawValue("q", 0)
+        self._taken, self._taken_bytes = ctx.RawValue("q", 0), ctx.RawValue("q", 0)
         self._retired = ctx.RawValue("b", 0)
 
+    def _shared(self) -> tuple:
+        return (self._written, self._written_bytes, self._taken, self._taken_bytes, self._retired)
+
     def __getstate__(self) -> tuple:
-        return (*super().__getstate__(), self._taken, self._written, self._retired)
+        return (*super().__getstate__(), self._shared())
 
     def __setstate__(self, state: tuple) -> None:
-        self._taken, self._written, self._retired = state[-3:]
-        super().__setstate__(state[:-3])
+        self._written, self._written_bytes, self._taken, self._taken_bytes, self._retired = state[-1]
+        super().__setstate__(state[:-1])
 
     def _reset(self, after_fork: bool = False) -> None:
         super()._reset(after_fork)
@@ -159,10 +164,12 @@ class GuardedQueue(Queue):
         def counted_send(buf: Any) -> None:  # the feeder thread, holding the writer lock
             send(buf)
             self._written.value += 1
+            self._written_bytes.value += framed_size(buf)
 
         def counted_recv(maxlength: int | None = None) -> bytes:  # a reader holding the reader lock
             data = recv(maxlength)
             self._taken.value += 1
+            self._taken_bytes.value += framed_size(data)
             return data
 
         self._send_bytes, self._recv_bytes = counted_send, counted_recv
@@ -211,19 +218,39 @@ class GuardedQueue(Queue):
         return False
 
     def pipe_is_whole(self, timeout: float = 2.0) -> bool:
-        """After its reader died holding the reader lock: can the next reader start at a message?
+        """After its reader died holding the reader lock: does the pipe still start at a message?
 
-        With the writer lock taken no writer is half-way through a message. If the pipe is then
-        empty, every message written so far was read to its end (the dead reader was waiting for the
-        next one, or had read it all): the next byte starts a message. Anything left in the pipe
-        may be the rest of a message the dead reader began, so the answer is no — as it is when
-        the writer lock is not free within `timeout` (a writer blocked on a full pipe)."""
+        With the writer lock taken no writer is half-way through a message, and the pipe holds
+        exactly the bytes written and not read by a reader that finished its message — unless the
+        dead reader had taken some. So the pipe is whole when the bytes in it are exactly that: the
+        dead reader was blocked before its first byte (or there was nothing to read). Fewer bytes:
+        it read part of a message, or all of one it never counted — no. No answer either when the
+        writer lock is not free within `timeout` (a writer blocked on a full pipe)."""
         if self._wlock is None or not self._wlock.acquire(True, timeout):
             return False
         try:
-            return not self._reader.poll(0)
+            unread = self._written_bytes.value - self._taken_bytes.value
+            return bytes_in_pipe(self._reader) == unread
         finally:
             self._wlock.release()
+
+
+def framed_size(buf: Any) -> int:
+    """Bytes a message takes on a multiprocessing pipe: its length header, then the message."""
+    n = memoryview(buf).nbytes
+    return n + (4 if n <= 0x7FFFFFFF else 12)
+
+
+def bytes_in_pipe(reader: Any) -> int:
+    """Bytes waiting in a pipe (FIONREAD); -1 where that cannot be asked, which answers 'not whole'
+    unless the pipe is empty."""
+    try:
+        import fcntl
+        import termios
+
+        return struct.unpack("i", fcntl.ioctl(reader.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+    except (ImportError, OSError):
+        return -1 if reader.poll(0) else 0
 
 
 def guarded_pusher(task_queue: GuardedQueue, event: Any, broker: Any = None) -> None:

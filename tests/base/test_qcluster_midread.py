@@ -9,11 +9,13 @@ GuardedSentinel, the Redis broker (it has no acknowledgement: a task in the pipe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 import uuid
 from collections import Counter
+from multiprocessing.reduction import ForkingPickler as _ForkingPickler
 
 import pytest
 from django.utils import timezone
@@ -21,9 +23,9 @@ from django_q import cluster as q_cluster
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
-from integrations.base.qcluster import STOP, GuardedSentinel
+from integrations.base.qcluster import STOP, GuardedQueue, GuardedSentinel, framed_size
 
-pytestmark = pytest.mark.skipif(not Conf.REDIS, reason="needs REDIS_URL (the Redis broker)")
+needs_redis = pytest.mark.skipif(not Conf.REDIS, reason="needs REDIS_URL (the Redis broker)")
 
 CTX = q_cluster.get_mp_context()
 
@@ -80,7 +82,74 @@ def _task(key: str, n: int) -> str:
     )
 
 
-def test_a_worker_killed_mid_read_retires_the_task_queue_and_no_task_is_lost():
+def _reads(queue, nbytes, ready):
+    """A reader that takes the lock, reads `nbytes` straight off the pipe (0: none), and waits."""
+    queue._rlock.acquire()
+    if nbytes:
+        os.read(queue._reader.fileno(), nbytes)
+    ready.set()
+    time.sleep(60)
+
+
+@pytest.mark.parametrize(
+    ("before", "read", "after", "whole"),
+    [
+        (0, 0, 0, True),  # blocked on an empty pipe: the idle worker
+        (0, 0, 3, True),  # killed before it read, then tasks queued: all of them still whole
+        (2, 0, 0, True),  # died holding the lock before its first byte, tasks waiting
+        (2, 4, 0, False),  # read a length, not its body
+        (2, 20, 1, False),  # read part of a body
+        (1, "all", 0, False),  # read a whole message it never counted: handed back, not lost
+    ],
+)
+def test_the_sentinel_tells_a_reader_dead_between_messages_from_one_dead_mid_read(before, read, after, whole):
+    queue = GuardedQueue()
+    task = {"id": "x" * 40, "args": ("acumatica_bills", "Bill", "000123")}
+    for _ in range(before):
+        queue.put(task)
+    deadline = time.monotonic() + 5
+    while queue.written < before:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    nbytes = framed_size(_ForkingPickler.dumps(task)) if read == "all" else read
+    ready = CTX.Event()
+    reader = CTX.Process(target=_reads, args=(queue, nbytes, ready))
+    reader.start()
+    assert ready.wait(5)
+    os.kill(reader.pid, signal.SIGKILL)
+    reader.join(5)
+    for _ in range(after):
+        queue.put(task)
+    while queue.written < before + after:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert queue._rlock.holder == reader.pid
+    assert queue.pipe_is_whole() is whole
+    if whole:  # and indeed: give the lock back, and every message comes out as it went in
+        assert queue._rlock.release_for(reader.pid)
+        assert [queue.get(timeout=2) for _ in range(before + after)] == [task] * (before + after)
+
+
+def _descendants(root: int) -> list[int]:
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, ppid in parents.items() if ppid in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _run_with_a_mid_read_death(wait: float) -> tuple[int, Counter, int]:
+    """Start the cluster, queue tasks until the victim has died mid-read, then 20 more; wait up to
+    `wait` s for all to run. Returns (tasks queued, runs per task, results seen by the monitor)."""
     from connector_site.broker import PooledRedisBroker
 
     key = f"midread-{uuid.uuid4().hex[:8]}"
@@ -107,18 +176,34 @@ def test_a_worker_killed_mid_read_retires_the_task_queue_and_no_task_is_lost():
         for n in range(queued + 1, queued + 21):  # and the cluster goes on taking new tasks
             broker.enqueue(_task(key, n))
         queued += 20
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + wait
         while redis.llen(f"{key}:results") < queued and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1)  # nothing runs twice, even late
         ran = Counter(int(n) for n in redis.lrange(key, 0, -1))
-        assert sorted(ran) == list(range(1, queued + 1)), f"not run: {set(range(1, queued + 1)) - set(ran)}"
-        assert set(ran.values()) == {1}, {n: c for n, c in ran.items() if c > 1}
-        assert redis.llen(f"{key}:results") == queued  # every result reached the monitor
-        assert sentinel.is_alive()
+        return queued, ran, redis.llen(f"{key}:results")
     finally:
+        tree = _descendants(sentinel.pid)
         stop.set()
         sentinel.join(30)
-        if sentinel.is_alive():
-            sentinel.kill()
+        for pid in [sentinel.pid, *tree]:  # a wedged cluster does not stop by itself
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        sentinel.join(5)
         redis.delete(key, f"{key}:results", sabotage)
+
+
+@needs_redis
+def test_a_worker_killed_mid_read_retires_the_task_queue_and_no_task_is_lost():
+    queued, ran, results = _run_with_a_mid_read_death(wait=60)
+    assert sorted(ran) == list(range(1, queued + 1)), f"not run: {set(range(1, queued + 1)) - set(ran)}"
+    assert set(ran.values()) == {1}, {n: c for n, c in ran.items() if c > 1}
+    assert results == queued  # every result reached the monitor
+
+
+@needs_redis
+def test_giving_the_lock_back_after_a_mid_read_death_wedges_the_cluster(monkeypatch):
+    """The control: the sentinel as it was (the dead reader's lock released, the pipe kept)."""
+    monkeypatch.setattr(GuardedQueue, "pipe_is_whole", lambda self, timeout=2.0: True)
+    queued, ran, results = _run_with_a_mid_read_death(wait=15)
+    assert len(ran) < queued and results < queued
