@@ -336,6 +336,7 @@ class GuardedSentinel(q_cluster.Sentinel):
             self._retiring.discard(process.pid)
             self._respawn_on_new_queue(process)
             return
+        self._retiring.discard(process.pid)  # one that timed out goes through django-q2's path
         if process in self.pool and not process.is_alive():
             if self.task_queue._rlock.holder == process.pid and not self.task_queue.pipe_is_whole():
                 self._retire_task_queue(process)
