@@ -207,3 +207,41 @@ def test_giving_the_lock_back_after_a_mid_read_death_wedges_the_cluster(monkeypa
     monkeypatch.setattr(GuardedQueue, "pipe_is_whole", lambda self, timeout=2.0: True)
     queued, ran, results = _run_with_a_mid_read_death(wait=15)
     assert len(ran) < queued and results < queued
+
+
+def test_a_retired_queue_s_pusher_hands_back_what_was_not_read_whole(transactional_db):
+    """The ORM broker keeps a task until it is acknowledged: the copy handed back replaces it."""
+    import threading
+
+    from django_q.brokers.orm import ORM
+    from django_q.models import OrmQ
+
+    from integrations.base.qcluster import guarded_pusher
+
+    broker = ORM(list_key="handback")
+    payloads = [_task("handback", n) for n in range(1, 4)]
+    for payload in payloads:
+        broker.enqueue(payload)
+    queue, stop = GuardedQueue(), threading.Event()
+    pusher = threading.Thread(target=guarded_pusher, args=(queue, stop, broker))
+    pusher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while queue.written < 3:
+            assert time.monotonic() < deadline, queue.written
+            time.sleep(0.05)
+        first = queue.get()
+        assert first["name"] == "task-1" and queue.taken == 1
+        originals = dict(OrmQ.objects.values_list("payload", "id"))
+        queue.retire()
+        pusher.join(10)
+        assert not pusher.is_alive()
+    finally:
+        stop.set()
+        pusher.join(10)
+    rows = {row.payload: row for row in OrmQ.objects.filter(key="handback")}
+    assert set(rows) == set(payloads)  # each task once: nothing lost, nothing doubled
+    assert rows[payloads[0]].id == originals[payloads[0]]  # read whole: the worker's to acknowledge
+    for payload in payloads[1:]:  # not read: a fresh copy, free to be taken at once
+        assert rows[payload].id != originals[payload]
+        assert rows[payload].lock <= timezone.now()
