@@ -10,13 +10,13 @@ blindly and the next reader may start in the middle of a message the dead one ha
 unpickle ("Ran out of input") and the pipe stays out of step.
 
 `GuardedSentinel` uses `GuardedQueue`s: their locks are `OwnedLock`s (the semaphore plus the holder's
-pid, in shared memory); they count the messages written and the messages read whole (counted while
-the reader still holds the lock); and they can be retired. When a dead worker held the task queue's
-reader lock, the sentinel tells the two cases apart:
+pid, in shared memory); they count the messages and bytes written and the messages and bytes read
+whole (counted while the reader still holds the lock); and they can be retired. When a dead worker
+held the task queue's reader lock, the sentinel tells the two cases apart (`pipe_is_whole`):
 
-- it died *between* messages — an idle worker blocked before the first byte, or one that had read
-  its task to the end: with the writer lock taken, the pipe is empty. The lock is released, the
-  others go on (`pipe_is_whole`).
+- it died *between* messages — an idle worker blocked before its first byte, whether or not tasks
+  came in since: with the writer lock taken, the pipe holds exactly the bytes written and not read
+  whole (FIONREAD). The lock is released, the others go on.
 - otherwise it may have read part of a message: the queue is *retired*. A new task queue replaces
   it; the other workers get "STOP" from the old one (after their current task) and the sentinel
   starts them again on the new one; the pusher — `guarded_pusher`, which journals each task it put
@@ -34,8 +34,10 @@ or the result is over 16 KiB (length and body go in two writes). That is not han
 the monitor's pipe to be retired too, with the results in it.
 
 The windows in which a death is not seen (between taking a semaphore and writing the pid, between
-reading a message and counting it) are a few instructions wide; the second can only make a task
-handed back that the dead worker had read whole but never started.
+reading a message and counting it) are a few instructions wide; the second only makes the sentinel
+retire the queue and hand back a task the dead worker had read whole but never started. A worker
+that dies after reading a message but before giving back its slot of the queue's bounded semaphore
+(`Q_CLUSTER["queue_limit"]`) leaves the queue one slot smaller until the queue is replaced.
 
 `integrations/management/commands/qcluster.py` runs the cluster with this sentinel, so operators keep
 typing `python manage.py qcluster`.
