@@ -1,4 +1,5 @@
-"""The controls block of a documents flow (`Flow.options["controls"]`), parsed and validated.
+"""The controls block of a flow (`Flow.options["controls"]`), parsed and validated: a documents flow
+takes every part; a purchase-request flow only `segregation_of_duties` (validation_errors(kind=…)).
 
 Shape (every part optional; a missing or `enabled: false` part is off — the default):
 
