@@ -33,13 +33,49 @@ def current_context() -> dict[str, Any]:
     return _context.get() or {}
 
 
+_api_call_buffer: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "api_call_buffer", default=None
+)
+
+
+@contextmanager
+def buffered_api_calls(*, enabled: bool = True) -> Iterator[None]:
+    """Within: API-call rows are kept and written in one INSERT when the block ends, normally or by
+    an error (not when the process itself is going away).
+    For a poll page (issue 17: per page, not per row). A process killed inside loses those excerpts,
+    never an effect: effects are AuditEntry rows, written as they happen."""
+    if not enabled or _api_call_buffer.get() is not None:
+        yield
+        return
+    token = _api_call_buffer.set([])
+    try:
+        yield
+    except Exception:
+        _flush_api_calls(token)
+        raise
+    except BaseException:  # the process is going away (killed, interrupted): it sends no more SQL
+        _api_call_buffer.reset(token)
+        raise
+    _flush_api_calls(token)
+
+
+def _flush_api_calls(token: contextvars.Token) -> None:
+    rows = _api_call_buffer.get() or []
+    _api_call_buffer.reset(token)
+    if rows:
+        from .models import ApiCall
+
+        ApiCall.objects.bulk_create(rows)
+
+
 def record_api_call(record) -> None:
     from .models import ApiCall
 
     ctx = current_context()
     run = ctx.get("run")
     link = ctx.get("record_link")
-    ApiCall.objects.create(
+    buffer = _api_call_buffer.get()
+    row = ApiCall(
         tenant_id=record.tenant_id or ctx.get("tenant_id"),
         run_id=getattr(run, "pk", run),
         record_link_id=getattr(link, "pk", link),
@@ -54,6 +90,10 @@ def record_api_call(record) -> None:
         response_excerpt=record.response_excerpt,
         started_at=record.started_at,
     )
+    if buffer is not None:
+        buffer.append(row)
+    else:
+        row.save(force_insert=True)
 
 
 def record_entry(*, tenant, operation: str, status: str, **fields: Any):

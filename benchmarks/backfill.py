@@ -99,6 +99,30 @@ def _row_counts() -> dict[str, int]:
     }
 
 
+def _profiler(name: str) -> Any:
+    """BENCH_PROFILE=DIR: a CPU-time cProfile of each phase's pass (DIR/backfill-<phase>.prof), for
+    finding where a record's CPU goes (the figures of such a run are not comparable: profiling slows)."""
+    import contextlib
+
+    folder = os.environ.get("BENCH_PROFILE")
+    if not folder:
+        return contextlib.nullcontext()
+    import cProfile
+
+    @contextlib.contextmanager
+    def profiled():
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
+        try:
+            yield
+        finally:
+            profile.disable()
+            os.makedirs(folder, exist_ok=True)
+            profile.dump_stats(os.path.join(folder, f"backfill-{name}.prof"))
+
+    return profiled()
+
+
 def run(args: Any) -> dict[str, Any]:
     from benchmarks import setup_django
 
@@ -143,8 +167,9 @@ def run(args: Any) -> dict[str, Any]:
 
             rows_before = _row_counts()
 
+            profile = _profiler(name)
             cpu, wall = time.process_time(), time.perf_counter()
-            with connection.execute_wrapper(count):
+            with connection.execute_wrapper(count), profile:
                 result = poll(sync(), progress=lambda _r: samples.append(_rss_mb()))
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             calls = sandbox.stats()

@@ -1,6 +1,7 @@
 """The retention purge on a database holding 1M audit rows, with requests served during it (issue 17).
 
-    python -m benchmarks retention_purge [--purge-rows 1000000] [--purge-batch 1000] [--purge-pause 0.05]
+    python -m benchmarks retention_purge [--purge-rows 1000000] [--purge-batch 500] [--purge-pause 0.05]
+                                         [--purge-share 0.25]
 
 1. A throw-away PostgreSQL database (BENCH_POSTGRES_URL) migrated with the production settings.
 2. Seeded with bulk inserts (INSERT … SELECT over generate_series, one statement per group) with a mix
@@ -57,8 +58,11 @@ SLOW_MS = 100.0
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("retention_purge")
     group.add_argument("--purge-rows", type=int, default=1_000_000, help="audit rows seeded (1,000,000)")
-    group.add_argument("--purge-batch", type=int, default=1000, help="primary keys per batch (1000)")
-    group.add_argument("--purge-pause", type=float, default=0.05, help="pause between batches (0.05 s)")
+    group.add_argument("--purge-batch", type=int, default=500, help="primary keys per batch (500)")
+    group.add_argument("--purge-pause", type=float, default=0.05, help="least rest between batches (0.05 s)")
+    group.add_argument(
+        "--purge-share", type=float, default=0.25, help="most of the time the purge may be busy (0.25)"
+    )
     group.add_argument("--purge-baseline", type=float, default=15.0, help="client alone first (15 s)")
 
 
@@ -317,7 +321,9 @@ def run(args: Any) -> dict[str, Any]:
         locks = _LockSampler(_with_db(admin_url, db_name))
         purge_start = time.time()
         cpu = time.process_time()
-        line = purge_expired(batch_size=args.purge_batch, max_batches=10**6, pause=args.purge_pause)
+        line = purge_expired(
+            batch_size=args.purge_batch, max_batches=10**6, pause=args.purge_pause, share=args.purge_share
+        )
         cpu = time.process_time() - cpu
         purge_end = time.time()
         out["lock_waits_during_purge"] = locks.stop()

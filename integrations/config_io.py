@@ -325,6 +325,12 @@ def _check_controls(a: _Applier, tenant: Tenant, flows: Any) -> None:
         options = fdoc.get("options") if isinstance(fdoc, dict) else None
         if not isinstance(options, dict) or "controls" not in options:
             continue
-        for message in validation_errors(options["controls"], known_users=known):
+        kind = (
+            fdoc.get("kind")
+            or Flow.objects.filter(tenant=tenant, name=fdoc.get("name"))
+            .values_list("kind", flat=True)
+            .first()
+        )
+        for message in validation_errors(options["controls"], known_users=known, kind=kind):
             field, _, reason = message.partition(": ")
             a.problem(f"flows[{i}].options.{field}", reason)

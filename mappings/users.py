@@ -147,6 +147,13 @@ def _from_task(task: dict[str, Any], role: str, field_gid: str, builtin: str) ->
     return Person(role, str(compact.get("gid") or ""), str(compact.get("name") or ""))
 
 
+def requester_of(task: dict[str, Any], requester_field_gid: str = "") -> Person:
+    """The request's requester as the purchase-request flow sees it: the people field it names, else (and
+    when that field is empty) the task's `created_by`. No mapping is looked up."""
+    person = _from_task(task, "requester", requester_field_gid, "created_by")
+    return person if person.gid else _from_task(task, "requester", "", "created_by")
+
+
 def task_people(
     tenant: Any,
     task: dict[str, Any],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.base.redaction import _known_secrets
+from integrations.base.redaction import keep_only_secrets, known_secrets
 
 
 @pytest.fixture
@@ -46,9 +46,9 @@ def _fresh_receivers():
 
 @pytest.fixture(autouse=True)
 def _forget_registered_secrets():
-    before = set(_known_secrets)
+    before = known_secrets()
     yield
-    _known_secrets.intersection_update(before)
+    keep_only_secrets(before)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ and form keys), and *patterns* (Bearer tokens, cookies) for text we know nothing
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -35,18 +36,41 @@ _PATTERNS = [
     ),
 ]
 
+# Every pattern above needs one of these words (case aside): text without any of them is left as is
+# after one search instead of three substitutions (most stored text: names, amounts, references).
+_PATTERN_WORDS = re.compile(
+    r"(?i)bearer|basic|password|secret|token|api_key|aspxauth|asp\.net_sessionid|cookie"
+)
+
 _known_secrets: set[str] = set()
+_secrets_longest_first: tuple[str, ...] = ()
 _lock = threading.Lock()
 MIN_SECRET_LENGTH = 6
 
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so it is masked wherever it appears."""
+    global _secrets_longest_first
     if value and len(value) >= MIN_SECRET_LENGTH:
         with _lock:
-            _known_secrets.add(value)
+            if value not in _known_secrets:
+                _known_secrets.add(value)
+                _secrets_longest_first = tuple(sorted(_known_secrets, key=len, reverse=True))
 
 
+def known_secrets() -> frozenset[str]:
+    return frozenset(_known_secrets)
+
+
+def keep_only_secrets(keep: frozenset[str]) -> None:
+    """Forget every registered secret not in `keep` (tests: each starts from the same set)."""
+    global _secrets_longest_first
+    with _lock:
+        _known_secrets.intersection_update(keep)
+        _secrets_longest_first = tuple(sorted(_known_secrets, key=len, reverse=True))
+
+
+@functools.lru_cache(maxsize=4096)
 def is_sensitive_name(name: str) -> bool:
     return bool(SENSITIVE_NAME_RE.search(name or ""))
 
@@ -54,13 +78,12 @@ def is_sensitive_name(name: str) -> bool:
 def redact_text(text: str) -> str:
     if not text:
         return text
-    with _lock:
-        secrets = sorted(_known_secrets, key=len, reverse=True)
-    for secret in secrets:
+    for secret in _secrets_longest_first:  # a tuple replaced whole: safe to read without the lock
         if secret in text:
             text = text.replace(secret, REDACTED)
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
+    if _PATTERN_WORDS.search(text):
+        for pattern, repl in _PATTERNS:
+            text = pattern.sub(repl, text)
     return text
 
 

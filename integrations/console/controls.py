@@ -109,7 +109,7 @@ class FlowControlsPage:
             else:
                 known = UserMapping.objects.filter(tenant=flow.tenant).exclude(asana_user_gid="")
                 problems = controls_config.validation_errors(
-                    raw, known_users=known.values_list("asana_user_gid", flat=True)
+                    raw, known_users=known.values_list("asana_user_gid", flat=True), kind=flow.kind
                 )
             if not problems:
                 flow.options = {**(flow.options or {}), "controls": raw}

@@ -124,7 +124,13 @@ def build_dashboard(user: Any = None, *, tenants=None, now: datetime | None = No
     week = now - timedelta(days=7)
     failed_q = Q(status=AuditEntry.Status.FAILED, created_at__gte=day_ago)
     changed_q = Q(operation="changed_after_approval")
-    refused_q = Q(operation__endswith=".release", status=AuditEntry.Status.QUARANTINED)
+    # A refused approval: a bill / PO release, or a purchase request refused by segregation of duties
+    # (a bill's refusal has its own `.release` row, so only the purchase requests' control rows count).
+    refused_q = Q(operation__endswith=".release", status=AuditEntry.Status.QUARANTINED) | Q(
+        operation="controls.segregation_of_duties",
+        status=AuditEntry.Status.QUARANTINED,
+        flow__kind=Flow.Kind.ASANA_PURCHASE_REQUESTS,
+    )
     failures: dict[Any, int] = {}
     approvals: dict[int, dict[str, int]] = {}
     for row in (

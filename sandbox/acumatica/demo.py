@@ -25,14 +25,14 @@ def build_demo(base_url: str, **kwargs: Any) -> AcumaticaSimulator:
         ("60100", "Office Supplies", "Expense"),
     ):
         sim.add_account(cd, desc, type=kind)
-    for vid, name in (
-        ("ABCCONCRETE", "ABC Concrete Supply"),
-        ("STEELWORKS", "Tri-County Steelworks"),
-        ("RIVERLUMBER", "River Valley Lumber"),
-        ("SUMMITELEC", "Summit Electrical Contractors"),
-        ("HEAVYRENT", "Heavy Equipment Rentals Inc."),
+    for vid, name, vclass in (
+        ("ABCCONCRETE", "ABC Concrete Supply", "MATERIALS"),
+        ("STEELWORKS", "Tri-County Steelworks", "SUBCONTR"),
+        ("RIVERLUMBER", "River Valley Lumber", "MATERIALS"),
+        ("SUMMITELEC", "Summit Electrical Contractors", "SUBCONTR"),
+        ("HEAVYRENT", "Heavy Equipment Rentals Inc.", "EQUIPMENT"),
     ):
-        sim.add_vendor(vid, name)
+        sim.add_vendor(vid, name, vendor_class=vclass)
     sim.add_bill("ABCCONCRETE", 18450.00, vendor_ref="INV-7781", description="Ready-mix concrete, Lot 14")
     sim.add_bill("STEELWORKS", 42300.50, vendor_ref="SW-2291", status="On Hold", description="Rebar package")
     sim.add_bill(

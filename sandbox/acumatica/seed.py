@@ -18,10 +18,27 @@ DEMO_PASSWORD = "demo-password-ridgeline"
 
 
 class SeedMixin:
-    def add_vendor(self, vendor_id: str, name: str, *, status: str = "Active", **fields: Any) -> dict:
+    def add_vendor(
+        self,
+        vendor_id: str,
+        name: str,
+        *,
+        status: str = "Active",
+        vendor_class: str = "DEFAULT",
+        **fields: Any,
+    ) -> dict:
+        """`vendor_class`: Vendor.VendorClass (AP303000's Vendor Class; every vendor has one, reference
+        §3.4), read by the finance controls' tiers."""
         return self._store(
             "Vendor",
-            {"VendorID": vendor_id, "VendorName": name, "Status": status, "CurrencyID": "USD", **fields},
+            {
+                "VendorID": vendor_id,
+                "VendorName": name,
+                "VendorClass": vendor_class,
+                "Status": status,
+                "CurrencyID": "USD",
+                **fields,
+            },
             push=False,
         )
 

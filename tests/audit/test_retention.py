@@ -192,3 +192,47 @@ def test_a_recorded_purge_entry_is_append_only_like_any_other(tenant):
     row = record_entry(tenant=tenant, operation="retention.purge", status="succeeded")
     with pytest.raises(Exception, match="append-only"):
         AuditEntry.objects.filter(pk=row.pk).delete()
+
+
+def test_a_batch_deletes_without_loading_its_rows_and_keeps_what_pointed_at_them(tenant, link):
+    """No row of an expired table is read into Python (bodies, JSON payloads: most of a batch's CPU):
+    the references to it are set NULL by UPDATE and the rows go by one DELETE by primary key."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    old_event = event(tenant, InboundEvent.Status.IGNORED, 400)
+    kept = entry(tenant, link, AuditEntry.Status.SUCCEEDED, 5, inbound_event=old_event)
+    no_op = entry(tenant, link, AuditEntry.Status.UNCHANGED, 400)
+    replay = entry(tenant, link, AuditEntry.Status.SUCCEEDED, 5, replay_of=no_op)
+
+    with CaptureQueriesContext(connection) as queries:
+        purge_expired(NOW, pause=0)
+
+    sql = [q["sql"] for q in queries]
+    columns = [q.split(" FROM ")[0] for q in sql if q.startswith("SELECT")]  # what each read loads
+    full_reads = [c for c in columns if '"raw_body"' in c or '"source_snapshot"' in c]
+    assert full_reads == [], full_reads
+    assert not InboundEvent.objects.filter(pk=old_event.pk).exists()
+    assert not AuditEntry.objects.filter(pk=no_op.pk).exists()
+    kept, replay = AuditEntry.objects.get(pk=kept.pk), AuditEntry.objects.get(pk=replay.pk)
+    assert kept.inbound_event_id is None and replay.replay_of_id is None
+
+
+def test_the_purge_rests_so_it_takes_at_most_its_share_of_the_time(tenant, link, monkeypatch):
+    import audit.retention as retention
+
+    for _ in range(6):
+        call(tenant, link, 200)
+    clock = [1000.0]
+    rests: list[float] = []
+
+    def monotonic():
+        clock[0] += 0.2  # each look at the clock: the batch's work took 0.2 s
+        return clock[0]
+
+    monkeypatch.setattr(retention.time, "monotonic", monotonic)
+    monkeypatch.setattr(retention.time, "sleep", rests.append)
+    retention.purge_expired(NOW, batch_size=2, pause=0.05, share=0.25)
+    assert ApiCall.objects.count() == 0
+    # 0.2 s busy at a quarter share: 0.6 s of rest after each full batch (not after the last)
+    assert rests == [pytest.approx(0.6), pytest.approx(0.6), pytest.approx(0.6)]

@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _amount(document: Any) -> Any:
-    return document.get("Amount") if document.get("Amount") is not None else document.get("OrderTotal")
-
-
 def creators_of(ctx: Attempt, controls: Controls) -> set[str]:
     """The Asana users who entered the document (its Acumatica creator through the user mappings)."""
     link = ctx.link
@@ -60,10 +56,22 @@ def gate(ctx: Attempt, document: Any, moment: ApprovalMoment) -> str | None:
             fx.decision(link, flow, "segregation_of_duties", "quarantined", problem, approver=moment.by)
             return ctx.refuse(problem)
         fx.decision(link, flow, "segregation_of_duties", "succeeded", "approver allowed", approver=moment.by)
-    tier = rules.tier_for(controls, _amount(document), branch=str(document.get("BranchID") or ""))
-    if tier is None:
+    choice = _tier(ctx, controls, document)
+    if choice.tier is None:
         return None
-    return _levels(ctx, tier, creators)
+    return _levels(ctx, choice, creators)
+
+
+def _tier(ctx: Attempt, controls: Controls, document: Any) -> fx.TierChoice:
+    """The tier the document falls into now (its vendor's class read once for this attempt)."""
+    try:
+        return fx.tier_of(controls, document, ctx.acu)
+    except errors.PermanentError as exc:
+        raise errors.Invalid(
+            f"the approval tiers depend on the vendor's class and Acumatica refused the vendor "
+            f"{fx.vendor_of(document)}: {exc.message}",
+            system="acumatica",
+        ) from exc
 
 
 def _held(ctx: Attempt, hold: ControlHold) -> str:
@@ -78,8 +86,9 @@ def _held(ctx: Attempt, hold: ControlHold) -> str:
     return reason
 
 
-def _levels(ctx: Attempt, tier, creators: set[str]) -> str | None:
-    link, asana, gid = ctx.link, ctx.clients.asana, ctx.task["gid"]
+def _levels(ctx: Attempt, choice: fx.TierChoice, creators: set[str]) -> str | None:
+    link, asana, gid, tier = ctx.link, ctx.clients.asana, ctx.task["gid"], choice.tier
+    assert tier is not None
     fx.ensure_levels(asana, gid, tier, fx.label(link))
     states = fx.read_levels(asana, gid, tier)
     problems = rules.levels_problems(
@@ -87,7 +96,15 @@ def _levels(ctx: Attempt, tier, creators: set[str]) -> str | None:
     )
     summary = "; ".join(s.line() for s in states)
     if not problems:
-        fx.decision(link, ctx.flow, "approval_levels", "succeeded", f"{tier.name}: {summary}", tier=tier.name)
+        fx.decision(
+            link,
+            ctx.flow,
+            "approval_levels",
+            "succeeded",
+            f"{tier.name}: {summary}",
+            tier=tier.name,
+            vendor_class=choice.vendor_class,
+        )
         return None
     # An approval that does not count (too early, wrong person) is asked for again.
     by_index = {s.index: s for s in states}
@@ -99,7 +116,15 @@ def _levels(ctx: Attempt, tier, creators: set[str]) -> str | None:
     text = "; ".join(why for _, why in problems)
     snapshot = RecordLink.objects.get(pk=link.pk).approved_snapshot or {}
     if snapshot.get("levels_noted") != text:
-        fx.decision(link, ctx.flow, "approval_levels", "skipped", f"{tier.name}: {text}", tier=tier.name)
-        fx.comment(asana, gid, f"Not released yet ({tier.describe()}): {text}.")
+        fx.decision(
+            link,
+            ctx.flow,
+            "approval_levels",
+            "skipped",
+            f"{tier.name}: {text}",
+            tier=tier.name,
+            vendor_class=choice.vendor_class,
+        )
+        fx.comment(asana, gid, f"Not released yet ({choice.line()}): {text}.")
         RecordLink.objects.filter(pk=link.pk).update(approved_snapshot={**snapshot, "levels_noted": text})
     return f"waiting for approval levels: {text}"

@@ -39,7 +39,7 @@ from integrations.base.deadline import attempt_deadline
 from integrations.flows import clients as flow_clients
 from integrations.flows.approvals import controls
 from integrations.flows.clients import Clients
-from integrations.flows.common import binding
+from integrations.flows.common import binding, control_effects
 from integrations.flows.common.approval import DONE_STATUSES, approval_verdict
 from integrations.flows.common.controls.rules import level_of
 from integrations.models import Flow, RecordLink
@@ -434,12 +434,8 @@ class Attempt:
         self._entry("retrying", f"{exc}{note}", error_class=type(exc).__name__)
 
     def reopen(self) -> None:
-        flow, asana, gid = self.flow, self.clients.asana, self.task["gid"]
-        try:
-            asana.update_task(gid, binding.approval_reset_changes(flow, self.task))
+        if control_effects.reset_approval(self.clients.asana, self.flow, self.task):
             RecordLink.objects.filter(pk=self.link.pk).update(approved_snapshot={})
-        except errors.ConnectorError as exc:
-            log.warning("could not reopen task %s after a refused release: %s", gid, exc)
 
     def write_outcome(self, outcome: str, comment: str) -> None:
         """The status custom field and one comment per outcome (not repeated by a retry or a duplicate)."""

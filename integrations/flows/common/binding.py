@@ -141,6 +141,22 @@ def record_guarded_write(
     return True, previous
 
 
+def record_first_write(
+    link: RecordLink, values: Mapping[str, Any], asana_time: datetime, *, operation: str
+) -> None:
+    """The history row of a link's first guarded write, whose values the caller stored on the link
+    under its own fence in this transaction (documents/batch.py): no read, one INSERT."""
+    GuardedWrite.objects.create(
+        link=link,
+        generation=link.generation,
+        operation=operation,
+        values=dict(values),
+        previous={},
+        asana_time=asana_time,
+        approval_reset=False,
+    )
+
+
 @dataclass(frozen=True)
 class ApprovalMoment:
     """When (on Asana's clock) and by whom the task's current approval was given."""

@@ -1,6 +1,8 @@
-"""The finance controls' effects shared by the documents and the approvals flows: the approval-level
-subtasks on Asana (create, reset, read), the people a control names (the bill's creator through the user
-mappings, a team's members), and the audit row of every control decision.
+"""The finance controls' effects shared by the documents, approvals and purchase-request flows: the
+approval-level subtasks on Asana (create, reset, read), the people a control names (the bill's creator
+through the user mappings, a team's members), the vendor class a tier may depend on (read from
+Acumatica's Vendor, once per vendor and pass), a refused approval put back on its task, and the audit
+row of every control decision.
 
 The rules themselves are pure (integrations/flows/common/controls/)."""
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,16 +48,26 @@ def label(link: RecordLink) -> str:
 
 
 def decision(
-    link: RecordLink, flow: Flow | None, control: str, status: str, detail: str, **payload: Any
+    link: RecordLink | None,
+    flow: Flow | None,
+    control: str,
+    status: str,
+    detail: str,
+    *,
+    key: str = "",
+    **payload: Any,
 ) -> None:
-    """One audit row per control decision (`controls.<control>`), shown in the lineage of the link."""
+    """One audit row per control decision (`controls.<control>`), shown in the lineage of the link and
+    on the flow's controls page. Without a link (a purchase request refused before it has one) the row
+    names the task by `key` and belongs to the flow's tenant."""
+    tenant = link.tenant if link is not None else flow.tenant  # type: ignore[union-attr]
     record_entry(
-        tenant=link.tenant,
+        tenant=tenant,
         flow=flow,
         record_link=link,
         operation=f"controls.{control}",
         status=status,
-        record_key=label(link),
+        record_key=key or (label(link) if link is not None else ""),
         payload=payload,
         error=detail,
     )
@@ -65,6 +78,17 @@ def comment(asana: Any, task_gid: str, text: str) -> None:
         asana.add_comment(task_gid, f"{text} (ml-connector)")
     except errors.ConnectorError as exc:
         log.warning("could not comment on task %s: %s", task_gid, exc)
+
+
+def reset_approval(asana: Any, flow: Flow, task: Mapping[str, Any]) -> bool:
+    """Put an approved task back to "needs approval" under the flow's approval rule (a refused approval
+    must be given again). False: Asana refused the change (logged; the caller decides what follows)."""
+    try:
+        asana.update_task(task["gid"], binding.approval_reset_changes(flow, task))
+    except errors.ConnectorError as exc:
+        log.warning("could not reset the approval of task %s: %s", task["gid"], exc)
+        return False
+    return True
 
 
 # ---- people -------------------------------------------------------------------------------------------
@@ -87,6 +111,68 @@ def creator_gids(tenant_id: int, creator: Any) -> set[str]:
 
 def team_members(asana: Any, team_gid: str) -> set[str]:
     return asana.team_user_gids(team_gid) if team_gid else set()
+
+
+# ---- the tier of a document (amount, branch, vendor class) ----------------------------------------------
+
+
+def uses_vendor_class(controls: Controls) -> bool:
+    """Whether a tier depends on the vendor's class (only then is the Vendor record read)."""
+    return controls.tiers_enabled and any(t.vendor_class for t in controls.tiers)
+
+
+def vendor_of(document: Mapping[str, Any]) -> str:
+    return str(document.get("Vendor") or document.get("VendorID") or "")
+
+
+def vendor_class(acumatica: Any, vendor_id: str, cache: dict[str, str] | None = None) -> str:
+    """The vendor's class: Acumatica's Vendor.VendorClass (reference/acumatica.md §3.4), one GET per
+    vendor and `cache` (a pass). A vendor Acumatica does not find has no class: the general tiers apply.
+    Any other refusal raises (a tier must never be chosen on a guess)."""
+    if not vendor_id:
+        return ""
+    if cache is not None and vendor_id in cache:
+        return cache[vendor_id]
+    try:
+        record = acumatica.get("Vendor", (vendor_id,), select=("VendorID", "VendorClass"))
+        value = str(record.get("VendorClass") or "").strip()
+    except errors.NotFound:
+        value = ""
+    if cache is not None:
+        cache[vendor_id] = value
+    return value
+
+
+@dataclass(frozen=True)
+class TierChoice:
+    tier: Tier | None
+    vendor: str = ""
+    vendor_class: str | None = None  # None: not read (no tier depends on it)
+
+    def line(self) -> str:
+        """The plan's / audit row's tier line: the tier and, when a tier depends on it, the vendor's class."""
+        if self.tier is None:
+            return ""
+        text = f"tier {self.tier.describe()}"
+        if self.vendor_class is not None:
+            text += f" [vendor {self.vendor}: class {self.vendor_class or '(none)'}]"
+        return text
+
+
+def tier_of(
+    controls: Controls, document: Mapping[str, Any], acumatica: Any, cache: dict[str, str] | None = None
+) -> TierChoice:
+    """The tier a document falls into by amount, branch and (when a tier names one) vendor class."""
+    if not controls.tiers_enabled:
+        return TierChoice(None)
+    vendor, vclass = vendor_of(document), None
+    if uses_vendor_class(controls):
+        vclass = vendor_class(acumatica, vendor, cache)
+    amount = document.get("Amount") if document.get("Amount") is not None else document.get("OrderTotal")
+    tier = rules.tier_for(
+        controls, amount, branch=str(document.get("BranchID") or ""), vendor_class=vclass or ""
+    )
+    return TierChoice(tier, vendor, vclass)
 
 
 # ---- approval-level subtasks ---------------------------------------------------------------------------

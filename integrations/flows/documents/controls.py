@@ -1,7 +1,7 @@
 """The finance controls the documents flow applies (issue 20): the duplicate-invoice check before a
 bill's task is created (a likely duplicate still gets its task, marked, and its release is held until an
-operator clears it), the approval-level subtasks of the bill's amount tier after the create, and the reset
-of every level when a guarded value changes.
+operator clears it), the approval-level subtasks of the bill's tier (by amount, branch and vendor class)
+after the create, and the reset of every level when a guarded value changes.
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ TASK_URL = "https://app.asana.com/0/0/{gid}"
 
 def controls(flow: Any) -> Controls:
     return controls_of(flow.options)
+
+
+def tier_of(sync: Any, record: Any) -> fx.TierChoice:
+    """The document's tier; the vendor's class (when a tier depends on it) is read once per vendor and
+    pass (a DocumentSync lives for one pass)."""
+    cache = vars(sync).setdefault("_vendor_classes", {})
+    return fx.tier_of(controls(sync.flow), record, sync.acumatica, cache)
 
 
 def _quote(text: str) -> str:
@@ -57,15 +64,18 @@ def after_create(sync: Any, link: RecordLink, record: Any, matches: list[rules.D
     try:
         if matches:
             notes.append(_hold(sync, link, matches))
-        tier = rules.tier_for(
-            controls(sync.flow),
-            record.get("Amount") or record.get("OrderTotal"),
-            branch=str(record.get("BranchID") or ""),
-        )
+        choice = tier_of(sync, record)
+        tier = choice.tier
         if tier is not None:
             fx.ensure_levels(sync.asana, gid, tier, fx.label(link))
             fx.decision(
-                link, sync.flow, "approval_levels", "succeeded", f"tier {tier.describe()}", tier=tier.name
+                link,
+                sync.flow,
+                "approval_levels",
+                "succeeded",
+                choice.line(),
+                tier=tier.name,
+                vendor_class=choice.vendor_class,
             )
             notes.append(f"tier {tier.name}: {len(tier.levels)} approval level(s)")
     except errors.ConnectorError as exc:
@@ -105,14 +115,12 @@ def _hold(sync: Any, link: RecordLink, matches: list[rules.DuplicateMatch]) -> s
 
 def after_guarded_change(sync: Any, link: RecordLink, record: Any) -> None:
     """A guarded value changed: every approval level must be given again (and the tier may have moved)."""
-    tier = rules.tier_for(
-        controls(sync.flow),
-        record.get("Amount") or record.get("OrderTotal"),
-        branch=str(record.get("BranchID") or ""),
-    )
-    if tier is None or not link.asana_task_gid:
+    if not controls(sync.flow).tiers_enabled or not link.asana_task_gid:
         return
     try:
+        tier = tier_of(sync, record).tier
+        if tier is None:
+            return
         reset = fx.reset_levels(sync.asana, link.asana_task_gid)
         fx.ensure_levels(sync.asana, link.asana_task_gid, tier, fx.label(link))
     except errors.ConnectorError as exc:
@@ -133,13 +141,13 @@ def annotate_plan(sync: Any, plan: Any, record: Any) -> None:
     if record is None or plan.action not in ("create", "update", "skip"):
         return
     notes = []
-    tier = rules.tier_for(
-        controls(sync.flow),
-        record.get("Amount") or record.get("OrderTotal"),
-        branch=str(record.get("BranchID") or ""),
-    )
-    if tier is not None:
-        notes.append(f"tier {tier.describe()}")
+    try:
+        choice = tier_of(sync, record)
+    except errors.ConnectorError as exc:
+        notes.append(f"tier not known: the vendor's class could not be read ({exc})")
+    else:
+        if choice.tier is not None:
+            notes.append(choice.line())
     if plan.action == "create":
         matches = likely_duplicates(sync, record)
         if matches:

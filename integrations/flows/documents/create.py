@@ -19,14 +19,14 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from integrations.base import errors
 from integrations.base.deadline import attempt_deadline
+from integrations.flows.documents import batch, reconcile
 from integrations.flows.documents import controls as doc_controls
-from integrations.flows.documents import reconcile
 from integrations.flows.documents.plan import Plan
 from integrations.models import RecordLink
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT = "create in flight"
+IN_FLIGHT = batch.IN_FLIGHT
 OUTCOME_UNKNOWN = "create outcome unknown: reconcile before creating again"
 RETRY_UNKNOWN_AFTER = 30.0
 ADOPTED_CHECK = "asana:adopted:"  # dedupe key prefix of the event that re-checks an adopted task
@@ -190,9 +190,20 @@ class ExactlyOnceCreateMixin:
             for event_id in stored.values_list("pk", flat=True):
                 task_events.enqueue_asana_event(event_id)
 
-    def _create(self, link_pk: int, key: str, plan: Plan, record: Any, event: Any, *, token: int) -> Outcome:
+    def _create(
+        self,
+        link_pk: int,
+        key: str,
+        plan: Plan,
+        record: Any,
+        event: Any,
+        *,
+        token: int,
+        link: RecordLink | None = None,
+    ) -> Outcome:
         payload = plan.payload
-        link = RecordLink.objects.get(pk=link_pk)
+        if link is None:
+            link = RecordLink.objects.get(pk=link_pk)
         extra = None
         if "external" in payload:
             extra = {"external": {"gid": reconcile.external_gid(self.settings, key, link.generation)}}
@@ -218,16 +229,15 @@ class ExactlyOnceCreateMixin:
             return self._create_failed(link_pk, key, plan, record, event, exc, token=token)
         # The task's GID and the audit entry of its creation commit together: a worker dying after this
         # leaves no document with a task and no trace of how it got it.
+        audit = lambda linked: self._audit(linked, plan, AuditEntry.Status.SUCCEEDED, record, event)  # noqa: E731
+        values, when = self._guarded_of(link, record, task)
         link = self.store_created(
-            link_pk,
-            task["gid"],
-            plan,
-            token=token,
-            also=lambda linked: self._audit(linked, plan, AuditEntry.Status.SUCCEEDED, record, event),
+            link_pk, task["gid"], plan, token=token, also=audit, link=link, guarded=(values, when)
         )
         if link is None:
             return self._orphan(link_pk, key, plan, task, record, event)
-        self._record_guarded(link, record, task, "create")
+        if values and (link.guarded_values != values or link.guarded_written_at is None):
+            self._record_guarded(link, record, task, "create")
         out_notes = doc_controls.after_create(self, link, record, duplicates) if record is not None else []
         if self.settings.section_gid and not with_section:
             # Operator chose section_at_create=false: place the task with a second call.
@@ -240,11 +250,28 @@ class ExactlyOnceCreateMixin:
         return Outcome(key, plan, AuditEntry.Status.SUCCEEDED, link_pk, task["gid"], notes=out_notes)
 
     def store_created(
-        self, link_pk: int, task_gid: str, plan: Plan, *, token: int, also: Any = None
+        self,
+        link_pk: int,
+        task_gid: str,
+        plan: Plan,
+        *,
+        token: int,
+        also: Any = None,
+        link: RecordLink | None = None,
+        guarded: tuple[dict[str, Any], Any] = ({}, None),
     ) -> RecordLink | None:
         """Store the new task's GID at once — only while our claim holds (fencing): None when another
         worker took the link over meanwhile (our lease ran out) or stored a task first. `also(link)` runs
-        in the same transaction (the creation's audit entry)."""
+        in the same transaction (the creation's audit entry). Given the claimed `link`, one fenced
+        UPDATE does it, with the `guarded` values of a first write (batch.py); anything unusual comes
+        here, to the locked read, which decides as before."""
+        if link is not None:
+            values, when = guarded
+            stored, _recorded = batch.store_fenced(
+                self, link, task_gid, plan, token=token, values=values, asana_time=when, audit=also
+            )
+            if stored:
+                return link
         with transaction.atomic():
             link = RecordLink.objects.select_for_update().get(pk=link_pk)
             if link.asana_task_gid == task_gid:

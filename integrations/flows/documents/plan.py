@@ -20,6 +20,7 @@ import json
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -272,3 +273,31 @@ __all__ = [
     "plan_document",
     "render",
 ]
+
+
+def parse_dt(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not value:
+        return None
+    from integrations.acumatica.values import parse_datetime
+
+    try:
+        return parse_datetime(str(value))
+    except ValueError:
+        return None
+
+
+def header_snapshot(record: Any) -> dict[str, Any]:
+    """The header as read (Details summarised: a bill may carry thousands of lines)."""
+    if record is None:
+        return {"deleted": True}
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, list):
+            out[key] = f"{len(value)} line(s)"
+        elif isinstance(value, dict):
+            continue
+        else:
+            out[key] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+    return out

@@ -29,8 +29,10 @@ from typing import Any
 from django.utils import timezone
 
 from audit.models import SyncRun
+from audit.recorder import buffered_api_calls
 from integrations.acumatica.documents import BILL_LIST_FIELDS, PO_LIST_FIELDS
 from integrations.base import errors
+from integrations.flows.documents import batch as page_claims
 from integrations.flows.documents.sync import CreateInProgress, DocumentSync, Outcome, _parse_dt
 from integrations.models import Cursor
 
@@ -181,12 +183,60 @@ def _page(
     done: int,
     retry_record: Callable[[str, str, float], None] | None,
 ) -> tuple[datetime | None, int]:
+    with buffered_api_calls(enabled=not sync.dry_run):  # the page's API-call rows: one INSERT at its end
+        return _page_records(sync, batch, result, newest, done, retry_record)
+
+
+def _page_records(
+    sync: DocumentSync,
+    batch: list[Any],
+    result: PassResult,
+    newest: datetime | None,
+    done: int,
+    retry_record: Callable[[str, str, float], None] | None,
+) -> tuple[datetime | None, int]:
     number_field = sync.doc.number_field
     links = sync.current_links([(str(r.get("Type")), str(r.get(number_field))) for r in batch])
+    try:
+        claims = page_claims.claim_new(sync, batch, links)  # the page's new documents, one INSERT
+    except errors.ConnectorError:
+        claims = {}  # Asana's clock or fields unreadable now: each document meets it on its own
+    unstarted = dict(claims)
+    try:
+        return _records(sync, batch, result, newest, done, retry_record, links, claims, unstarted)
+    except Exception:
+        # A pass stopped mid-page (a crash in one record, a lost database): the claims it never acted
+        # on made no POST, so they are released for the next attempt, which creates without waiting
+        # out the lease or reconciling. (A worker killed outright leaves them to the lease, as ever.)
+        try:
+            page_claims.release_unstarted(unstarted.values())
+        except Exception:  # noqa: BLE001 - the database itself may be what failed: the lease decides
+            log.warning("could not release %d unstarted claim(s); they wait out the lease", len(unstarted))
+        raise
+
+
+def _records(
+    sync: DocumentSync,
+    batch: list[Any],
+    result: PassResult,
+    newest: datetime | None,
+    done: int,
+    retry_record: Callable[[str, str, float], None] | None,
+    links: dict[tuple[str, str], Any],
+    claims: dict[tuple[str, str], page_claims.Claim],
+    unstarted: dict[tuple[str, str], page_claims.Claim],
+) -> tuple[datetime | None, int]:
+    number_field = sync.doc.number_field
     for record in batch:
         doc_type, number = str(record.get("Type")), str(record.get(number_field))
+        claim = claims.get((doc_type, number))
+        unstarted.pop((doc_type, number), None)
+        if claim is not None and not page_claims.keep_fresh(sync, claim, unstarted.values()):
+            claim = None  # no longer ours (another worker took it over): row by row decides
         try:
-            outcome = sync.process(doc_type, number, record=record, link=links.get((doc_type, number)))
+            outcome = sync.process(
+                doc_type, number, record=record, link=links.get((doc_type, number)), claim=claim
+            )
         except RECORD_RETRYABLE as exc:
             result.counts["retrying"] += 1
             if retry_record and not sync.dry_run:

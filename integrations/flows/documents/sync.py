@@ -21,7 +21,7 @@ of work both polling and push notifications call.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -42,10 +42,19 @@ from integrations.models import Flow, RecordLink
 from integrations.validators import attachment_options
 
 __all__ = ["IN_FLIGHT", "CreateInProgress", "DocumentSync", "Outcome"]
+from integrations.flows.documents import batch
 from integrations.flows.documents import controls as doc_controls
 from integrations.flows.documents.generations import GenerationsMixin
 from integrations.flows.documents.guard import ApprovalGuard
-from integrations.flows.documents.plan import DOCUMENT_TYPES, FlowSettings, LinkView, Plan, plan_document
+from integrations.flows.documents.plan import (
+    DOCUMENT_TYPES,
+    FlowSettings,
+    LinkView,
+    Plan,
+    plan_document,
+)
+from integrations.flows.documents.plan import header_snapshot as _snapshot
+from integrations.flows.documents.plan import parse_dt as _parse_dt
 from integrations.flows.documents.settings import flow_settings, live_field_specs
 
 log = logging.getLogger(__name__)
@@ -142,13 +151,17 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
         reread: bool = True,
         event: Any = None,
         link: Any = _UNREAD,
+        claim: batch.Claim | None = None,
     ) -> Outcome:
         """Bring one document's task up to date. `record` (from a poll page) saves the re-read; `link`
-        (the page's links, read in one query) saves the lookup."""
+        (the page's links, read in one query) saves the lookup; `claim` (the page's new documents,
+        claimed in one statement: batch.py) saves the claim."""
         one_document = record is None and reread  # a replay, a push, a person: not a poll page
         if one_document:
             record = self.read(doc_type, number)
         key = f"{doc_type}/{number}"
+        if claim is not None:
+            return self._run(claim[0], key, record, event, claim[1], claimed=True)
         existing = self._current_link(doc_type, number) if link is _UNREAD else link
         if self._already_synced(existing, record):
             # The version the task already shows (a re-read in the poll's overlap window): no lock, no
@@ -176,10 +189,22 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
         if existing is None and preview.action == "skip":
             self._audit(None, preview, AuditEntry.Status.SKIPPED, record, event)
             return Outcome(key, preview, AuditEntry.Status.SKIPPED)
-        link = existing or self._link_for(doc_type, number)
+        return self._run(existing or self._link_for(doc_type, number), key, record, event, preview)
+
+    def _run(
+        self, link: RecordLink, key: str, record: Any, event: Any, preview: Plan, *, claimed: bool = False
+    ) -> Outcome:
+        """The locked path of one document (a claimed one goes straight to its create)."""
         with audit_context(run=self.run, record_link=link, tenant_id=self.tenant.pk, actor=self.actor):
             try:
-                outcome = self._process_locked(link.pk, key, record, event, linked=bool(link.asana_task_gid))
+                if claimed:  # the page renewed it if it was ageing (poll.py, batch.keep_fresh)
+                    outcome = self._create(
+                        link.pk, key, preview, record, event, token=link.claim_token, link=link
+                    )
+                else:
+                    outcome = self._process_locked(
+                        link.pk, key, record, event, linked=bool(link.asana_task_gid)
+                    )
                 self._attach_files(outcome)
                 return outcome
             except errors.RetryableError as exc:
@@ -284,7 +309,7 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
             else:
                 return self._apply_locked(link, plan, record, event, notes)
         # The claim is committed: a crash from here on is reconciled by the next attempt.
-        return self._create(link_pk, key, plan, record, event, token=link.claim_token)
+        return self._create(link_pk, key, plan, record, event, token=link.claim_token, link=link)
 
     def _stale(self, link: RecordLink, key: str, record: Any, event: Any) -> Outcome:
         """This copy is older than the version the link already took (a poll page read before a push or
@@ -371,8 +396,25 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
         approval_reset: bool = False,
     ):
         """What the connector just wrote, with Asana's time of the write (the answer's modified_at)."""
-        if record is None:
+        from integrations.flows.common import binding
+
+        values, when = self._guarded_of(link, record, answer)
+        if not values:
             return False, {}
+        changed, previous = binding.record_guarded_write(
+            link.pk, values, when, operation=operation, approval_reset=approval_reset
+        )
+        if changed:  # keep the caller's instance in step: a later save() must not undo this
+            link.guarded_values, link.guarded_written_at = dict(values), when
+        return changed, previous
+
+    def _guarded_of(
+        self, link: RecordLink, record: Any, answer: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], Any]:
+        """The guarded values of this copy of the document, and Asana's time of the write that put
+        them on the task (the answer's modified_at; Asana's clock now if it has none)."""
+        if record is None:
+            return {}, None
         from integrations.asana.shapes import parse_asana_time
         from integrations.flows.common import binding
 
@@ -380,14 +422,8 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
             record, self._mapped, binding.guarded_paths(link.kind, self.flow.options)
         )
         if not values:
-            return False, {}
-        when = parse_asana_time((answer or {}).get("modified_at")) or self.asana.asana_now()
-        changed, previous = binding.record_guarded_write(
-            link.pk, values, when, operation=operation, approval_reset=approval_reset
-        )
-        if changed:  # keep the caller's instance in step: a later save() must not undo this
-            link.guarded_values, link.guarded_written_at = dict(values), when
-        return changed, previous
+            return {}, None
+        return values, parse_asana_time((answer or {}).get("modified_at")) or self.asana.asana_now()
 
     @property
     def _mapped(self) -> list[tuple[str, int | None]]:
@@ -456,31 +492,3 @@ def _view(link: RecordLink | None) -> LinkView:
     if link is None:
         return LinkView()
     return LinkView(link.state, link.asana_task_gid, link.payload_hash, link.last_payload or {})
-
-
-def _parse_dt(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not value:
-        return None
-    from integrations.acumatica.values import parse_datetime
-
-    try:
-        return parse_datetime(str(value))
-    except ValueError:
-        return None
-
-
-def _snapshot(record: Any) -> dict[str, Any]:
-    """The header as read (Details summarised: a bill may carry thousands of lines)."""
-    if record is None:
-        return {"deleted": True}
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if isinstance(value, list):
-            out[key] = f"{len(value)} line(s)"
-        elif isinstance(value, dict):
-            continue
-        else:
-            out[key] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
-    return out

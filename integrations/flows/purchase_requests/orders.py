@@ -2,10 +2,11 @@
 
 Orchestration around the pure `purchase_requests` module (ARCHITECTURE §5, §6):
 
-    re-read the task → approved under the flow's rule? → RecordLink (kind purchase_request, natural key
-    the task GID) → build + validate (pure) → vendor active, GL accounts active (agent reads) →
-    freeze payload + idempotency key on the link (state creating, committed) → POST through the agent →
-    store the PO number at once (state linked) → write PO number / vendor / status to the task, comment.
+    re-read the task → approved under the flow's rule? → segregation of duties (controls.py) →
+    RecordLink (kind purchase_request, natural key the task GID) → build + validate (pure) → vendor
+    active, GL accounts active (agent reads) → freeze payload + idempotency key on the link (state
+    creating, committed) → POST through the agent → store the PO number at once (state linked) → write
+    PO number / vendor / status to the task, comment.
 
 Exactly once:
 - the RecordLink is unique per (tenant, task GID) and claimed under select_for_update as a lease (a
@@ -41,6 +42,7 @@ from audit.recorder import audit_context, record_entry
 from integrations.asana.shapes import TASK_FIELDS
 from integrations.base import errors
 from integrations.flows.common import sage_po
+from integrations.flows.purchase_requests import controls as pr_controls
 from integrations.flows.purchase_requests import plan as pr
 from integrations.models import Flow, RecordLink
 from mappings.models import FieldMapping, ValueMapping
@@ -174,6 +176,9 @@ def process_purchase_request(
             changed = changed_after_approval(flow, task, subtasks, asana=asana, inbound_event=inbound_event)
             if changed:
                 return reset_approval(flow, task, link, changed, asana=asana, event=inbound_event)
+        sod = pr_controls.check(flow, task, link, asana=asana, inbound_event=inbound_event, dry_run=dry_run)
+        if sod.refused:
+            return sod.outcome
         settings = request_settings(flow)
         settings = pr.RequestSettings(
             **{**settings.__dict__, "option_names": {**_option_names(task), **settings.option_names}}
@@ -187,7 +192,7 @@ def process_purchase_request(
             problems = sage_problems(sage, request)
         if dry_run:
             return "dry run: " + (
-                "; ".join(problems) if problems else f"would create a PO for {request.vendor_id}"
+                "; ".join(problems) if problems else f"would create a PO for {request.vendor_id}{sod.note}"
             )
         if problems:
             return refuse(flow, task_gid, link, problems, digest, asana=asana, event=inbound_event)

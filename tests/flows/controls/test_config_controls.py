@@ -93,3 +93,22 @@ def test_bad_controls_name_the_field_and_write_nothing(
     err = capsys.readouterr().err
     assert message in err and "Nothing was written" in err
     assert snapshot() == before
+
+
+@pytest.mark.django_db
+def test_a_purchase_request_flow_takes_segregation_of_duties_only(tmp_path, secrets_env, capsys):  # noqa: F811
+    doc = doc_with({"segregation_of_duties": CONTROLS["segregation_of_duties"], "tiers": CONTROLS["tiers"]})
+    doc["flows"][0]["kind"] = "asana_purchase_requests"
+    before = snapshot()
+    with pytest.raises(CommandError):
+        call_command("connector", "config", "apply", str(write(tmp_path, doc)))
+    err = capsys.readouterr().err
+    assert (
+        "flows[0].options.controls.tiers: a purchase-request flow applies segregation of duties only" in err
+    )
+    assert snapshot() == before
+    doc["flows"][0]["options"]["controls"].pop("tiers")
+    call_command("connector", "config", "apply", str(write(tmp_path, doc)))
+    flow = Flow.objects.get(name="AP bills")
+    assert flow.kind == "asana_purchase_requests"
+    assert flow.options["controls"] == {"segregation_of_duties": CONTROLS["segregation_of_duties"]}

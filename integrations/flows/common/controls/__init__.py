@@ -7,5 +7,7 @@
     calendar.py   business days over a holiday calendar; which escalation thresholds an approval crossed
 
 No I/O here: the effects live in the flows that own them (documents: duplicate hold and level subtasks
-at create; approvals: SoD and levels before release; operations: the escalation sweep).
+at create; approvals: SoD and levels before release; purchase_requests: SoD before the PO — the only
+control a purchase-request flow applies; operations: the escalation sweep) and in common/control_effects.py
+(level subtasks, the vendor class a tier depends on, a refused approval reset, the audit row).
 """

@@ -1,4 +1,5 @@
-"""The controls block of a documents flow (`Flow.options["controls"]`), parsed and validated.
+"""The controls block of a flow (`Flow.options["controls"]`), parsed and validated: a documents flow
+takes every part; a purchase-request flow only `segregation_of_duties` (validation_errors(kind=…)).
 
 Shape (every part optional; a missing or `enabled: false` part is off — the default):
 
@@ -208,9 +209,18 @@ def _positive_int(where: str, value: Any, errs: list[str]) -> None:
         errs.append(f"{where}: expected a whole number ≥ 0, got {value!r}")
 
 
-def validation_errors(raw: Any, known_users: Iterable[str] | None = None) -> list[str]:
+# A purchase request's subtasks are its PO lines: approval-level subtasks, the duplicate hold and the
+# escalation sweep are for bills / purchase orders; its flow applies segregation of duties only.
+PURCHASE_REQUESTS_KIND = "asana_purchase_requests"
+PURCHASE_REQUEST_PARTS = ("segregation_of_duties",)
+
+
+def validation_errors(
+    raw: Any, known_users: Iterable[str] | None = None, *, kind: str | None = None
+) -> list[str]:
     """Every problem of a controls block, each naming its field (`controls.…`). Empty: valid.
-    `known_users`: the Asana user GIDs the tenant knows (user mappings); None skips that check."""
+    `known_users`: the Asana user GIDs the tenant knows (user mappings); None skips that check.
+    `kind`: the flow's kind, when known (a purchase-request flow accepts only segregation of duties)."""
     known = {str(g) for g in known_users} if known_users is not None else None
     if raw in (None, {}):
         return []
@@ -220,6 +230,13 @@ def validation_errors(raw: Any, known_users: Iterable[str] | None = None) -> lis
     for key in raw:
         if key not in PARTS:
             errs.append(f"controls.{key}: unknown control (expected one of {', '.join(PARTS)})")
+        elif kind == PURCHASE_REQUESTS_KIND and key not in PURCHASE_REQUEST_PARTS:
+            part = raw.get(key)
+            if isinstance(part, dict) and part.get("enabled"):
+                errs.append(
+                    f"controls.{key}: a purchase-request flow applies segregation of duties only "
+                    "(its subtasks are the PO's lines); set this control on a bills or purchase orders flow"
+                )
     sod = raw.get("segregation_of_duties")
     if sod is not None:
         if not isinstance(sod, dict):
