@@ -5,24 +5,11 @@ from django.utils.html import format_html
 
 from integrations.console.permissions import can_replay
 from integrations.console.replay_admin import replay_entries_action
-from integrations.console.tenancy import ScopedModelAdmin
+from integrations.console.tenancy import ReadOnlyAdmin, ScopedModelAdmin
 from integrations.console.views import SyncRunConsole
 from integrations.membership import Role
 
 from .models import Alert, ApiCall, AuditEntry, InboundEvent, SyncRun
-
-
-class ReadOnlyAdmin(ScopedModelAdmin):
-    """Viewable by anyone with the view permission; never added, changed or deleted from the console."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(InboundEvent)

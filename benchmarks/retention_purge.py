@@ -319,6 +319,15 @@ def run(args: Any) -> dict[str, Any]:
         baseline_start = time.time()
         time.sleep(args.purge_baseline)
         locks = _LockSampler(_with_db(admin_url, db_name))
+        import audit.retention as retention
+
+        rested, rest = [0.0], retention._rest
+
+        def counted_rest(seconds: float) -> None:
+            rested[0] += seconds
+            rest(seconds)
+
+        retention._rest = counted_rest  # the purge's own rests, summed (this process only)
         purge_start = time.time()
         cpu = time.process_time()
         line = purge_expired(
@@ -361,12 +370,11 @@ def run(args: Any) -> dict[str, Any]:
             + (before_counts["inbound_noise_old"] - after_counts["inbound_noise_old"])
         )
         cleared = before_counts["inbound_acted_old_with_body"] - after_counts["inbound_acted_old_with_body"]
-        batches = -(-deleted // args.purge_batch) + -(-cleared // args.purge_batch)
         out.update(
             {
                 "purge_result": line,
                 "purge_s": round(duration, 1),
-                "purge_pauses_s": round(batches * args.purge_pause, 1),
+                "purge_pauses_s": round(rested[0], 1),
                 "purge_cpu_s_this_process": round(cpu, 1),
                 "rows_deleted": deleted,
                 "bodies_cleared": cleared,

@@ -23,7 +23,7 @@ from integrations.membership import EVIDENCE_ROLES
 from integrations.models import Flow, Tenant
 
 from .permissions import can_export_evidence
-from .tenancy import ScopedModelAdmin, roles, scope
+from .tenancy import ReadOnlyAdmin, roles, scope
 
 MAX_VERIFY_BYTES = 50 * 1024 * 1024
 
@@ -62,7 +62,7 @@ class VerifyForm(forms.Form):
     file = forms.FileField()
 
 
-class EvidenceExportAdmin(ScopedModelAdmin):
+class EvidenceExportAdmin(ReadOnlyAdmin):
     list_display = (
         "__str__",
         "tenant",
@@ -75,15 +75,6 @@ class EvidenceExportAdmin(ScopedModelAdmin):
     )
     list_filter = ("tenant", "format")
     change_list_template = "admin/console/evidence_changelist.html"
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

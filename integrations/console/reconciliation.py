@@ -20,24 +20,15 @@ from integrations.flows.reconciliation import tasks as reconciliation_tasks
 
 from . import lineage
 from .permissions import can_replay, can_run_sync
-from .tenancy import Role, ScopedModelAdmin, get_scoped_or_404, scope
+from .tenancy import ReadOnlyAdmin, Role, get_scoped_or_404, scope
 
 TREND_RUNS = 10
 
 
-class ReconciliationRunAdmin(ScopedModelAdmin):
+class ReconciliationRunAdmin(ReadOnlyAdmin):
     list_display = ("__str__", "tenant", "started_at", "status", "differences_found", "triggered_by")
     list_filter = ("tenant", "status")
     date_hierarchy = "started_at"
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Differences")
     def differences_found(self, obj):
@@ -144,21 +135,12 @@ class ReconciliationRunAdmin(ScopedModelAdmin):
         return redirect(reverse("admin:audit_reconciliationrun_latest"))
 
 
-class ReconciliationDifferenceAdmin(ScopedModelAdmin):
+class ReconciliationDifferenceAdmin(ReadOnlyAdmin):
     """The differences, read-only, filterable across runs; each one's fix page."""
 
     list_display = ("difference", "key", "amount", "tenant", "run", "detail")
     list_filter = ("tenant", "difference")
     search_fields = ("key", "acumatica_ref", "asana_task_gid", "sage_po_number")
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

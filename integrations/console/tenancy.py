@@ -276,3 +276,17 @@ class SuperuserOnlyAdmin:
 
     def has_add_permission(self, request, *args):
         return self._superuser(request) and super().has_add_permission(request, *args)
+
+
+class ReadOnlyAdmin(ScopedModelAdmin):
+    """Viewable by anyone with the view permission (within their tenants); never added, changed or
+    deleted from the console: the audit trail, evidence exports and reconciliation runs."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -231,7 +231,7 @@ def test_the_purge_rests_so_it_takes_at_most_its_share_of_the_time(tenant, link,
         return clock[0]
 
     monkeypatch.setattr(retention.time, "monotonic", monotonic)
-    monkeypatch.setattr(retention.time, "sleep", rests.append)
+    monkeypatch.setattr(retention, "_rest", rests.append)
     retention.purge_expired(NOW, batch_size=2, pause=0.05, share=0.25)
     assert ApiCall.objects.count() == 0
     # 0.2 s busy at a quarter share: 0.6 s of rest after each full batch (not after the last)

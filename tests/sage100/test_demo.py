@@ -28,8 +28,8 @@ def test_demo_purchase_request_becomes_a_po_with_its_number_in_the_task(db, tmp_
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
             asana.mount(rsps)
             rsps.add_passthru(agent.url)
-            assert sage_tasks.ensure_schedules() == ["sage100-purchase-requests-poll: created"]
-            assert sage_tasks.ensure_schedules() == ["sage100-purchase-requests-poll: kept"]
+            assert sage_tasks.ensure_schedules() == ["sage100-purchase-requests-poll every 2 min: created"]
+            assert sage_tasks.ensure_schedules() == ["sage100-purchase-requests-poll every 2 min: kept"]
             assert (
                 Schedule.objects.filter(func="integrations.flows.purchase_requests.tasks.poll_all").count()
                 == 1

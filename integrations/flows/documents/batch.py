@@ -1,15 +1,15 @@
-"""Per page, not per row (issue 17): a poll page's new documents are claimed in one statement, and a
+"""Per page, not per row (issue 17): a poll page's new documents are claimed a few at a time, and a
 created task is stored, fenced, in one conditional UPDATE that commits with its audit entry.
 
 The exactly-once rules of create.py are unchanged (ARCHITECTURE §6): a claim is durable before its
 POST, it carries the attempt's window on Asana's clock, and the GID is stored only while the claim
 holds. What changes is how many statements that takes:
 
-- **claims**: every document of the page that has no link yet and whose plan is a create gets its
-  RecordLink inserted already claimed (`creating`, in flight, claim token 1, the window opened at
-  Asana's time now) by one bulk INSERT in one transaction. If any of them exists meanwhile (another
-  worker, a push), the whole insert rolls back and each document goes the row-by-row way, which
-  settles the race on the unique constraint as before;
+- **claims**: the page's documents that have no link yet and whose plan is a create get their
+  RecordLinks inserted already claimed (`creating`, in flight, claim token 1, the window opened at
+  Asana's time now), `CLAIM_AHEAD` documents at a time, by one bulk INSERT in one transaction. If
+  any of them exists meanwhile (another worker, a push), the whole insert rolls back and each
+  document goes the row-by-row way, which settles the race on the unique constraint as before;
 - **a claim ages**: a page's last create may come well after its claim (the shared rate budget
   paces creates). Once the next claim is a third of the lease old, it and every claim of the page
   still waiting are renewed by one conditional UPDATE, so another worker never takes a live claim
@@ -36,6 +36,10 @@ from integrations.flows.documents.plan import LinkView, Plan, parse_dt, plan_doc
 from integrations.models import RecordLink
 
 Claim = tuple[RecordLink, Plan]
+# Documents claimed at a time, ahead of their creates: one INSERT per this many new documents. A worker
+# killed outright leaves at most this many claims to wait out the lease (and Asana's search index)
+# before they are reconciled and created; fewer means more INSERTs, more means a longer wait then.
+CLAIM_AHEAD = 10
 IN_FLIGHT = "create in flight"  # create.IN_FLIGHT (create.py imports this module)
 
 

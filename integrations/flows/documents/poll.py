@@ -197,11 +197,8 @@ def _page_records(
 ) -> tuple[datetime | None, int]:
     number_field = sync.doc.number_field
     links = sync.current_links([(str(r.get("Type")), str(r.get(number_field))) for r in batch])
-    try:
-        claims = page_claims.claim_new(sync, batch, links)  # the page's new documents, one INSERT
-    except errors.ConnectorError:
-        claims = {}  # Asana's clock or fields unreadable now: each document meets it on its own
-    unstarted = dict(claims)
+    claims: dict[tuple[str, str], page_claims.Claim] = {}
+    unstarted: dict[tuple[str, str], page_claims.Claim] = {}  # claimed, create not begun (filled as it goes)
     try:
         return _records(sync, batch, result, newest, done, retry_record, links, claims, unstarted)
     except Exception:
@@ -227,7 +224,14 @@ def _records(
     unstarted: dict[tuple[str, str], page_claims.Claim],
 ) -> tuple[datetime | None, int]:
     number_field = sync.doc.number_field
-    for record in batch:
+    for at, record in enumerate(batch):
+        if at % page_claims.CLAIM_AHEAD == 0:  # the next few new documents, claimed in one INSERT
+            try:
+                ahead = page_claims.claim_new(sync, batch[at : at + page_claims.CLAIM_AHEAD], links)
+            except errors.ConnectorError:
+                ahead = {}  # Asana's clock or fields unreadable now: each document meets it on its own
+            claims.update(ahead)
+            unstarted.update(ahead)
         doc_type, number = str(record.get("Type")), str(record.get(number_field))
         claim = claims.get((doc_type, number))
         unstarted.pop((doc_type, number), None)

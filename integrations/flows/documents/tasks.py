@@ -17,7 +17,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from integrations.base import errors
+from integrations.base import errors, schedules
 from integrations.base.retries import schedule_retry
 from integrations.models import Flow
 
@@ -130,26 +130,15 @@ def check_drift(flow_id: int) -> str:
 
 def ensure_schedules() -> list[str]:
     """One polling schedule per enabled documents flow (its poll interval) and an hourly drift check."""
-    from django_q.models import Schedule
-
     made = []
     for flow in Flow.objects.filter(kind__in=DOCUMENT_KINDS, enabled=True, tenant__active=True):
         for func, minutes in (
             ("poll_flow", flow.poll_interval_minutes),
             ("check_drift", DRIFT_EVERY_MINUTES),
         ):
-            name = f"{func}:{flow.pk}"
-            _obj, created = Schedule.objects.update_or_create(
-                name=name,
-                defaults={
-                    "func": f"{MODULE}.{func}",
-                    "args": repr(flow.pk),
-                    "schedule_type": Schedule.MINUTES,
-                    "minutes": minutes,
-                    "repeats": -1,
-                },
+            made.append(
+                schedules.ensure(f"{func}:{flow.pk}", f"{MODULE}.{func}", minutes=minutes, args=flow.pk)
             )
-            made.append(f"{'created' if created else 'updated'} {name} every {minutes} min")
     return made
 
 

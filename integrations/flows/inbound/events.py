@@ -29,6 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.models import InboundEvent
+from integrations.base import schedules
 from integrations.flows.common import task_events
 from integrations.flows.documents import queue as documents_queue
 
@@ -106,15 +107,6 @@ def requeue_stuck_events(now=None) -> str:
 
 
 def ensure_schedules() -> list[str]:
-    from django_q.models import Schedule
-
-    _, created = Schedule.objects.update_or_create(
-        name="requeue-stuck-events",
-        defaults={
-            "func": "integrations.flows.inbound.events.requeue_stuck_events",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,  # a broker outage delays an event by about this much once it is back
-            "repeats": -1,
-        },
-    )
-    return [f"requeue-stuck-events: {'created' if created else 'kept'}"]
+    # every minute: a broker outage delays an event by about this much once it is back
+    func = "integrations.flows.inbound.events.requeue_stuck_events"
+    return [schedules.ensure("requeue-stuck-events", func, minutes=1)]

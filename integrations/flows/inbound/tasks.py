@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from integrations.base import errors
+from integrations.base import errors, schedules
 from integrations.flows import clients as flow_clients
 from integrations.flows.inbound.watchdog import backfill_flow, check_tenant, ensure_webhooks
 from integrations.models import Flow, Tenant
@@ -59,19 +59,11 @@ def check_webhooks(tenant_id: int | None = None) -> str:
 
 def ensure_schedules() -> list[str]:
     """Idempotent: the watchdog hourly, the approval catch-up poll every 15 minutes."""
-    from django_q.models import Schedule
-
-    wanted = {
-        "asana-webhook-watchdog": ("integrations.flows.inbound.tasks.check_webhooks", Schedule.HOURLY, None),
-        "approval-catch-up-poll": ("integrations.flows.inbound.tasks.poll_approvals", Schedule.MINUTES, 15),
-    }
-    changed = []
-    for name, (func, kind, minutes) in wanted.items():
-        _, created = Schedule.objects.update_or_create(
-            name=name, defaults={"func": func, "schedule_type": kind, "minutes": minutes, "repeats": -1}
-        )
-        changed.append(f"{name}: {'created' if created else 'kept'}")
-    return changed
+    here = "integrations.flows.inbound.tasks"
+    return [
+        schedules.ensure("asana-webhook-watchdog", f"{here}.check_webhooks", hourly=True),
+        schedules.ensure("approval-catch-up-poll", f"{here}.poll_approvals", minutes=15),
+    ]
 
 
 def register_webhooks(tenant_id: int) -> str:

@@ -35,6 +35,7 @@ from django.utils import timezone
 from audit.alerting import record_alert, resolve_alerts
 from audit.models import Alert, ApiCall
 from integrations.acumatica import seats
+from integrations.base import schedules
 
 log = logging.getLogger(__name__)
 
@@ -173,15 +174,6 @@ def sweep(now=None) -> str:
 
 
 def ensure_schedule() -> str:
-    from django_q.models import Schedule
-
-    Schedule.objects.update_or_create(
-        name="alerts:sweep",
-        defaults={
-            "func": "integrations.flows.operations.alerts.sweep",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": SWEEP_MINUTES,
-            "repeats": -1,
-        },
+    return schedules.ensure(
+        "alerts:sweep", "integrations.flows.operations.alerts.sweep", minutes=SWEEP_MINUTES
     )
-    return f"alerts:sweep every {SWEEP_MINUTES} min"

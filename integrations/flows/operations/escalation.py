@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from audit.recorder import record_entry
-from integrations.base import errors
+from integrations.base import errors, schedules
 from integrations.flows import clients as flow_clients
 from integrations.flows.common import control_effects as fx
 from integrations.flows.common.approval import DONE_STATUSES, approval_verdict
@@ -167,14 +167,6 @@ def _notify(
 
 
 def ensure_schedule() -> str:
-    from django_q.models import Schedule
-
-    Schedule.objects.update_or_create(
-        name="controls:escalation",
-        defaults={
-            "func": "integrations.flows.operations.escalation.sweep",
-            "schedule_type": Schedule.HOURLY,
-            "repeats": -1,
-        },
+    return schedules.ensure(
+        "controls:escalation", "integrations.flows.operations.escalation.sweep", hourly=True
     )
-    return "controls:escalation hourly"

@@ -25,6 +25,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from audit.models import InboundEvent, SyncRun
+from integrations.base import schedules
 from integrations.flows.operations.rules import GREEN, GREY, RED, Health, _age, backlog_health, webhook_health
 from integrations.models import AsanaWebhook
 
@@ -168,18 +169,8 @@ SWEEP_MINUTES = 5
 
 
 def ensure_schedule() -> str:
-    from django_q.models import Schedule
-
-    Schedule.objects.update_or_create(
-        name="health:sweep-abandoned-runs",
-        defaults={
-            "func": "integrations.flows.operations.health.sweep_abandoned_runs",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": SWEEP_MINUTES,
-            "repeats": -1,
-        },
-    )
-    return f"health:sweep-abandoned-runs every {SWEEP_MINUTES} min"
+    func = "integrations.flows.operations.health.sweep_abandoned_runs"
+    return schedules.ensure("health:sweep-abandoned-runs", func, minutes=SWEEP_MINUTES)
 
 
 def system_health(now: datetime | None = None, *, tenants=None) -> dict[str, Health]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from audit.models import SyncRun
-from integrations.base import errors
+from integrations.base import errors, schedules
 from integrations.flows import clients as flow_clients
 from integrations.flows.clients import Clients
 from integrations.flows.po_status.sync import poll_changed_pos
@@ -64,18 +64,7 @@ def poll_all() -> str:
 
 def ensure_schedules(minutes: int = 2) -> list[str]:
     """Idempotent: the PO status poll every `minutes` minutes."""
-    from django_q.models import Schedule
-
-    _, created = Schedule.objects.update_or_create(
-        name="sage100-po-status-poll",
-        defaults={
-            "func": f"{MODULE}.poll_all",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": minutes,
-            "repeats": -1,
-        },
-    )
-    return [f"sage100-po-status-poll: {'created' if created else 'kept'}"]
+    return [schedules.ensure("sage100-po-status-poll", f"{MODULE}.poll_all", minutes=minutes)]
 
 
 def run_once(flow: Flow, actor: str) -> tuple[bool, str]:

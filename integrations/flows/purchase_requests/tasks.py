@@ -18,7 +18,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from integrations.base import errors
+from integrations.base import errors, schedules
 from integrations.base.retries import schedule_retry
 from integrations.flows import clients as flow_clients
 from integrations.flows.clients import Clients
@@ -156,18 +156,7 @@ def poll_all() -> str:
 
 def ensure_schedules(minutes: int = 2) -> list[str]:
     """Idempotent: the purchase-request catch-up every `minutes` minutes."""
-    from django_q.models import Schedule
-
-    _, created = Schedule.objects.update_or_create(
-        name="sage100-purchase-requests-poll",
-        defaults={
-            "func": f"{MODULE}.poll_all",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": minutes,
-            "repeats": -1,
-        },
-    )
-    return [f"sage100-purchase-requests-poll: {'created' if created else 'kept'}"]
+    return [schedules.ensure("sage100-purchase-requests-poll", f"{MODULE}.poll_all", minutes=minutes)]
 
 
 def run_once(flow: Flow, actor: str) -> tuple[bool, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from integrations.base import schedules
 from integrations.models import Tenant
 
 SCHEDULE_NAME = "reconciliation:daily"
@@ -30,15 +31,5 @@ def reconcile_tenant(tenant_id: int, actor: str = "schedule") -> str:
 
 
 def ensure_schedules() -> list[str]:
-    from django_q.models import Schedule
-
-    Schedule.objects.update_or_create(
-        name=SCHEDULE_NAME,
-        defaults={
-            "func": "integrations.flows.reconciliation.tasks.reconcile_all",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": EVERY_MINUTES,
-            "repeats": -1,
-        },
-    )
-    return [f"{SCHEDULE_NAME} every {EVERY_MINUTES // 60} h"]
+    func = "integrations.flows.reconciliation.tasks.reconcile_all"
+    return [schedules.ensure(SCHEDULE_NAME, func, minutes=EVERY_MINUTES)]

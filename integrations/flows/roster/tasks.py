@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from integrations.base import schedules
 from integrations.flows import clients as flow_clients
 from integrations.flows.roster.sync import sync_roster as run
 from integrations.models import Flow
@@ -24,18 +25,9 @@ def sync_roster_all() -> str:
 
 def ensure_schedules() -> list[str]:
     """Idempotent: every roster flow daily."""
-    from django_q.models import Schedule
-
-    _, created = Schedule.objects.update_or_create(
-        name="employee-roster",
-        defaults={
-            "func": "integrations.flows.roster.tasks.sync_roster_all",
-            "schedule_type": Schedule.DAILY,
-            "minutes": None,
-            "repeats": -1,
-        },
-    )
-    return [f"employee-roster: {'created' if created else 'kept'}"]
+    return [
+        schedules.ensure("employee-roster", "integrations.flows.roster.tasks.sync_roster_all", daily=True)
+    ]
 
 
 def run_once(flow: Flow, actor: str) -> tuple[bool, str]:
