@@ -33,6 +33,12 @@ worker leaves part of a result in the pipe only if the monitor had let the pipe 
 or the result is over 16 KiB (length and body go in two writes). That is not handled: it would take
 the monitor's pipe to be retired too, with the results in it.
 
+A queue's size (`qsize`, what the cluster's "idle" / "working" status reads) is the pipe's own
+count — written whole minus read whole — not django-q2's shared counter: that one is bumped under a
+process-shared lock after a message is handed to the feeder thread, so a worker killed there held the
+lock for good (every put and get of the cluster waited on it) or left the count one too high for a
+result that never reached the pipe (the cluster then reported "working" for ever).
+
 The windows in which a death is not seen (between taking a semaphore and writing the pid, between
 reading a message and counting it) are a few instructions wide; the second only makes the sentinel
 retire the queue and hand back a task the dead worker had read whole but never started. A worker
@@ -206,8 +212,23 @@ class GuardedQueue(Queue):
         finally:
             self._rlock.release()
         self._sem.release()
-        self.size.increment(-1)
         return _ForkingPickler.loads(res)
+
+    def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
+        # Not django-q2's put: its size counter is a lock-guarded shared int, bumped after the message
+        # is handed to this process's feeder thread. A process killed there either holds that lock for
+        # good (every put and get of the cluster waits on it) or leaves the count one too high for a
+        # message that never reached the pipe (the cluster then says "working" for ever). The size is
+        # the pipe's own count instead (qsize).
+        multiprocessing.queues.Queue.put(self, obj, block, timeout)
+
+    def qsize(self) -> int:
+        """Messages in the pipe: written whole, not yet read whole (a message still in a feeder
+        thread's buffer is not counted until it is written; one a dead process never wrote, never)."""
+        return max(0, self._written.value - self._taken.value)
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
 
     def put_unless_retired(self, obj: Any) -> bool:
         """Put, waiting for room in short turns; False (nothing put) once the queue is retired."""
