@@ -91,11 +91,11 @@ def _tenant(urls: dict[str, str]):
 def _row_counts() -> dict[str, int]:
     """Rows in the tables a pass writes (before/after a phase: the rows it added)."""
     from audit.models import ApiCall, AuditEntry, InboundEvent, SyncRun
-    from integrations.models import RecordLink
+    from integrations.models import GuardedWrite, RecordLink
 
     return {
         model.__name__: model.objects.count()
-        for model in (RecordLink, AuditEntry, ApiCall, SyncRun, InboundEvent)
+        for model in (RecordLink, AuditEntry, GuardedWrite, ApiCall, SyncRun, InboundEvent)
     }
 
 
