@@ -30,7 +30,7 @@ class TasksMixin:
             for g, t in sorted(self.tasks.items())
             if project in t["projects"] and (cutoff is None or _parse_time(t["modified_at"]) >= cutoff)
         ]
-        return self._list(req, items, "task")
+        return self._list(req, self._completed_since(req, items), "task")
 
     def h_task(self, req: SimRequest, gid: str) -> SimResponse:
         me = self._user_of(req)

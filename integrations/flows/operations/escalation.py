@@ -77,15 +77,30 @@ def _sweep_flow(flow: Flow, esc, today: date) -> str:
     clients = flow_clients.clients_for(flow.tenant)
     sent = 0
     links = RecordLink.objects.filter(flow=flow, state=RecordLink.State.LINKED).exclude(asana_task_gid="")
-    for link in links.exclude(guarded_written_at=None):
-        if (link.approved_snapshot or {}).get("released_at"):
-            continue
-        sent += _check_link(flow, approvals, link, esc, today, clients)
+    pending = [
+        link
+        for link in links.exclude(guarded_written_at=None)
+        if not (link.approved_snapshot or {}).get("released_at")
+    ]
+    # The project's open tasks in one paged read (100 a page), not one read per pending approval; a
+    # task not among them (completed, or moved out) is read on its own.
+    open_tasks: dict[str, dict] = {}
+    if len(pending) > 1:
+        # completed_since = Asana's now: the tasks not completed (the spec's date-time, not "now")
+        now = clients.asana.asana_now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        open_tasks = {
+            str(t["gid"]): t
+            for t in clients.asana.iter_project_tasks(flow.asana_project_gid, completed_since=now)
+        }
+    for link in pending:
+        sent += _check_link(flow, approvals, link, esc, today, clients, open_tasks.get(link.asana_task_gid))
     return f"{sent} escalation(s) sent"
 
 
-def _check_link(flow: Flow, approvals: Flow, link: RecordLink, esc, today: date, clients) -> int:
-    task = clients.asana.get_task(link.asana_task_gid)
+def _check_link(
+    flow: Flow, approvals: Flow, link: RecordLink, esc, today: date, clients, task: dict | None = None
+) -> int:
+    task = task or clients.asana.get_task(link.asana_task_gid)
     approved, _ = approval_verdict(approvals, task)
     waiting_levels = bool((link.approved_snapshot or {}).get("levels_noted"))
     if approved and not waiting_levels:

@@ -108,3 +108,27 @@ def test_without_the_holiday_the_third_business_day_is_tuesday(w: World):
 
 def test_the_sweep_is_scheduled(db):
     assert any("controls:escalation hourly" in line for line in ensure_all())
+
+
+def test_a_sweep_reads_the_projects_open_tasks_once_not_one_read_per_pending_approval(w: World):
+    refs = []
+    for amount in (12000.00, 15000.00, 18000.00):
+        bill = w.acumatica.add_bill("SUBCO", amount, due_date=date(2027, 1, 2))
+        ref = bill["ReferenceNbr"]
+        DocumentSync(w.bills_flow, acumatica=w.clients.acumatica, asana=w.clients.asana).process("Bill", ref)
+        refs.append(ref)
+    gids = [RecordLink.objects.get(acumatica_ref=ref).asana_task_gid for ref in refs]
+    w.approve(gids[0], user=PM)  # approved (the flow's rule: the approval status field)
+    w.asana.ui_update_task(gids[1], PM, completed=True)  # completed, yet not approved under that rule
+    seen = len(w.asana.requests)
+
+    escalation.sweep(today=date(2026, 12, 9))  # three business days for every one of them
+
+    reads = [(r.method, r.path) for r in w.asana.requests[seen:] if r.method == "GET"]
+    task_reads = [path for _m, path in reads if path.startswith("/tasks/") and path.count("/") == 2]
+    assert [path for _m, path in reads if path == "/tasks"] == ["/tasks"], reads  # the open tasks, once
+    # the completed task is not among the open ones: it alone is read by itself
+    assert task_reads == [f"/tasks/{gids[1]}"], task_reads
+    stuck = {gid: [c for c in comments(w, gid) if "Approval stuck" in c] for gid in gids}
+    assert [len(stuck[g]) for g in gids] == [0, 1, 1]  # the two not approved, once each
+    assert len(mail.outbox) == 2
