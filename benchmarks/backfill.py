@@ -51,19 +51,21 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _tenant(urls: dict[str, str]):
+def _tenant(urls: dict[str, str], rpm: int = BUDGET_PER_MINUTE, slug: str = "bench-backfill"):
+    """A tenant on the sandboxes with one bills flow and its three mappings (also rate, rate_workers
+    and attachments)."""
     from integrations.models import Flow, Tenant
     from mappings.models import FieldMapping
     from sandbox import asana as asana_sim
     from sandbox.demo import connect_sandboxes
 
     d = asana_sim.DEMO
-    tenant = Tenant.objects.create(slug="bench-backfill", name="Bench backfill")
+    tenant = Tenant.objects.create(slug=slug, name=slug.replace("-", " ").capitalize())
     connect_sandboxes(
         tenant,
         urls["acumatica"],
         urls["asana"],
-        asana={"requests_per_minute": BUDGET_PER_MINUTE, "max_writes_in_flight": 10},
+        asana={"requests_per_minute": rpm, "max_writes_in_flight": 10},
     )
     flow = Flow.objects.create(
         tenant=tenant,

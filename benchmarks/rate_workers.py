@@ -42,6 +42,7 @@ from benchmarks.webhook_burst import (
     _with_db,
 )
 
+from .backfill import _tenant
 from .sandbox_process import SandboxProcess
 
 # The task the push receiver enqueues per document: read by key, plan, one Asana write.
@@ -57,43 +58,6 @@ def add_arguments(parser) -> None:
 
 def quick(args) -> None:
     args.workers_seconds = min(args.workers_seconds, 20)
-
-
-def _tenant(urls: dict[str, str], rpm: int):
-    from integrations.models import Flow, Tenant
-    from mappings.models import FieldMapping
-    from sandbox import asana as asana_sim
-    from sandbox.demo import connect_sandboxes
-
-    d = asana_sim.DEMO
-    tenant = Tenant.objects.create(slug="bench-workers", name="Bench workers")
-    connect_sandboxes(
-        tenant,
-        urls["acumatica"],
-        urls["asana"],
-        asana={"requests_per_minute": rpm, "max_writes_in_flight": 10},
-    )
-    flow = Flow.objects.create(
-        tenant=tenant,
-        name="AP bills",
-        kind="acumatica_bills",
-        asana_project_gid=d["ap_project"],
-        erp_reference_field_gid=d["fields"]["erp_reference"],
-        options={"page_size": 100},
-    )
-    for path, key, kind, precision in (
-        ("Amount", "amount", "number", 2),
-        ("DueDate", "due_date", "date", None),
-        ("Vendor", "vendor", "text", None),
-    ):
-        FieldMapping.objects.create(
-            flow=flow,
-            source_path=path,
-            asana_field_gid=d["fields"][key],
-            cached_type=kind,
-            precision=precision,
-        )
-    return flow
 
 
 def _clear_budget(redis_url: str) -> None:
@@ -163,7 +127,7 @@ def run(args: Any) -> dict[str, Any]:
         from django_q.tasks import async_task
 
         sandbox = SandboxProcess.start(bills=bills, asana_rpm=rpm)
-        flow = _tenant(sandbox.urls, rpm)
+        flow = _tenant(sandbox.urls, rpm, slug="bench-workers")
         _purge_queue()
         _clear_budget(redis_url)
         for i in range(bills):

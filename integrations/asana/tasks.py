@@ -36,14 +36,14 @@ class TasksMixin:
         project_gid: str,
         *,
         modified_since: datetime | str | None = None,
-        completed_since: str | None = None,
+        completed_since: datetime | None = None,
         fields: Iterable[str] = TASK_FIELDS,
     ) -> Iterator[dict[str, Any]]:
         """GET /tasks?project=&modified_since= — read-your-write change polling on any plan (§4.7).
         `completed_since` (a date-time): only the tasks not completed, or completed since ([OAS] getTasks)."""
         params: dict[str, Any] = {"project": project_gid}
         if completed_since is not None:
-            params["completed_since"] = completed_since
+            params["completed_since"] = completed_since.isoformat()
         if modified_since is not None:
             params["modified_since"] = (
                 modified_since.isoformat() if isinstance(modified_since, datetime) else modified_since

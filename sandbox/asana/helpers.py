@@ -101,9 +101,9 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def parse_time(value: str) -> datetime:
+def parse_time(value: str, name: str = "modified_since") -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise err(400, f"modified_since: {value} is not a valid date-time") from None
+        raise err(400, f"{name}: {value} is not a valid date-time") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

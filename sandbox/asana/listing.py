@@ -8,7 +8,7 @@ unless `opt_fields` asks for more (§2.4) and page with `limit`/`offset` (§2.3)
 from __future__ import annotations
 
 from ..core import SimRequest, SimResponse
-from .helpers import TASK_WRITABLE, err
+from .helpers import TASK_WRITABLE, err, parse_time
 
 
 class ListingMixin:
@@ -134,7 +134,12 @@ class ListingMixin:
             return items
         if since == "now":
             return [t for t in items if not t["completed"]]
-        return [t for t in items if not t["completed"] or (t["completed_at"] or "") >= since]
+        cutoff = parse_time(since, "completed_since")
+        return [
+            t
+            for t in items
+            if not t["completed"] or (t["completed_at"] and parse_time(t["completed_at"]) >= cutoff)
+        ]
 
     def h_subtasks(self, req: SimRequest, gid: str) -> SimResponse:
         me = self._user_of(req)

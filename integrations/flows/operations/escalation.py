@@ -86,8 +86,8 @@ def _sweep_flow(flow: Flow, esc, today: date) -> str:
     # task not among them (completed, or moved out) is read on its own.
     open_tasks: dict[str, dict] = {}
     if len(pending) > 1:
-        # completed_since = Asana's now: the tasks not completed (the spec's date-time, not "now")
-        now = clients.asana.asana_now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        # completed since Asana's now: the tasks not completed (the spec's date-time, not "now")
+        now = clients.asana.asana_now()
         open_tasks = {
             str(t["gid"]): t
             for t in clients.asana.iter_project_tasks(flow.asana_project_gid, completed_since=now)
