@@ -118,7 +118,7 @@ class PushReceiver(Receiver):
             log.warning("acumatica push %s: %s", endpoint.uuid, reason)
             if not reading.readable_count:
                 status = InboundEvent.Status.UNREADABLE
-        event, new = store_once(
+        event_id, new = store_once(
             tenant_id=endpoint.tenant_id,
             source=self.source,
             endpoint_uuid=endpoint.uuid,
@@ -134,6 +134,6 @@ class PushReceiver(Receiver):
             return JsonResponse({"status": "duplicate"})
         if status == InboundEvent.Status.UNREADABLE:
             # 200: Acumatica would re-send the same rows on an error (§7.4); the operator sees it instead.
-            return JsonResponse({"status": "unreadable", "event": event.pk})
-        dispatch(self.enqueue, event.pk)
-        return JsonResponse({"status": "queued", "event": event.pk})
+            return JsonResponse({"status": "unreadable", "event": event_id})
+        dispatch(self.enqueue, event_id)
+        return JsonResponse({"status": "queued", "event": event_id})

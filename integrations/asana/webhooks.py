@@ -238,7 +238,7 @@ class AsanaReceiver(Receiver):
             # One row per event: the event's own JSON (the batch was verified as a whole above).
             raw = json.dumps(event, sort_keys=True).encode() if len(events) > 1 else body
             handled, why = is_handled(event, endpoint.fields["connector_user"])
-            row, new = store_once(
+            event_id, new = store_once(
                 tenant_id=endpoint.tenant_id,
                 source=self.source,
                 endpoint_uuid=uuid_,
@@ -250,7 +250,7 @@ class AsanaReceiver(Receiver):
                 status_reason=why,
             )
             if new and handled:
-                queued.append(row.pk)
+                queued.append(event_id)
         for event_id in queued:
             dispatch(self.enqueue, event_id)
         self._touch(endpoint, "last_event_at")
