@@ -13,15 +13,14 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from audit.models import InboundEvent
+from integrations.base.enqueue import enqueue_task
 from integrations.models import AsanaWebhook, Flow, Tenant
 
 ASANA_EVENT_TASK = "integrations.flows.dispatch.process_asana_event"
 
 
 def enqueue_asana_event(event_id: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task(ASANA_EVENT_TASK, event_id, task_name=f"asana-event-{event_id}")
+    enqueue_task(ASANA_EVENT_TASK, event_id, task_name=f"asana-event-{event_id}")
 
 
 def webhook_projects(tenant: Tenant) -> dict[str, Flow]:

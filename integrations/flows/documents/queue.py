@@ -7,6 +7,6 @@ PUSH_EVENT_TASK = "integrations.flows.documents.tasks.process_push_event"
 
 
 def enqueue_push_event(event_id: int) -> None:
-    from django_q.tasks import async_task
+    from integrations.base.enqueue import enqueue_task
 
-    async_task(PUSH_EVENT_TASK, event_id, task_name=f"acumatica-push-{event_id}")
+    enqueue_task(PUSH_EVENT_TASK, event_id, task_name=f"acumatica-push-{event_id}")
