@@ -13,7 +13,32 @@ HOOKS_PREFIX = "/hooks/"
 
 
 class HookHandler(WSGIHandler):
-    """Django's handler with no middleware (the hook views are csrf-exempt and use no session)."""
+    """Django's handler with no middleware (the hook views are csrf-exempt and use no session), which
+    keeps each hook path's URL match."""
+
+    MATCHES_KEPT = 1024  # paths (one per endpoint uuid); all forgotten at once when full
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._matches: dict[tuple[str, str], object] = {}
+
+    def resolve_request(self, request):
+        """Django's resolution, run once per path and URLconf in this process: a hook path names one
+        endpoint by its uuid and resolves to the same view and arguments every time. The view gets the
+        arguments unpacked (a copy), so a kept match is never changed. A path that does not resolve
+        (404) is not kept."""
+        from django.conf import settings
+
+        key = (getattr(request, "urlconf", None) or settings.ROOT_URLCONF, request.path_info)
+        match = self._matches.get(key)
+        if match is None:
+            match = super().resolve_request(request)
+            if len(self._matches) >= self.MATCHES_KEPT:
+                self._matches.clear()
+            self._matches[key] = match
+        else:
+            request.resolver_match = match
+        return match
 
     def load_middleware(self, is_async: bool = False) -> None:
         """What Django's own load_middleware builds for an empty MIDDLEWARE list."""

@@ -171,3 +171,63 @@ def test_the_wsgi_entry_serves_hooks_without_the_console_middleware(world: World
     # The console still has its middleware: an anonymous admin request is redirected to the login.
     environ_status, _ = call("/admin/", b"")
     assert environ_status.startswith(("302", "403", "405"))
+
+
+def test_the_hook_handler_resolves_each_hook_path_once(world: World, monkeypatch):  # noqa: F811
+    """A hook path is resolved once per process; the match is kept (a 404 is not), and another
+    endpoint's path resolves to its own uuid."""
+    import io
+
+    from django.core.handlers.base import BaseHandler
+
+    from connector_site.wsgi import HookHandler
+
+    hooks = [
+        AsanaWebhook.objects.create(
+            tenant=world.tenant,
+            resource_gid=DEMO["ap_project"],
+            webhook_gid=f"130000000000000{n}",
+            secret=SECRET,
+            state=AsanaWebhook.State.ACTIVE,
+        )
+        for n in (1, 2)
+    ]
+    queued: list[int] = []
+    monkeypatch.setattr(task_events, "enqueue_asana_event", queued.append)
+    resolved: list[str] = []
+    real_resolve = BaseHandler.resolve_request
+
+    def resolve(self, request):
+        resolved.append(request.path_info)
+        return real_resolve(self, request)
+
+    monkeypatch.setattr(BaseHandler, "resolve_request", resolve)
+    handler = HookHandler()
+
+    def post(path: str, n: int) -> str:
+        body = asana_event(n)
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "HTTP_HOST": "testserver",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/json",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_X_HOOK_SIGNATURE": webhooks.sign(SECRET, body),
+        }
+        status: list[str] = []
+        b"".join(handler(environ, lambda s, h: status.append(s)))
+        return status[0]
+
+    first, second = (f"/hooks/asana/{h.target_uuid}/" for h in hooks)
+    assert [post(first, n) for n in range(3)] == ["200 OK"] * 3
+    assert resolved == [first]
+    assert [post("/hooks/asana/not-a-uuid/", n) for n in (3, 4)] == ["404 Not Found"] * 2
+    assert post(second, 5) == "200 OK" and post(second, 6) == "200 OK"
+    assert resolved == [first, "/hooks/asana/not-a-uuid/", "/hooks/asana/not-a-uuid/", second]
+    rows = InboundEvent.objects.filter(pk__in=queued).order_by("pk")
+    assert [r.endpoint_uuid for r in rows] == [hooks[0].target_uuid] * 3 + [hooks[1].target_uuid] * 2
