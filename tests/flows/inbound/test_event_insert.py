@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import IntegrityError, models, transaction
 from django.db.models.signals import post_init, post_save, pre_init, pre_save
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import InboundEvent
-from integrations.base.receiver import insert_event, store_once
+from integrations.base.receiver import _insert, insert_event, store_once
 from integrations.models import Tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,3 +135,21 @@ def test_nothing_listens_to_inbound_event_saves():
     assert InboundEvent.save is models.Model.save
     assert all(f.db_default is models.NOT_PROVIDED for f in InboundEvent._meta.concrete_fields)
     assert InboundEvent._meta.db_returning_fields == [InboundEvent._meta.pk]
+
+
+def test_on_postgresql_the_values_are_bound_on_the_server():
+    """Django binds values client-side by default (psycopg's ClientCursor quotes each one into the SQL
+    text); the receive path's INSERT sends them as parameters. Same statement, same errors, logged."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has one binding")
+    import psycopg
+
+    with _insert.cursor(connection) as cursor:
+        assert isinstance(cursor.cursor, psycopg.Cursor)
+        assert not isinstance(cursor.cursor, psycopg.ClientCursor)
+    with CaptureQueriesContext(connection) as ctx:
+        assert insert_event(source=ASANA, dedupe_key="asana:1:bound") is not None
+        assert insert_event(source=ASANA, dedupe_key="asana:1:bound") is None
+    assert [q["sql"].split()[0] for q in ctx.captured_queries] == ["INSERT", "INSERT"]
