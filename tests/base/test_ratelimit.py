@@ -318,6 +318,6 @@ def test_the_state_file_stays_valid_json_as_it_shrinks(tmp_path):
         assert budget.acquire(write=False) == 0
     size = budget.path.stat().st_size
     for _ in range(6):
-        budget.release(write=False)  # simulated clock: written at once
+        budget.release(write=False)  # six of ten held: crowded, written at once
     assert _leases_on_disk(budget) == {} and budget.path.stat().st_size == size  # padded, not truncated
     assert budget.acquire(write=False) == 0 and len(_leases_on_disk(budget)) == 1

@@ -13,8 +13,7 @@ truncated and never renamed. So:
   its own: the lease is handed to this process's next update of the same budget (the next request's
   grant takes it along), or, if none comes within RELEASE_DELAY, written by the heartbeat thread.
   Released leases are never counted by a look from this process. When the budget is crowded (a cap
-  half used at the last grant, so another caller may be waiting) or runs on a simulated clock
-  (tests), a release is written at once;
+  half used at the last grant, so another caller may be waiting), a release is written at once;
 - a state that still cannot be read (a disk fault, a person's edit) is rebuilt empty with a
   warning: the pace restarts from now and in-flight leases are forgotten, and no call ever fails
   for it.
@@ -345,7 +344,7 @@ class LocalBudget(Budget):
             return
         with _pending_lock:
             _pending.setdefault(self.path, set()).add(lease)
-        if self.heartbeat and not self._crowded:
+        if not self._crowded:
             HEARTBEAT.flush_soon(self.flush, RELEASE_DELAY)  # unless the next request takes it along
         else:
             self.flush()
