@@ -321,3 +321,24 @@ def test_the_state_file_stays_valid_json_as_it_shrinks(tmp_path):
         budget.release(write=False)  # six of ten held: crowded, written at once
     assert _leases_on_disk(budget) == {} and budget.path.stat().st_size == size  # padded, not truncated
     assert budget.acquire(write=False) == 0 and len(_leases_on_disk(budget)) == 1
+
+
+def test_redis_back_to_back_requests_cost_one_script_call_each(monkeypatch):
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set")
+    budget = RedisBudget("asana:steady:redis", 6000, 50, 15, redis_url=os.environ["REDIS_URL"])
+    budget.redis.delete(*(budget.state_key + suffix for suffix in ("", ":leases", ":writes", ":holders")))
+    calls = []
+    script, pipeline = budget._script, budget.redis.pipeline
+    monkeypatch.setattr(budget, "_script", lambda **kw: (calls.append("script"), script(**kw))[1])
+    monkeypatch.setattr(budget.redis, "pipeline", lambda: (calls.append("pipeline"), pipeline())[1])
+    for _ in range(40):
+        assert budget.acquire(write=True) == 0
+        budget.release(write=True)
+    assert calls.count("script") == 40 and calls.count("pipeline") <= 1  # at most the heartbeat's flush
+    assert budget.status().leases == []  # this process never counts its released slot
+    deadline = time.monotonic() + 2
+    while budget.redis.zcard(budget.state_key + ":leases") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert budget.redis.zcard(budget.state_key + ":leases") == 0  # removed for the other workers too
+    assert budget.redis.hlen(budget.state_key + ":holders") == 0
