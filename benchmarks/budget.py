@@ -2,8 +2,9 @@
 
     python -m benchmarks budget [--budget-calls 20000]
 
-- the local budget (a JSON file replaced atomically under an flock'd lock file): a read (one update,
-  the pace) and a write (two: the grant with its lease, then the release);
+- the local budget (a JSON file rewritten in place under an flock'd lock file): a read (one update,
+  the pace) and a write (the grant with its lease, then the release, which the next grant writes:
+  one update per request in a steady run);
 - the Redis budget (one Lua script per grant, one pipeline per release), when BENCH_REDIS_URL answers;
 - `requests` through the HTTP base with an in-process adapter (no network): with the session
   configured once (trust_env off, the default without a proxy) and with requests' per-call scan of

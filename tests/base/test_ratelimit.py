@@ -131,7 +131,7 @@ def test_a_read_with_only_writes_capped_is_one_update_and_takes_no_lease(tmp_pat
     budget = LocalBudget("asana:reads", 600, None, 2, directory=tmp_path)
     writes = []
     real = budget._write
-    monkeypatch.setattr(budget, "_write", lambda state: (writes.append(1), real(state)))
+    monkeypatch.setattr(budget, "_write", lambda state, size: (writes.append(1), real(state, size)))
     assert budget.acquire(write=False) == 0
     budget.release(write=False)
     assert len(writes) == 1  # the pace only: no lease to take and give back
@@ -256,3 +256,89 @@ def test_a_leaked_lease_is_not_renewed_for_ever(tmp_path, monkeypatch, caplog):
     clock.now += LEASE_TTL
     assert budget.acquire(write=False) == 0  # expired: the slot is free again
     budget.release(write=False)
+
+
+# ---- one update per request: a release rides on the next grant ----------------------------------
+def _count_writes(monkeypatch, budget):
+    writes = []
+    real = budget._write
+    monkeypatch.setattr(budget, "_write", lambda state, size: (writes.append(1), real(state, size)))
+    return writes
+
+
+def _leases_on_disk(budget):
+    """What another process reads: the file as written, not this process's view."""
+    return json.loads(budget.path.read_text())["leases"]
+
+
+def test_back_to_back_requests_cost_one_write_each(tmp_path, monkeypatch):
+    budget = LocalBudget("asana:steady", 6000, 50, 15, directory=tmp_path)  # Asana's caps
+    writes = _count_writes(monkeypatch, budget)
+    for _ in range(40):
+        assert budget.acquire(write=True) == 0
+        budget.release(write=True)
+    assert len(writes) == 40  # each grant also wrote the previous request's release
+    # This process never counts its own released slot, even before it is written.
+    assert budget.status().leases == [] and budget.in_flight() == 0
+    assert _leases_on_disk(budget) == {}  # in_flight() is an update: it wrote the last release
+
+
+def test_a_release_no_request_takes_along_reaches_other_processes_within_the_delay(tmp_path):
+    budget = LocalBudget("asana:idle", None, 50, 15, directory=tmp_path)
+    assert budget.acquire(write=True) == 0
+    assert len(_leases_on_disk(budget)) == 1
+    budget.release(write=True)
+    deadline = time.monotonic() + 2
+    while _leases_on_disk(budget) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _leases_on_disk(budget) == {}  # written by the heartbeat thread, not left to the TTL
+    other = subprocess.run(
+        [sys.executable, "-c", "import json,sys; print(len(json.load(open(sys.argv[1]))['leases']))", str(budget.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert other.stdout.strip() == "0"
+
+
+def test_a_crowded_budget_writes_its_release_at_once(tmp_path, monkeypatch):
+    budget = LocalBudget("asana:crowded", None, 4, None, directory=tmp_path)
+    writes = _count_writes(monkeypatch, budget)
+    assert budget.acquire(write=False) == 0  # 1 of 4: not crowded
+    assert budget.acquire(write=False) == 0  # 2 of 4: half used, a caller may be waiting
+    budget.release(write=False)
+    assert len(writes) == 3 and len(_leases_on_disk(budget)) == 1  # written at once
+    budget.release(write=False)
+    assert len(writes) == 4 and _leases_on_disk(budget) == {}
+
+
+def test_the_state_file_stays_valid_json_as_it_shrinks(tmp_path):
+    budget = LocalBudget("asana:shrink", None, 10, None, clock=FakeClock(), directory=tmp_path)
+    for _ in range(6):
+        assert budget.acquire(write=False) == 0
+    size = budget.path.stat().st_size
+    for _ in range(6):
+        budget.release(write=False)  # six of ten held: crowded, written at once
+    assert _leases_on_disk(budget) == {} and budget.path.stat().st_size == size  # padded, not truncated
+    assert budget.acquire(write=False) == 0 and len(_leases_on_disk(budget)) == 1
+
+
+def test_redis_back_to_back_requests_cost_one_script_call_each(monkeypatch):
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set")
+    budget = RedisBudget("asana:steady:redis", 6000, 50, 15, redis_url=os.environ["REDIS_URL"])
+    budget.redis.delete(*(budget.state_key + suffix for suffix in ("", ":leases", ":writes", ":holders")))
+    calls = []
+    script, pipeline = budget._script, budget.redis.pipeline
+    monkeypatch.setattr(budget, "_script", lambda **kw: (calls.append("script"), script(**kw))[1])
+    monkeypatch.setattr(budget.redis, "pipeline", lambda: (calls.append("pipeline"), pipeline())[1])
+    for _ in range(40):
+        assert budget.acquire(write=True) == 0
+        budget.release(write=True)
+    assert calls.count("script") == 40 and calls.count("pipeline") <= 1  # at most the heartbeat's flush
+    assert budget.status().leases == []  # this process never counts its released slot
+    deadline = time.monotonic() + 2
+    while budget.redis.zcard(budget.state_key + ":leases") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert budget.redis.zcard(budget.state_key + ":leases") == 0  # removed for the other workers too
+    assert budget.redis.hlen(budget.state_key + ":holders") == 0

@@ -6,7 +6,9 @@ by a process that is gone is taken back as soon as another worker needs it: at o
 keeps its leases by a heartbeat: one daemon thread per process renews every lease the process holds
 every HEARTBEAT_INTERVAL, so a call may last longer than LEASE_TTL while a SIGKILLed worker's slot
 is free again LEASE_TTL after its last beat at the latest. A lease held past MAX_HOLD is a leak
-(a path that never released it): it is no longer renewed, with an error in the log.
+(a path that never released it): it is no longer renewed, with an error in the log. The same thread
+runs a store's deferred work when it is due (`flush_soon`: the local store's released leases that no
+next request took along, local.py).
 """
 
 from __future__ import annotations
@@ -218,14 +220,41 @@ class _Heartbeat:
         )
         self._pid = 0
         self._wake = threading.Event()
+        # deferred work: callable -> monotonic time it is due (run once, then forgotten)
+        self._due: dict[Callable[[], None], float] = {}
 
     def _ensure_thread(self) -> None:
         pid = os.getpid()
         if self._pid != pid:  # first lease, or a forked child: the parent's thread and leases are not ours
             self._held = weakref.WeakKeyDictionary()
+            self._due = {}
             self._pid = pid
             self._wake = threading.Event()
             threading.Thread(target=self._run, args=(pid,), name="ratelimit-heartbeat", daemon=True).start()
+
+    def flush_soon(self, work: Callable[[], None], delay: float) -> None:
+        """Run `work` on this thread in about `delay` seconds (once; a later call for the same work
+        keeps the earlier time)."""
+        with self._lock:
+            self._ensure_thread()
+            if work not in self._due:
+                self._due[work] = time.monotonic() + delay
+                self._wake.set()
+
+    def run_due(self) -> float:
+        """Run the deferred work that is due; the seconds until the next is (HEARTBEAT_INTERVAL if none)."""
+        now = time.monotonic()
+        with self._lock:
+            due = [work for work, at in self._due.items() if at <= now]
+            for work in due:
+                del self._due[work]
+            later = min(self._due.values(), default=now + HEARTBEAT_INTERVAL)
+        for work in due:
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - the store logs its own faults; the thread must live on
+                log.warning("rate budget: deferred work failed", exc_info=True)
+        return max(0.0, later - now)
 
     def hold(self, budget: Budget, lease: str, write: bool) -> None:
         with self._lock:
@@ -264,9 +293,15 @@ class _Heartbeat:
                 )
 
     def _run(self, pid: int) -> None:
+        next_beat = time.monotonic() + HEARTBEAT_INTERVAL
+        wait = HEARTBEAT_INTERVAL
         while self._pid == pid:
-            self._wake.wait(HEARTBEAT_INTERVAL)
-            self.beat()
+            self._wake.wait(min(wait, max(0.0, next_beat - time.monotonic())))
+            self._wake.clear()
+            wait = self.run_due()
+            if time.monotonic() >= next_beat:
+                self.beat()
+                next_beat = time.monotonic() + HEARTBEAT_INTERVAL
 
 
 HEARTBEAT = _Heartbeat()

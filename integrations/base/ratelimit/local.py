@@ -1,17 +1,22 @@
-"""The budget of one machine (the embedded default): a JSON file replaced atomically under a lock.
+"""The budget of one machine (the embedded default): a small JSON file rewritten in place under a lock.
 
 Every decision runs under an exclusive `flock` on a lock file of its own (`<name>.lock`, never
-written); the state (`<name>.json`) is read, decided on, written to `<name>.json.tmp` and renamed
-over the old one (`os.replace`, atomic on POSIX). So:
+written); the state (`<name>.json`) is read, decided on and written back by one `pwrite` at offset 0,
+padded with spaces to the length it had (JSON ignores trailing whitespace), so the file is never
+truncated and never renamed. So:
 - the state is exact: one process decides at a time, and the kernel queues the waiters;
-- the file is valid at every instant: a reader without the lock (the dashboard, a checker) sees the
-  old state or the new one, never a half-written one; a process SIGKILLed mid-write leaves only the
-  temporary file, which the next writer overwrites; the kernel drops a dead process's flock;
-- one write per request: a grant writes once (the pace and, when a cap needs one, the lease), a
-  refusal writes nothing unless it cleaned expired leases, a release writes once;
-- a state that still cannot be read (a disk fault, an older release, a person's edit) is rebuilt
-  empty with a warning: the pace restarts from now and in-flight leases are forgotten, and no call
-  ever fails for it.
+- a look (the dashboard, `status()`) takes the lock shared, so it never sees a write half done; a
+  process SIGKILLed mid-decision leaves the old state (its one small write is done or not begun),
+  and the kernel drops a dead process's flock;
+- one update per request: a grant is one read and one write (the pace and, when a cap needs one,
+  the lease); a refusal writes nothing unless it cleaned expired leases. A release is not a write of
+  its own: the lease is handed to this process's next update of the same budget (the next request's
+  grant takes it along), or, if none comes within RELEASE_DELAY, written by the heartbeat thread.
+  Released leases are never counted by a look from this process. When the budget is crowded (a cap
+  half used at the last grant, so another caller may be waiting), a release is written at once;
+- a state that still cannot be read (a disk fault, a person's edit) is rebuilt empty with a
+  warning: the pace restarts from now and in-flight leases are forgotten, and no call ever fails
+  for it.
 
 Why not SQLite (`BEGIN IMMEDIATE`): it would be as safe, but a waiter for SQLite's lock sleeps in
 its busy handler by steps of up to 100 ms, while a waiter for `flock` is woken by the kernel the
@@ -37,6 +42,7 @@ from django.conf import settings
 
 from .core import (
     EPSILON,
+    HEARTBEAT,
     IN_FLIGHT_POLL,
     LEASE_TTL,
     MIN_WAIT,
@@ -49,12 +55,29 @@ from .core import (
 )
 
 STATE_VERSION = 2
+# A released lease no next request took along is written by the heartbeat thread after this long.
+RELEASE_DELAY = 0.05
 _open_lock = threading.Lock()
+# Leases released by this process and not yet written, per state file (module docstring).
+_pending: dict[Path, set[str]] = {}
+_pending_lock = threading.Lock()
 
 
 def _after_fork() -> None:
-    global _open_lock
+    global _open_lock, _pending_lock, _pending
     _open_lock = threading.Lock()  # another thread may have held it at the fork
+    _pending_lock = threading.Lock()
+    _pending = {}  # the parent's releases are the parent's to write
+
+
+def _pending_for(path: Path) -> set[str]:
+    with _pending_lock:
+        return set(_pending.get(path, ()))
+
+
+def _take_pending(path: Path) -> set[str]:
+    with _pending_lock:
+        return _pending.pop(path, set())
 
 
 os.register_at_fork(after_in_child=_after_fork)
@@ -141,10 +164,10 @@ class LocalBudget(Budget):
         name = hashlib.sha256(self.key.encode()).hexdigest()[:32]
         self.path = directory / f"{name}.json"
         self.lock_path = directory / f"{name}.lock"
-        self._tmp = directory / f"{name}.json.tmp"
         self._fd = -1
         self._fd_pid = 0
         self._thread_lock = threading.Lock()
+        self._crowded = True  # until a grant has shown the caps' use
 
     # ---- the file -----------------------------------------------------------------------------
     def _handles(self) -> tuple[int, threading.Lock]:
@@ -159,26 +182,30 @@ class LocalBudget(Budget):
         return self._fd, self._thread_lock
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _locked(self, mode: int) -> Iterator[None]:
         fd, thread_lock = self._handles()
         with thread_lock:  # flock excludes processes; the threads of one share its open file
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, mode)
             try:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def read_state(self) -> dict:
-        """The current state (lock-free: the file is always whole); rebuilt empty if unreadable."""
+    def _exclusive(self) -> Any:
+        return self._locked(fcntl.LOCK_EX)
+
+    def _read_raw(self) -> bytes:
         try:
-            raw = self.path.read_bytes()
+            return self.path.read_bytes()
         except FileNotFoundError:
-            raw = b""
+            return b""
         except OSError as exc:
             log.warning(
                 "rate budget %s: cannot read %s (%s); starting from an empty state", self.key, self.path, exc
             )
-            raw = b""
+            return b""
+
+    def _parse(self, raw: bytes) -> dict:
         try:
             return parse_state(raw)
         except (ValueError, TypeError) as exc:
@@ -192,29 +219,54 @@ class LocalBudget(Budget):
             )
             return parse_state(b"")
 
-    def _write(self, state: dict) -> None:
+    def read_state(self) -> dict:
+        """The current state as this process sees it (its own releases not yet written are gone);
+        rebuilt empty if unreadable. Takes the lock shared: never a write half done."""
+        with self._locked(fcntl.LOCK_SH):
+            raw = self._read_raw()
+        state = self._parse(raw)
+        for lease in _pending_for(self.path):
+            state["leases"].pop(lease, None)
+        return state
+
+    def _write(self, state: dict, size: int) -> None:
+        """One write at offset 0, padded with spaces to the file's `size` (module docstring)."""
         state["key"], state["limits"] = self.key, self.limits
         data = json.dumps(state, separators=(",", ":")).encode()
+        if len(data) < size:
+            data += b" " * (size - len(data))
         try:
-            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                written = os.pwrite(fd, data, 0)
+                if written < len(data):  # a full disk mid-write: the rest, or the error below
+                    view = memoryview(data)[written:]
+                    while view:
+                        view = view[os.pwrite(fd, view, len(data) - len(view)) :]
             finally:
                 os.close(fd)
-            os.replace(self._tmp, self.path)
         except OSError as exc:  # a full or read-only disk: pacing is lost, calls are not
             log.error("rate budget %s: cannot write %s (%s)", self.key, self.path, exc)
 
     def _update(self, step: Callable[[dict, float], tuple[Any, bool]]) -> Any:
-        """One atomic read-decide-write; `step(state, now)` returns (result, changed)."""
+        """One atomic read-decide-write; `step(state, now)` returns (result, changed). This process's
+        released leases not yet written go in the same write."""
         with self._exclusive():
-            state = self.read_state()
-            result, changed = step(state, self.clock())
-            if changed:
-                self._write(state)
+            raw = self._read_raw()
+            state = self._parse(raw)
+            released = _take_pending(self.path)
+            changed = False
+            for lease in released:
+                changed = state["leases"].pop(lease, None) is not None or changed
+            result, step_changed = step(state, self.clock())
+            if changed or step_changed:
+                self._write(state, len(raw))
             return result
+
+    def flush(self) -> None:
+        """Write this process's released leases of this budget, if no update took them along."""
+        if _pending_for(self.path):
+            self._update(lambda state, now: (None, False))
 
     # ---- decisions ----------------------------------------------------------------------------
     def _blocked(self, leases: dict, write: bool) -> bool:
@@ -251,6 +303,7 @@ class LocalBudget(Budget):
         leases = state["leases"]
         changed = self._clean(leases, now, reclaim=False)
         if self._blocked(leases, write):
+            self._crowded = True
             if not (self._reclaim_due() and self._clean(leases, now, reclaim=True)):
                 return IN_FLIGHT_POLL, None, changed
             changed = True
@@ -265,7 +318,14 @@ class LocalBudget(Budget):
         if self.max_in_flight or (write and self.max_in_flight_writes):
             lease = uuid.uuid4().hex
             leases[lease] = {"exp": now + LEASE_TTL, "w": bool(write), **this_process().as_dict(), "at": now}
+            self._crowded = self._half_used(leases)
         return 0.0, lease, True
+
+    def _half_used(self, leases: dict) -> bool:
+        if self.max_in_flight and 2 * len(leases) >= self.max_in_flight:
+            return True
+        writes = sum(1 for lease in leases.values() if lease["w"]) if self.max_in_flight_writes else 0
+        return bool(self.max_in_flight_writes and 2 * writes >= self.max_in_flight_writes)
 
     # ---- the budget interface -----------------------------------------------------------------
     def acquire(self, *, write: bool) -> float:
@@ -282,7 +342,12 @@ class LocalBudget(Budget):
         lease = self._pop_lease()
         if not lease:
             return
-        self._update(lambda state, now: (None, state["leases"].pop(lease, None) is not None))
+        with _pending_lock:
+            _pending.setdefault(self.path, set()).add(lease)
+        if not self._crowded:
+            HEARTBEAT.flush_soon(self.flush, RELEASE_DELAY)  # unless the next request takes it along
+        else:
+            self.flush()
 
     def renew(self, leases: dict[str, bool]) -> None:
         def step(state: dict, now: float) -> tuple[None, bool]:
@@ -303,7 +368,7 @@ class LocalBudget(Budget):
         return self._update(step)
 
     def status(self) -> BudgetStatus:
-        state = self.read_state()
+        state = self.read_state()  # without this process's released leases
         state["limits"] = state["limits"] or self.limits
         return status_of(state, self.clock(), self.key)
 
@@ -317,8 +382,12 @@ def local_statuses(directory: Path | None = None, now: float | None = None) -> l
     statuses = []
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
-            state = parse_state(path.read_bytes())
+            with open(path.with_suffix(".lock"), "a+b") as lock:  # shared: never a write half done
+                fcntl.flock(lock.fileno(), fcntl.LOCK_SH)
+                state = parse_state(path.read_bytes())
         except (OSError, ValueError, TypeError):
             continue  # rebuilt with a warning by its next user
+        for lease in _pending_for(path):  # released by this process, not yet written
+            state["leases"].pop(lease, None)
         statuses.append(status_of(state, now, fallback_key=path.stem))
     return statuses

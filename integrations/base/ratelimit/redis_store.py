@@ -5,19 +5,37 @@ Keys (per budget, `ml-connector:ratelimit:<sha256(key)[:32]>`): the hash itself 
 [host, pid, start, taken_at, write]). Leases are short (core.LEASE_TTL) and renewed by the holder's
 heartbeat, so a SIGKILLed worker's slot is free LEASE_TTL after its last beat at the latest; one on
 this host is taken back at once by the first worker refused a slot (core.holder_alive).
+
+One script call per request: a release is not a call of its own. The released lease is passed to
+this budget's next grant, whose script removes it before deciding (the next request takes it along);
+if no grant comes within RELEASE_DELAY the heartbeat thread removes it. A look from this process
+never counts it. When the budget is crowded (a cap half used at the last grant, so another worker
+may be waiting), the release is sent at once, as before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from typing import Any
 
-from .core import IN_FLIGHT_POLL, LEASE_TTL, Budget, BudgetStatus, HeldLease, holder_alive, log, this_process
+from .core import (
+    HEARTBEAT,
+    IN_FLIGHT_POLL,
+    LEASE_TTL,
+    Budget,
+    BudgetStatus,
+    HeldLease,
+    holder_alive,
+    log,
+    this_process,
+)
 
 PREFIX = "ml-connector:ratelimit:"
 KEY_TTL = 3600
+RELEASE_DELAY = 0.05  # a release no next grant took along is sent by the heartbeat thread after this
 
 _ACQUIRE = """
 local state_key = KEYS[1]
@@ -32,6 +50,11 @@ local ttl = tonumber(ARGV[8])
 local leases_key = state_key .. ':leases'
 local writes_key = state_key .. ':writes'
 local holders_key = state_key .. ':holders'
+for released in string.gmatch(ARGV[12], '[^,]+') do
+  redis.call('ZREM', leases_key, released)
+  redis.call('ZREM', writes_key, released)
+  redis.call('HDEL', holders_key, released)
+end
 local expired = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now)
 if #expired > 0 then
   redis.call('ZREMRANGEBYSCORE', leases_key, '-inf', now)
@@ -58,7 +81,7 @@ if lease ~= '' then
   redis.call('HSET', holders_key, lease, ARGV[9])
   redis.call('EXPIRE', holders_key, 3600)
 end
-return '0'
+return '0 ' .. redis.call('ZCARD', leases_key) .. ' ' .. redis.call('ZCARD', writes_key)
 """
 
 
@@ -118,13 +141,22 @@ class RedisBudget(Budget):
         self.state_key = state_key_for(self.key)
         self._script = self.redis.register_script(_ACQUIRE)
         self._limits_json = json.dumps(self.limits)
+        self._released: set[str] = set()  # released, not yet removed in Redis (module docstring)
+        self._released_lock = threading.Lock()
+        self._crowded = True  # until a grant has shown the caps' use
+
+    def _take_released(self) -> set[str]:
+        with self._released_lock:
+            released, self._released = self._released, set()
+        return released
 
     def _try(self, write: bool) -> tuple[float, str]:
         now = self.clock()
         lease = uuid.uuid4().hex if (self.max_in_flight or (write and self.max_in_flight_writes)) else ""
         holder = json.dumps([*this_process().as_dict().values(), now, bool(write)])
-        wait = float(
-            self._script(
+        released = self._take_released()
+        try:
+            answer = self._script(
                 keys=[self.state_key],
                 args=[
                     now,
@@ -138,10 +170,23 @@ class RedisBudget(Budget):
                     holder,
                     self.key,
                     self._limits_json,
+                    ",".join(released),
                 ],
             )
-        )
-        return wait, lease
+        except Exception:
+            with self._released_lock:  # not removed: the next call or the flush tries again
+                self._released |= released
+            raise
+        wait, *counts = (answer.decode() if isinstance(answer, bytes) else str(answer)).split()
+        if lease and counts:
+            leases, writes = (int(n) for n in counts)
+            self._crowded = bool(
+                (self.max_in_flight and 2 * leases >= self.max_in_flight)
+                or (self.max_in_flight_writes and 2 * writes >= self.max_in_flight_writes)
+            )
+        elif float(wait) < 0:
+            self._crowded = True
+        return float(wait), lease
 
     def acquire(self, *, write: bool) -> float:
         wait, lease = self._try(write)
@@ -175,12 +220,31 @@ class RedisBudget(Budget):
 
     def release(self, *, write: bool) -> None:
         lease = self._pop_lease()
-        if lease:
-            pipe = self.redis.pipeline()
+        if not lease:
+            return
+        with self._released_lock:
+            self._released.add(lease)
+        if self._crowded:
+            self.flush()
+        else:
+            HEARTBEAT.flush_soon(self.flush, RELEASE_DELAY)  # unless the next grant takes it along
+
+    def flush(self) -> None:
+        """Remove this budget's released leases in Redis, if no grant took them along."""
+        released = self._take_released()
+        if not released:
+            return
+        pipe = self.redis.pipeline()
+        for lease in released:
             pipe.zrem(self.state_key + ":leases", lease)
             pipe.zrem(self.state_key + ":writes", lease)
             pipe.hdel(self.state_key + ":holders", lease)
+        try:
             pipe.execute()
+        except Exception:
+            with self._released_lock:
+                self._released |= released
+            raise
 
     def renew(self, leases: dict[str, bool]) -> None:
         expires = self.clock() + LEASE_TTL
@@ -196,13 +260,19 @@ class RedisBudget(Budget):
 
     def in_flight(self) -> int:
         """How many slots are held right now by live holders (a look: nothing is taken)."""
+        self.flush()
         count = int(self.redis.zcount(self.state_key + ":leases", f"({self.clock()}", "+inf"))
         if count and self._reclaim_due():
             count -= self._reclaim()
         return count
 
     def status(self) -> BudgetStatus:
-        return _status(self.redis, self.state_key, self.clock(), self.key)
+        status = _status(self.redis, self.state_key, self.clock(), self.key)
+        with self._released_lock:
+            released = set(self._released)
+        if released:  # released by this process, not yet removed in Redis
+            status.leases = [lease for lease in status.leases if lease.lease not in released]
+        return status
 
 
 def redis_statuses(redis_url: str, now: float) -> list[BudgetStatus]:
