@@ -116,6 +116,10 @@ else:
     # DATABASE_URL restores one connection per request.
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# The webhook receive path's one INSERT is a prepared statement on PostgreSQL (prepared once per
+# connection). Set false behind a pooler in transaction mode that does not track prepared statements
+# (PgBouncer before 1.21), where the next delivery may run on another server connection.
+INGEST_PREPARED_INSERT = env.bool("INGEST_PREPARED_INSERT", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

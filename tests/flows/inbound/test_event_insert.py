@@ -153,3 +153,23 @@ def test_on_postgresql_the_values_are_bound_on_the_server():
         assert insert_event(source=ASANA, dedupe_key="asana:1:bound") is not None
         assert insert_event(source=ASANA, dedupe_key="asana:1:bound") is None
     assert [q["sql"].split()[0] for q in ctx.captured_queries] == ["INSERT", "INSERT"]
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_on_postgresql_the_insert_is_prepared_once_per_connection_unless_turned_off(settings, prepared):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    settings.INGEST_PREPARED_INSERT = prepared
+    connection.close()  # a new server session: nothing prepared yet
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = None  # as Django opens it
+    for n in range(3):
+        assert insert_event(source=ASANA, dedupe_key=f"asana:1:prepared-{prepared}-{n}") is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == (1 if prepared else 0)
+    assert InboundEvent.objects.filter(dedupe_key__startswith=f"asana:1:prepared-{prepared}-").count() == 3
