@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import uuid
 from typing import Any
@@ -36,6 +37,19 @@ from .core import (
 PREFIX = "ml-connector:ratelimit:"
 KEY_TTL = 3600
 RELEASE_DELAY = 0.05  # a release no next grant took along is sent by the heartbeat thread after this
+# Leases released by this process and not yet removed in Redis, per budget state key (module docstring).
+# Module-level, like the local store's, so a fork never inherits a lock another thread held.
+_released: dict[str, set[str]] = {}
+_released_lock = threading.Lock()
+
+
+def _after_fork() -> None:
+    global _released, _released_lock
+    _released_lock = threading.Lock()
+    _released = {}  # the parent's releases are the parent's to send
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 _ACQUIRE = """
 local state_key = KEYS[1]
@@ -141,14 +155,16 @@ class RedisBudget(Budget):
         self.state_key = state_key_for(self.key)
         self._script = self.redis.register_script(_ACQUIRE)
         self._limits_json = json.dumps(self.limits)
-        self._released: set[str] = set()  # released, not yet removed in Redis (module docstring)
-        self._released_lock = threading.Lock()
         self._crowded = True  # until a grant has shown the caps' use
 
     def _take_released(self) -> set[str]:
-        with self._released_lock:
-            released, self._released = self._released, set()
-        return released
+        with _released_lock:
+            return _released.pop(self.state_key, set())
+
+    def _give_back(self, released: set[str]) -> None:
+        """Not removed (Redis failed): the next grant or flush tries again."""
+        with _released_lock:
+            _released.setdefault(self.state_key, set()).update(released)
 
     def _try(self, write: bool) -> tuple[float, str]:
         now = self.clock()
@@ -174,8 +190,7 @@ class RedisBudget(Budget):
                 ],
             )
         except Exception:
-            with self._released_lock:  # not removed: the next call or the flush tries again
-                self._released |= released
+            self._give_back(released)
             raise
         wait, *counts = (answer.decode() if isinstance(answer, bytes) else str(answer)).split()
         if lease and counts:
@@ -222,8 +237,8 @@ class RedisBudget(Budget):
         lease = self._pop_lease()
         if not lease:
             return
-        with self._released_lock:
-            self._released.add(lease)
+        with _released_lock:
+            _released.setdefault(self.state_key, set()).add(lease)
         if self._crowded:
             self.flush()
         else:
@@ -242,8 +257,7 @@ class RedisBudget(Budget):
         try:
             pipe.execute()
         except Exception:
-            with self._released_lock:
-                self._released |= released
+            self._give_back(released)
             raise
 
     def renew(self, leases: dict[str, bool]) -> None:
@@ -268,8 +282,8 @@ class RedisBudget(Budget):
 
     def status(self) -> BudgetStatus:
         status = _status(self.redis, self.state_key, self.clock(), self.key)
-        with self._released_lock:
-            released = set(self._released)
+        with _released_lock:
+            released = set(_released.get(self.state_key, ()))
         if released:  # released by this process, not yet removed in Redis
             status.leases = [lease for lease in status.leases if lease.lease not in released]
         return status
