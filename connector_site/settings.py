@@ -248,14 +248,22 @@ HEALTH_WORKER_IDLE_SECONDS = env.int("HEALTH_WORKER_IDLE_SECONDS", default=90)
 # A run still "running" this long after it started is abandoned by the sweep (2 × Q_TIMEOUT, ≥ 30 min).
 RUN_DEADLINE_SECONDS = env.int("RUN_DEADLINE_SECONDS", default=max(2 * Q_CLUSTER["timeout"], 1800))
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "integrations.base.redaction.RedactingFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+        # The handler's level too: Django's own loggers (django.request: every 4xx/5xx answer) set
+        # their own level and propagate here past the root's.
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+            "level": LOG_LEVEL,
+        },
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django_q": {"level": "WARNING"}},
 }

@@ -77,3 +77,35 @@ def test_env_file_is_read(tmp_path):
     result = load_settings({"DEBUG": "false", "ML_CONNECTOR_ENV_FILE": str(env_file)})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["keys"] == 2
+
+
+def test_log_level_holds_for_djangos_own_loggers_too():
+    """django.request logs every 4xx/5xx answer at WARNING/ERROR with a level of its own: LOG_LEVEL must
+    still decide what reaches the console."""
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.request').error('request-error-line'); "
+        "logging.getLogger('integrations').critical('critical-line')"
+    )
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "LOG_LEVEL")}
+    base.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "connector_site.settings",
+            "ML_CONNECTOR_ENV_FILE": "",
+            "DEBUG": "false",  # (DEBUG adds Django's own console handler for its loggers)
+            "SECRET_KEY": "s" * 50,
+            "FERNET_KEYS": "k1",
+        }
+    )
+    for level, shown in (("CRITICAL", False), ("INFO", True)):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={**base, "LOG_LEVEL": level},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert ("request-error-line" in result.stderr) is shown
+        assert "critical-line" in result.stderr
