@@ -36,7 +36,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -156,6 +156,8 @@ class _EventInsert:
 
     def __call__(self, fields: dict[str, Any]) -> int | None:
         conn = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the proxy, for each field
+        if not conn.features.can_return_columns_from_insert:  # SQLite before 3.35: no RETURNING
+            return self.by_the_orm(fields)
         sql, steps, names = self.plan(conn)
         unknown = [k for k in fields if k not in names]
         if unknown:
@@ -177,6 +179,17 @@ class _EventInsert:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         return None if row is None else row[0]
+
+    @staticmethod
+    def by_the_orm(fields: dict[str, Any]) -> int | None:
+        """The same row by Model.objects.create, for a database that cannot return the new id."""
+        try:
+            with transaction.atomic():
+                return InboundEvent.objects.create(**fields).pk
+        except IntegrityError:
+            if not fields.get("dedupe_key"):
+                raise
+            return None
 
     @staticmethod
     def cursor(conn):

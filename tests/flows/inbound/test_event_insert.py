@@ -173,3 +173,16 @@ def test_on_postgresql_the_insert_is_prepared_once_per_connection_unless_turned_
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
     assert len(inserts) == (1 if prepared else 0)
     assert InboundEvent.objects.filter(dedupe_key__startswith=f"asana:1:prepared-{prepared}-").count() == 3
+
+
+def test_a_database_without_returning_stores_the_same_row_by_the_orm(monkeypatch):
+    """SQLite before 3.35 has no RETURNING: the receive path falls back to the ORM, same semantics."""
+    from django.db import connection
+
+    monkeypatch.setattr(type(connection.features), "can_return_columns_from_insert", False)
+    first = insert_event(source=ASANA, dedupe_key="asana:1:no-returning")
+    assert first is not None
+    assert insert_event(source=ASANA, dedupe_key="asana:1:no-returning") is None
+    assert InboundEvent.objects.filter(dedupe_key="asana:1:no-returning").count() == 1
+    row, new = store_once(source=ASANA, dedupe_key="asana:1:no-returning")
+    assert not new and InboundEvent.objects.get(pk=row).duplicate_of_id == first
