@@ -293,7 +293,12 @@ def test_a_release_no_request_takes_along_reaches_other_processes_within_the_del
         time.sleep(0.01)
     assert _leases_on_disk(budget) == {}  # written by the heartbeat thread, not left to the TTL
     other = subprocess.run(
-        [sys.executable, "-c", "import json,sys; print(len(json.load(open(sys.argv[1]))['leases']))", str(budget.path)],
+        [
+            sys.executable,
+            "-c",
+            "import json,sys; print(len(json.load(open(sys.argv[1]))['leases']))",
+            str(budget.path),
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -12,9 +12,9 @@ Two limits per budget:
 Where the state lives: Redis when REDIS_URL is set (any number of hosts, redis_store.py), otherwise
 a file on this machine rewritten in place under a lock (the embedded default is one machine;
 local.py says why not SQLite). Either store makes one update per request: a release rides on the
-next grant (or the heartbeat thread writes it within 50 ms). Deliberately not the database: flows call vendors while holding a
-RecordLink row lock inside a transaction, and a budget kept on that connection would be invisible to
-other workers until commit.
+next grant (or the heartbeat thread writes it within 50 ms). Deliberately not the database: flows
+call vendors while holding a RecordLink row lock inside a transaction, and a budget kept on that
+connection would be invisible to other workers until commit.
 
 `acquire(write=…)` returns 0 when it took a slot, or the seconds to wait (nothing taken);
 `release(write=…)` frees the slot taken by this thread's last acquire (at once for this process's

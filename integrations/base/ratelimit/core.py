@@ -307,9 +307,45 @@ class _Heartbeat:
 HEARTBEAT = _Heartbeat()
 
 
+class PendingReleases:
+    """Leases this process released and its store has not yet written, per budget (a state file's
+    path, a Redis state key): the next grant takes them along (local.py, redis_store.py)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_budget: dict[object, set[str]] = {}
+
+    def add(self, budget: object, lease: str) -> None:
+        with self._lock:
+            self._by_budget.setdefault(budget, set()).add(lease)
+
+    def take(self, budget: object) -> set[str]:
+        """The budget's pending releases, now the caller's to write."""
+        with self._lock:
+            return self._by_budget.pop(budget, set())
+
+    def give_back(self, budget: object, leases: set[str]) -> None:
+        """Not written (the store failed): the next grant or flush tries again."""
+        if leases:
+            with self._lock:
+                self._by_budget.setdefault(budget, set()).update(leases)
+
+    def peek(self, budget: object) -> set[str]:
+        with self._lock:
+            return set(self._by_budget.get(budget, ()))
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._by_budget = {}  # the parent's releases are the parent's to write
+
+
+PENDING_RELEASES = PendingReleases()
+
+
 def _after_fork() -> None:
     # A lock another thread held at fork time would stay held in the child for ever.
     HEARTBEAT._lock = threading.Lock()
+    PENDING_RELEASES.after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork)

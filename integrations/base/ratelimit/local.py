@@ -46,6 +46,7 @@ from .core import (
     IN_FLIGHT_POLL,
     LEASE_TTL,
     MIN_WAIT,
+    PENDING_RELEASES,
     Budget,
     BudgetStatus,
     HeldLease,
@@ -58,26 +59,11 @@ STATE_VERSION = 2
 # A released lease no next request took along is written by the heartbeat thread after this long.
 RELEASE_DELAY = 0.05
 _open_lock = threading.Lock()
-# Leases released by this process and not yet written, per state file (module docstring).
-_pending: dict[Path, set[str]] = {}
-_pending_lock = threading.Lock()
 
 
 def _after_fork() -> None:
-    global _open_lock, _pending_lock, _pending
+    global _open_lock
     _open_lock = threading.Lock()  # another thread may have held it at the fork
-    _pending_lock = threading.Lock()
-    _pending = {}  # the parent's releases are the parent's to write
-
-
-def _pending_for(path: Path) -> set[str]:
-    with _pending_lock:
-        return set(_pending.get(path, ()))
-
-
-def _take_pending(path: Path) -> set[str]:
-    with _pending_lock:
-        return _pending.pop(path, set())
 
 
 os.register_at_fork(after_in_child=_after_fork)
@@ -225,7 +211,7 @@ class LocalBudget(Budget):
         with self._locked(fcntl.LOCK_SH):
             raw = self._read_raw()
         state = self._parse(raw)
-        for lease in _pending_for(self.path):
+        for lease in PENDING_RELEASES.peek(self.path):
             state["leases"].pop(lease, None)
         return state
 
@@ -254,7 +240,7 @@ class LocalBudget(Budget):
         with self._exclusive():
             raw = self._read_raw()
             state = self._parse(raw)
-            released = _take_pending(self.path)
+            released = PENDING_RELEASES.take(self.path)
             changed = False
             for lease in released:
                 changed = state["leases"].pop(lease, None) is not None or changed
@@ -265,7 +251,7 @@ class LocalBudget(Budget):
 
     def flush(self) -> None:
         """Write this process's released leases of this budget, if no update took them along."""
-        if _pending_for(self.path):
+        if PENDING_RELEASES.peek(self.path):
             self._update(lambda state, now: (None, False))
 
     # ---- decisions ----------------------------------------------------------------------------
@@ -342,8 +328,7 @@ class LocalBudget(Budget):
         lease = self._pop_lease()
         if not lease:
             return
-        with _pending_lock:
-            _pending.setdefault(self.path, set()).add(lease)
+        PENDING_RELEASES.add(self.path, lease)
         if not self._crowded:
             HEARTBEAT.flush_soon(self.flush, RELEASE_DELAY)  # unless the next request takes it along
         else:
@@ -387,7 +372,7 @@ def local_statuses(directory: Path | None = None, now: float | None = None) -> l
                 state = parse_state(path.read_bytes())
         except (OSError, ValueError, TypeError):
             continue  # rebuilt with a warning by its next user
-        for lease in _pending_for(path):  # released by this process, not yet written
+        for lease in PENDING_RELEASES.peek(path):  # released by this process, not yet written
             state["leases"].pop(lease, None)
         statuses.append(status_of(state, now, fallback_key=path.stem))
     return statuses

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
 import uuid
 from typing import Any
 
@@ -26,6 +24,7 @@ from .core import (
     HEARTBEAT,
     IN_FLIGHT_POLL,
     LEASE_TTL,
+    PENDING_RELEASES,
     Budget,
     BudgetStatus,
     HeldLease,
@@ -37,19 +36,6 @@ from .core import (
 PREFIX = "ml-connector:ratelimit:"
 KEY_TTL = 3600
 RELEASE_DELAY = 0.05  # a release no next grant took along is sent by the heartbeat thread after this
-# Leases released by this process and not yet removed in Redis, per budget state key (module docstring).
-# Module-level, like the local store's, so a fork never inherits a lock another thread held.
-_released: dict[str, set[str]] = {}
-_released_lock = threading.Lock()
-
-
-def _after_fork() -> None:
-    global _released, _released_lock
-    _released_lock = threading.Lock()
-    _released = {}  # the parent's releases are the parent's to send
-
-
-os.register_at_fork(after_in_child=_after_fork)
 
 _ACQUIRE = """
 local state_key = KEYS[1]
@@ -157,20 +143,11 @@ class RedisBudget(Budget):
         self._limits_json = json.dumps(self.limits)
         self._crowded = True  # until a grant has shown the caps' use
 
-    def _take_released(self) -> set[str]:
-        with _released_lock:
-            return _released.pop(self.state_key, set())
-
-    def _give_back(self, released: set[str]) -> None:
-        """Not removed (Redis failed): the next grant or flush tries again."""
-        with _released_lock:
-            _released.setdefault(self.state_key, set()).update(released)
-
     def _try(self, write: bool) -> tuple[float, str]:
         now = self.clock()
         lease = uuid.uuid4().hex if (self.max_in_flight or (write and self.max_in_flight_writes)) else ""
         holder = json.dumps([*this_process().as_dict().values(), now, bool(write)])
-        released = self._take_released()
+        released = PENDING_RELEASES.take(self.state_key)
         try:
             answer = self._script(
                 keys=[self.state_key],
@@ -190,7 +167,7 @@ class RedisBudget(Budget):
                 ],
             )
         except Exception:
-            self._give_back(released)
+            PENDING_RELEASES.give_back(self.state_key, released)
             raise
         wait, *counts = (answer.decode() if isinstance(answer, bytes) else str(answer)).split()
         if lease and counts:
@@ -237,8 +214,7 @@ class RedisBudget(Budget):
         lease = self._pop_lease()
         if not lease:
             return
-        with _released_lock:
-            _released.setdefault(self.state_key, set()).add(lease)
+        PENDING_RELEASES.add(self.state_key, lease)
         if self._crowded:
             self.flush()
         else:
@@ -246,7 +222,7 @@ class RedisBudget(Budget):
 
     def flush(self) -> None:
         """Remove this budget's released leases in Redis, if no grant took them along."""
-        released = self._take_released()
+        released = PENDING_RELEASES.take(self.state_key)
         if not released:
             return
         pipe = self.redis.pipeline()
@@ -257,7 +233,7 @@ class RedisBudget(Budget):
         try:
             pipe.execute()
         except Exception:
-            self._give_back(released)
+            PENDING_RELEASES.give_back(self.state_key, released)
             raise
 
     def renew(self, leases: dict[str, bool]) -> None:
@@ -282,8 +258,7 @@ class RedisBudget(Budget):
 
     def status(self) -> BudgetStatus:
         status = _status(self.redis, self.state_key, self.clock(), self.key)
-        with _released_lock:
-            released = set(_released.get(self.state_key, ()))
+        released = PENDING_RELEASES.peek(self.state_key)
         if released:  # released by this process, not yet removed in Redis
             status.leases = [lease for lease in status.leases if lease.lease not in released]
         return status

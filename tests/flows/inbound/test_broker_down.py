@@ -26,15 +26,7 @@ def test_broker_down_answers_200_stores_the_event_and_the_sweep_processes_it_onc
     gid, _ = w.bill_task(bill)
     w.clock.now += 5
     w.approve(gid)
-    answers: list[int] = []
-    real_deliver = w.asana.deliver
-
-    def deliver(url, headers, body):
-        status, h, b = real_deliver(url, headers, body)
-        answers.append(status)
-        return status, h, b
-
-    w.asana.deliver = deliver
+    answers = w.record_answers()
     with monkeypatch.context() as m:
         m.setattr(django_q.tasks, "async_task", broker_down)
         w.asana.deliver_pending_events()

@@ -162,15 +162,7 @@ def test_a_broker_refusing_connections_gets_a_200_and_the_sweep_queues_the_row_l
 ):
     w = registered
     ref = approved_bill(w)
-    answers: list[int] = []
-    real_deliver = w.asana.deliver
-
-    def deliver(url, headers, body):
-        status, h, b = real_deliver(url, headers, body)
-        answers.append(status)
-        return status, h, b
-
-    w.asana.deliver = deliver
+    answers = w.record_answers()
     with monkeypatch.context() as m:
         # Redis with nothing listening (port 1): the client's connect is refused.
         m.setattr(Conf, "BROKER_CLASS", "connector_site.broker.PooledRedisBroker")

@@ -5,6 +5,7 @@ Counted in autocommit (transactional tests), as in production: the hook views ar
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -37,6 +38,26 @@ def decryptions(monkeypatch):
 
     monkeypatch.setattr(EncryptedField, "from_db_value", counting)
     return calls
+
+
+def wsgi_post(app, path: str, body: bytes, **headers: str) -> tuple[str, bytes]:
+    """POST `body` straight to a WSGI `app` (no test client, no middleware of its own): (status, body)."""
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "testserver",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+        "REMOTE_ADDR": "127.0.0.1",
+        **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
+    }
+    status: list[str] = []
+    out = b"".join(app(environ, lambda s, h: status.append(s)))
+    return status[0], out
 
 
 def asana_event(n: int) -> bytes:
@@ -132,7 +153,6 @@ def test_an_acumatica_push_is_one_insert(world: World, client, monkeypatch, decr
 
 
 def test_the_wsgi_entry_serves_hooks_without_the_console_middleware(world: World, monkeypatch):  # noqa: F811
-    import io
 
     from connector_site.wsgi import application
 
@@ -143,22 +163,7 @@ def test_the_wsgi_entry_serves_hooks_without_the_console_middleware(world: World
     monkeypatch.setattr(task_events, "enqueue_asana_event", queued.append)
 
     def call(path: str, body: bytes, **headers: str):
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": path,
-            "SERVER_NAME": "testserver",
-            "SERVER_PORT": "80",
-            "HTTP_HOST": "testserver",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "application/json",
-            "REMOTE_ADDR": "127.0.0.1",
-            **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
-        }
-        status: list[str] = []
-        out = b"".join(application(environ, lambda s, h: status.append(s)))
-        return status[0], out
+        return wsgi_post(application, path, body, **headers)
 
     body = asana_event(1)
     with CaptureQueriesContext(connection) as ctx:
@@ -176,7 +181,6 @@ def test_the_wsgi_entry_serves_hooks_without_the_console_middleware(world: World
 def test_the_hook_handler_resolves_each_hook_path_once(world: World, monkeypatch):  # noqa: F811
     """A hook path is resolved once per process; the match is kept (a 404 is not), and another
     endpoint's path resolves to its own uuid."""
-    import io
 
     from django.core.handlers.base import BaseHandler
 
@@ -206,22 +210,7 @@ def test_the_hook_handler_resolves_each_hook_path_once(world: World, monkeypatch
 
     def post(path: str, n: int) -> str:
         body = asana_event(n)
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": path,
-            "SERVER_NAME": "testserver",
-            "SERVER_PORT": "80",
-            "HTTP_HOST": "testserver",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "application/json",
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_X_HOOK_SIGNATURE": webhooks.sign(SECRET, body),
-        }
-        status: list[str] = []
-        b"".join(handler(environ, lambda s, h: status.append(s)))
-        return status[0]
+        return wsgi_post(handler, path, body, X_HOOK_SIGNATURE=webhooks.sign(SECRET, body))[0]
 
     first, second = (f"/hooks/asana/{h.target_uuid}/" for h in hooks)
     assert [post(first, n) for n in range(3)] == ["200 OK"] * 3
