@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 import pytest
 
@@ -347,3 +348,22 @@ def test_redis_back_to_back_requests_cost_one_script_call_each(monkeypatch):
         time.sleep(0.01)
     assert budget.redis.zcard(budget.state_key + ":leases") == 0  # removed for the other workers too
     assert budget.redis.hlen(budget.state_key + ":holders") == 0
+
+
+def test_a_process_ending_normally_writes_its_released_lease(tmp_path):
+    """No grant follows the last release and the process exits before the heartbeat's delay."""
+    code = (
+        "import os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'connector_site.settings'); "
+        "django.setup(); from pathlib import Path; import sys; "
+        "from integrations.base.ratelimit import LocalBudget; "
+        "import integrations.base.ratelimit.local as local; local.RELEASE_DELAY = 60.0; "
+        "b = LocalBudget('asana:exit', None, 50, 15, directory=Path(sys.argv[1])); "
+        "assert b.acquire(write=True) == 0; b.release(write=True); print(b.path)"
+    )
+    env = {**os.environ, "DEBUG": "true"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip().splitlines()[-1])
+    assert json.loads(path.read_text())["leases"] == {}

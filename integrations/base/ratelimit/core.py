@@ -13,6 +13,7 @@ next request took along, local.py).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -241,11 +242,12 @@ class _Heartbeat:
                 self._due[work] = time.monotonic() + delay
                 self._wake.set()
 
-    def run_due(self) -> float:
-        """Run the deferred work that is due; the seconds until the next is (HEARTBEAT_INTERVAL if none)."""
+    def run_due(self, *, everything: bool = False) -> float:
+        """Run the deferred work that is due (`everything`: all of it, at exit); the seconds until the
+        next is (HEARTBEAT_INTERVAL if none)."""
         now = time.monotonic()
         with self._lock:
-            due = [work for work, at in self._due.items() if at <= now]
+            due = [work for work, at in self._due.items() if everything or at <= now]
             for work in due:
                 del self._due[work]
             later = min(self._due.values(), default=now + HEARTBEAT_INTERVAL)
@@ -305,6 +307,14 @@ class _Heartbeat:
 
 
 HEARTBEAT = _Heartbeat()
+
+
+@atexit.register
+def _write_deferred_at_exit() -> None:
+    """A process ending normally writes its released leases (a killed one leaves them to the TTL or to
+    the first worker refused a slot, which takes back the slots of processes that are gone)."""
+    if HEARTBEAT._pid == os.getpid():
+        HEARTBEAT.run_due(everything=True)
 
 
 class PendingReleases:
