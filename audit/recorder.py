@@ -96,10 +96,9 @@ def record_api_call(record) -> None:
         row.save(force_insert=True)
 
 
-def record_entry(*, tenant, operation: str, status: str, **fields: Any):
-    """Append one AuditEntry; snapshots and payloads are redacted before they are stored."""
-    from .models import AuditEntry
-
+def _entry_fields(tenant, operation: str, status: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """An AuditEntry's columns: snapshots and payloads redacted, run, link, actor and replay from the
+    audit context unless given."""
     ctx = current_context()
     for name in ("source_snapshot", "payload", "field_diff"):
         if name in fields and fields[name] is not None:
@@ -110,4 +109,26 @@ def record_entry(*, tenant, operation: str, status: str, **fields: Any):
     fields.setdefault(
         "replay_of", ctx.get("replay_of")
     )  # set by integrations.flows.replay around a replayed run
-    return AuditEntry.objects.create(tenant=tenant, operation=operation, status=status, **fields)
+    return {"tenant": tenant, "operation": operation, "status": status, **fields}
+
+
+def record_entry(*, tenant, operation: str, status: str, **fields: Any):
+    """Append one AuditEntry; snapshots and payloads are redacted before they are stored."""
+    from .models import AuditEntry
+
+    return AuditEntry.objects.create(**_entry_fields(tenant, operation, status, fields))
+
+
+_entry_insert: Any = None
+
+
+def append_entry(*, tenant, operation: str, status: str, **fields: Any) -> int:
+    """record_entry's row, by one prepared-once INSERT (audit/rows.py) instead of a model's save: for a
+    flow's per-record entries, where the row is written and never read back. The new row's id."""
+    global _entry_insert
+    if _entry_insert is None:
+        from .models import AuditEntry
+        from .rows import RowInsert
+
+        _entry_insert = RowInsert(AuditEntry)
+    return _entry_insert(_entry_fields(tenant, operation, status, fields))

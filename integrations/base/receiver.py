@@ -36,11 +36,11 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 
 from audit.models import InboundEvent
+from audit.rows import RowInsert
 from integrations.base.refusals import client_address, excerpt, refusals
 
 log = logging.getLogger(__name__)
@@ -108,110 +108,32 @@ class Endpoint:
     touched: dict[str, float] = field(default_factory=dict)  # bookkeeping column -> monotonic time
 
 
-class _EventInsert:
-    """The INSERT of one InboundEvent, written once per database connection's vendor and run through
-    Django's cursor (its error translation and query logging), without the ORM's per-row work: no model
-    instance, no save() signals, no SQL compilation per delivery (about a third of a delivery's CPU).
+def _event_conflict(quote) -> str:
+    """A repeated dedupe key conflicts into nothing: no row, no error, no aborted transaction."""
+    key = quote("dedupe_key")
+    return f"ON CONFLICT ({quote('source')}, {key}) WHERE {key} IS NOT NULL DO NOTHING"
 
-    Every concrete column is written, as the ORM would: a value given by field name or attname, or the
-    field's default (`auto_now`/`auto_now_add` columns: timezone.now()), converted by the field's own
-    get_db_prep_save, so the stored row is the one `InboundEvent.objects.create(**fields)` stores
-    (tests/flows/inbound/test_event_insert.py compares them column by column). The dedupe key conflicts
-    into nothing: `ON CONFLICT (source, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING
-    id` (PostgreSQL; SQLite >= 3.35) returns no row for a key stored before, with no error and no
-    aborted transaction. InboundEvent has no save() override, no database-side default and nothing
-    listening to its model signals; a test keeps it so."""
 
-    def __init__(self) -> None:
-        self._plans: dict[str, tuple[str, list[tuple[Any, ...]], dict[str, str]]] = {}
-
-    def plan(self, conn) -> tuple[str, list[tuple[Any, ...]], dict[str, str]]:
-        vendor = conn.vendor
-        plan = self._plans.get(vendor)
-        if plan is None:
-            meta = InboundEvent._meta
-            fields = [f for f in meta.concrete_fields if not f.primary_key]
-            quote = conn.ops.quote_name
-            columns = ", ".join(quote(f.column) for f in fields)
-            values = ", ".join(["%s"] * len(fields))
-            table, pk, key = quote(meta.db_table), quote(meta.pk.column), quote("dedupe_key")
-            conflict = f"ON CONFLICT ({quote('source')}, {key}) WHERE {key} IS NOT NULL DO NOTHING"
-            # Names from the model's meta; every value is a parameter.
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({values}) {conflict} RETURNING {pk}"  # noqa: S608
-            # (field, its name, its attname, stamped with the current time, a text column: a str is
-            # stored as it is — what CharField/TextField.get_db_prep_save return for one)
-            steps = [
-                (
-                    f,
-                    f.name,
-                    f.attname,
-                    bool(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)),
-                    f.get_internal_type() in ("CharField", "TextField"),
-                )
-                for f in fields
-            ]
-            names = {f.name: f.attname for f in fields} | {f.attname: f.attname for f in fields}
-            plan = self._plans[vendor] = (sql, steps, names)
-        return plan
-
-    def __call__(self, fields: dict[str, Any]) -> int | None:
-        conn = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the proxy, for each field
-        if not conn.features.can_return_columns_from_insert:  # SQLite before 3.35: no RETURNING
-            return self.by_the_orm(fields)
-        sql, steps, names = self.plan(conn)
-        unknown = [k for k in fields if k not in names]
-        if unknown:
-            raise TypeError(f"InboundEvent has no field(s) {', '.join(sorted(unknown))}")
-        params = []
-        for f, name, attname, stamped, text in steps:
-            if attname in fields:
-                value = fields[attname]
-            elif name in fields:
-                value = fields[name]
-                if f.is_relation and value is not None:
-                    value = value.pk
-            elif stamped:
-                value = timezone.now()
-            else:
-                value = f.get_default()
-            params.append(value if text and isinstance(value, str) else f.get_db_prep_save(value, conn))
-        with self.cursor(conn) as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        return None if row is None else row[0]
-
-    @staticmethod
-    def by_the_orm(fields: dict[str, Any]) -> int | None:
-        """The same row by Model.objects.create, for a database that cannot return the new id."""
-        try:
-            with transaction.atomic():
-                return InboundEvent.objects.create(**fields).pk
-        except IntegrityError:
-            if not fields.get("dedupe_key"):
-                raise
-            return None
-
-    @staticmethod
-    def cursor(conn):
-        """Django's cursor — on PostgreSQL with psycopg 3, one that binds the parameters on the server
-        (Django's own ServerBindingCursor, wrapped as conn.cursor() wraps its cursors: errors
-        translated, queries logged when they are): the client-side binding Django uses by default
-        quotes each of the thirteen values into the SQL text in Python, the largest part of the INSERT's
-        CPU on the receive path."""
-        if conn.vendor != "postgresql" or _ServerBindingCursor is None:
-            return conn.cursor()
-        conn.close_if_health_check_failed()
-        conn.ensure_connection()
-        with conn.wrap_database_errors:
-            if not conn.settings_dict["OPTIONS"].get("server_side_binding"):
-                # Prepared on its first run on each connection, then only executed (~30 % of the
-                # database's CPU per delivery). Only server-binding cursors prepare: Django's own
-                # queries on this connection (ClientCursor) never do. Not while queries are logged
-                # (DEBUG, tests): a prepared statement's logged text would be empty.
-                prepare = settings.INGEST_PREPARED_INSERT and not conn.queries_logged
-                conn.connection.prepare_threshold = 0 if prepare else None
-            raw = _ServerBindingCursor(conn.connection)
-        return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
+def _event_cursor(conn):
+    """Django's cursor — on PostgreSQL with psycopg 3, one that binds the parameters on the server
+    (Django's own ServerBindingCursor, wrapped as conn.cursor() wraps its cursors: errors
+    translated, queries logged when they are): the client-side binding Django uses by default
+    quotes each of the thirteen values into the SQL text in Python, the largest part of the INSERT's
+    CPU on the receive path."""
+    if conn.vendor != "postgresql" or _ServerBindingCursor is None:
+        return conn.cursor()
+    conn.close_if_health_check_failed()
+    conn.ensure_connection()
+    with conn.wrap_database_errors:
+        if not conn.settings_dict["OPTIONS"].get("server_side_binding"):
+            # Prepared on its first run on each connection, then only executed (~30 % of the
+            # database's CPU per delivery). Only server-binding cursors prepare: Django's own
+            # queries on this connection (ClientCursor) never do. Not while queries are logged
+            # (DEBUG, tests): a prepared statement's logged text would be empty.
+            prepare = settings.INGEST_PREPARED_INSERT and not conn.queries_logged
+            conn.connection.prepare_threshold = 0 if prepare else None
+        raw = _ServerBindingCursor(conn.connection)
+    return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
 
 
 try:
@@ -219,7 +141,10 @@ try:
 except ImportError:  # no psycopg 3 (SQLite only, or psycopg2)
     _ServerBindingCursor = None
 
-_insert = _EventInsert()
+# The INSERT of one InboundEvent (audit/rows.py): `ON CONFLICT (source, dedupe_key) WHERE dedupe_key IS
+# NOT NULL DO NOTHING RETURNING id` returns no row for a key stored before. InboundEvent has no save()
+# override, no database-side default and nothing listening to its model signals; a test keeps it so.
+_insert = RowInsert(InboundEvent, on_conflict=_event_conflict, cursor=_event_cursor)
 
 
 def insert_event(**fields: Any) -> int | None:

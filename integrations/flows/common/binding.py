@@ -28,6 +28,7 @@ from typing import Any
 
 from django.db import transaction
 
+from audit.rows import RowInsert
 from integrations.asana.shapes import approval_outcome, parse_asana_time
 from integrations.base import errors
 from integrations.models import Flow, GuardedWrite, RecordLink
@@ -145,16 +146,21 @@ def record_first_write(
     link: RecordLink, values: Mapping[str, Any], asana_time: datetime, *, operation: str
 ) -> None:
     """The history row of a link's first guarded write, whose values the caller stored on the link
-    under its own fence in this transaction (documents/batch.py): no read, one INSERT."""
-    GuardedWrite.objects.create(
-        link=link,
-        generation=link.generation,
-        operation=operation,
-        values=dict(values),
-        previous={},
-        asana_time=asana_time,
-        approval_reset=False,
+    under its own fence in this transaction (documents/batch.py): no read, one INSERT (audit/rows.py)."""
+    _guarded_write_insert(
+        dict(
+            link=link,
+            generation=link.generation,
+            operation=operation,
+            values=dict(values),
+            previous={},
+            asana_time=asana_time,
+            approval_reset=False,
+        )
     )
+
+
+_guarded_write_insert = RowInsert(GuardedWrite)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from audit.recorder import audit_context, record_entry
+from audit.recorder import append_entry, audit_context
 from integrations.base import errors
 from integrations.flows.documents.attachments import TaskAttachments
 from integrations.flows.documents.create import (
@@ -470,7 +470,7 @@ class DocumentSync(GenerationsMixin, ExactlyOnceCreateMixin):
         )
         attempts = 1 + (link.failure_count if link is not None else 0)
         with audit_context(run=self.run, record_link=link, tenant_id=self.tenant.pk, actor=self.actor):
-            record_entry(
+            append_entry(
                 tenant=self.tenant,
                 operation=operation,
                 status=status,

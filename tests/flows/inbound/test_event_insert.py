@@ -1,5 +1,6 @@
-"""The receive path's hand-written INSERT (base/receiver._EventInsert) stores the row the ORM would,
-keeps the dedupe key's semantics, and skips nothing that listens to InboundEvent saves.
+"""The receive path's hand-written INSERT (audit/rows.RowInsert, as base/receiver.py uses it) stores
+the row the ORM would, keeps the dedupe key's semantics, and skips nothing that listens to InboundEvent
+saves.
 
 Run on SQLite by default and on PostgreSQL with DATABASE_URL: the SQL is written per vendor.
 """
