@@ -7,8 +7,8 @@ keeps its leases by a heartbeat: one daemon thread per process renews every leas
 every HEARTBEAT_INTERVAL, so a call may last longer than LEASE_TTL while a SIGKILLed worker's slot
 is free again LEASE_TTL after its last beat at the latest. A lease held past MAX_HOLD is a leak
 (a path that never released it): it is no longer renewed, with an error in the log. The same thread
-runs a store's deferred work when it is due (`flush_soon`: the local store's released leases that no
-next request took along, local.py).
+runs a store's deferred work when it is due (`flush_soon`: the released leases that no
+next request took along, local.py and redis_store.py; at exit, whatever is left).
 """
 
 from __future__ import annotations
