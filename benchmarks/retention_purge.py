@@ -246,6 +246,13 @@ def _latency(samples: list, start: float, end: float) -> dict[str, Any]:
             "max_ms": round(ms[-1], 1),
             f"over_{int(SLOW_MS)}ms": sum(1 for v in ms if v > SLOW_MS),
             "statuses": codes,
+            # when the slow ones came (seconds after the window opened) and how slow, to tell a
+            # stall of the purge's own batches from one of the machine
+            "slow_at_s": [
+                [round(s[0] - start, 1), round(s[3])]
+                for s in samples
+                if s[1] == name and start <= s[0] <= end and s[3] > SLOW_MS
+            ],
         }
     return out
 

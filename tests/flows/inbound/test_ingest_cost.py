@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 from django.db import connection
@@ -220,3 +221,31 @@ def test_the_hook_handler_resolves_each_hook_path_once(world: World, monkeypatch
     assert resolved == [first, "/hooks/asana/not-a-uuid/", "/hooks/asana/not-a-uuid/", second]
     rows = InboundEvent.objects.filter(pk__in=queued).order_by("pk")
     assert [r.endpoint_uuid for r in rows] == [hooks[0].target_uuid] * 3 + [hooks[1].target_uuid] * 2
+
+
+def test_a_worker_imports_the_hook_paths_views_when_it_starts_not_at_its_first_delivery():
+    """Each gunicorn worker imports connector_site.wsgi at boot; its first delivery must not pay for the
+    URLconf and the views (about 100 ms, the slowest hook answer in the retention-purge benchmark)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; import connector_site.wsgi; from django.urls import get_resolver; "
+        "before = set(sys.modules); "
+        "get_resolver().resolve('/hooks/asana/6f1c7f52-2a43-4b3f-9a55-0c1d2e3f4a5b/'); "
+        "get_resolver().resolve('/hooks/acumatica/6f1c7f52-2a43-4b3f-9a55-0c1d2e3f4a5b/'); "
+        "print(sorted(m for m in set(sys.modules) - before))"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+        "DJANGO_SETTINGS_MODULE": "connector_site.settings",
+        "DEBUG": "true",
+        "ML_CONNECTOR_ENV_FILE": "",
+    }
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"  # nothing left to import at the first delivery
