@@ -123,8 +123,8 @@ _entry_insert: Any = None
 
 
 def append_entry(*, tenant, operation: str, status: str, **fields: Any) -> int:
-    """record_entry's row, by one prepared-once INSERT (audit/rows.py) instead of a model's save: for a
-    flow's per-record entries, where the row is written and never read back. The new row's id."""
+    """record_entry's row, by one INSERT whose SQL is written once per database (audit/rows.py) instead
+    of a model's save: for a flow's per-record entries, written and never read back. The new row's id."""
     global _entry_insert
     if _entry_insert is None:
         from .models import AuditEntry
