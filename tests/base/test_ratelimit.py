@@ -132,7 +132,7 @@ def test_a_read_with_only_writes_capped_is_one_update_and_takes_no_lease(tmp_pat
     budget = LocalBudget("asana:reads", 600, None, 2, directory=tmp_path)
     writes = []
     real = budget._write
-    monkeypatch.setattr(budget, "_write", lambda state: (writes.append(1), real(state)))
+    monkeypatch.setattr(budget, "_write", lambda state, size: (writes.append(1), real(state, size)))
     assert budget.acquire(write=False) == 0
     budget.release(write=False)
     assert len(writes) == 1  # the pace only: no lease to take and give back
@@ -263,7 +263,7 @@ def test_a_leaked_lease_is_not_renewed_for_ever(tmp_path, monkeypatch, caplog):
 def _count_writes(monkeypatch, budget):
     writes = []
     real = budget._write
-    monkeypatch.setattr(budget, "_write", lambda state: (writes.append(1), real(state)))
+    monkeypatch.setattr(budget, "_write", lambda state, size: (writes.append(1), real(state, size)))
     return writes
 
 
@@ -322,9 +322,10 @@ def test_the_state_file_stays_valid_json_as_it_shrinks(tmp_path):
     budget = LocalBudget("asana:shrink", None, 10, None, clock=FakeClock(), directory=tmp_path)
     for _ in range(6):
         assert budget.acquire(write=False) == 0
+    size = budget.path.stat().st_size
     for _ in range(6):
         budget.release(write=False)  # six of ten held: crowded, written at once
-    assert _leases_on_disk(budget) == {}
+    assert _leases_on_disk(budget) == {} and budget.path.stat().st_size == size  # padded, not truncated
     assert budget.acquire(write=False) == 0 and len(_leases_on_disk(budget)) == 1
 
 

@@ -1,24 +1,22 @@
-"""The budget of one machine (the embedded default): a JSON file replaced atomically under a lock.
+"""The budget of one machine (the embedded default): a small JSON file rewritten in place under a lock.
 
 Every decision runs under an exclusive `flock` on a lock file of its own (`<name>.lock`, never
-written); the state (`<name>.json`) is read, decided on, written to `<name>.json.tmp` and renamed
-over the old one (`os.replace`, atomic on POSIX). So:
+written); the state (`<name>.json`) is read, decided on and written back by one `pwrite` at offset 0,
+padded with spaces to the length it had (JSON ignores trailing whitespace), so the file is never
+truncated and never renamed. So:
 - the state is exact: one process decides at a time, and the kernel queues the waiters;
-- the file is valid at every instant: a reader without the lock (the dashboard, a checker, an
-  operator's `cat`) sees the old state or the new one, never a half-written one; a process SIGKILLed
-  mid-write leaves only the temporary file, which the next writer overwrites; the kernel drops a dead
-  process's flock. (Rewriting the file in place was tried: cheaper, but a reader without the lock
-  could see a write half done — tests/scale/test_budget_processes.py's checker caught it.)
+- a look (the dashboard, `status()`) takes the lock shared, so it never sees a write half done; a
+  process SIGKILLed mid-decision leaves the old state (its one small write is done or not begun),
+  and the kernel drops a dead process's flock;
 - one update per request: a grant is one read and one write (the pace and, when a cap needs one,
   the lease); a refusal writes nothing unless it cleaned expired leases. A release is not a write of
   its own: the lease is handed to this process's next update of the same budget (the next request's
-  grant takes it along), or, if none comes within RELEASE_DELAY, written by the heartbeat thread
-  (and at exit). Released leases are never counted by a look from this process. When the budget is
-  crowded (a cap half used at the last grant, so another caller may be waiting), a release is
-  written at once;
-- a state that still cannot be read (a disk fault, an older release, a person's edit) is rebuilt
-  empty with a warning: the pace restarts from now and in-flight leases are forgotten, and no call
-  ever fails for it.
+  grant takes it along), or, if none comes within RELEASE_DELAY, written by the heartbeat thread.
+  Released leases are never counted by a look from this process. When the budget is crowded (a cap
+  half used at the last grant, so another caller may be waiting), a release is written at once;
+- a state that still cannot be read (a disk fault, a person's edit) is rebuilt empty with a
+  warning: the pace restarts from now and in-flight leases are forgotten, and no call ever fails
+  for it.
 
 Why not SQLite (`BEGIN IMMEDIATE`): it would be as safe, but a waiter for SQLite's lock sleeps in
 its busy handler by steps of up to 100 ms, while a waiter for `flock` is woken by the kernel the
@@ -152,7 +150,6 @@ class LocalBudget(Budget):
         name = hashlib.sha256(self.key.encode()).hexdigest()[:32]
         self.path = directory / f"{name}.json"
         self.lock_path = directory / f"{name}.lock"
-        self._tmp = directory / f"{name}.json.tmp"
         self._fd = -1
         self._fd_pid = 0
         self._thread_lock = threading.Lock()
@@ -171,14 +168,17 @@ class LocalBudget(Budget):
         return self._fd, self._thread_lock
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _locked(self, mode: int) -> Iterator[None]:
         fd, thread_lock = self._handles()
         with thread_lock:  # flock excludes processes; the threads of one share its open file
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, mode)
             try:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _exclusive(self) -> Any:
+        return self._locked(fcntl.LOCK_EX)
 
     def _read_raw(self) -> bytes:
         try:
@@ -207,24 +207,30 @@ class LocalBudget(Budget):
 
     def read_state(self) -> dict:
         """The current state as this process sees it (its own releases not yet written are gone);
-        lock-free: the file is always whole. Rebuilt empty if unreadable."""
-        state = self._parse(self._read_raw())
+        rebuilt empty if unreadable. Takes the lock shared: never a write half done."""
+        with self._locked(fcntl.LOCK_SH):
+            raw = self._read_raw()
+        state = self._parse(raw)
         for lease in PENDING_RELEASES.peek(self.path):
             state["leases"].pop(lease, None)
         return state
 
-    def _write(self, state: dict) -> None:
+    def _write(self, state: dict, size: int) -> None:
+        """One write at offset 0, padded with spaces to the file's `size` (module docstring)."""
         state["key"], state["limits"] = self.key, self.limits
         data = json.dumps(state, separators=(",", ":")).encode()
+        if len(data) < size:
+            data += b" " * (size - len(data))
         try:
-            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                written = os.pwrite(fd, data, 0)
+                if written < len(data):  # a full disk mid-write: the rest, or the error below
+                    view = memoryview(data)[written:]
+                    while view:
+                        view = view[os.pwrite(fd, view, len(data) - len(view)) :]
             finally:
                 os.close(fd)
-            os.replace(self._tmp, self.path)
         except OSError as exc:  # a full or read-only disk: pacing is lost, calls are not
             log.error("rate budget %s: cannot write %s (%s)", self.key, self.path, exc)
 
@@ -232,14 +238,15 @@ class LocalBudget(Budget):
         """One atomic read-decide-write; `step(state, now)` returns (result, changed). This process's
         released leases not yet written go in the same write."""
         with self._exclusive():
-            state = self._parse(self._read_raw())
+            raw = self._read_raw()
+            state = self._parse(raw)
             released = PENDING_RELEASES.take(self.path)
             changed = False
             for lease in released:
                 changed = state["leases"].pop(lease, None) is not None or changed
             result, step_changed = step(state, self.clock())
             if changed or step_changed:
-                self._write(state)
+                self._write(state, len(raw))
             return result
 
     def flush(self) -> None:
@@ -360,7 +367,9 @@ def local_statuses(directory: Path | None = None, now: float | None = None) -> l
     statuses = []
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
-            state = parse_state(path.read_bytes())  # lock-free: the file is always whole
+            with open(path.with_suffix(".lock"), "a+b") as lock:  # shared: never a write half done
+                fcntl.flock(lock.fileno(), fcntl.LOCK_SH)
+                state = parse_state(path.read_bytes())
         except (OSError, ValueError, TypeError):
             continue  # rebuilt with a warning by its next user
         for lease in PENDING_RELEASES.peek(path):  # released by this process, not yet written
