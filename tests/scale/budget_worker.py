@@ -123,15 +123,22 @@ def victim(cfg: dict, name: str) -> None:
 
 
 def checker(cfg: dict, name: str) -> None:
-    """Reads the state file without any lock, as fast as it can: it must always be whole and valid."""
+    """Reads the state file as a look does (the shared lock: the dashboard, `status()`), as fast as it
+    can: every read must be whole and valid, and the writers must never be stalled for it."""
+    import fcntl
+
     path = Path(cfg["state_path"])
     reads, bad, most_leases = 0, [], 0
     until = wait_for_go(cfg, name)
+    lock = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     while time.time() < until:
+        fcntl.flock(lock, fcntl.LOCK_SH)
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
             continue
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
         reads += 1
         try:
             state = json.loads(raw)

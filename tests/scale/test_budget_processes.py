@@ -1,8 +1,8 @@
 """One rate budget under real worker processes (issue 15 hole 4, issue 18's dead-lease freeze).
 
 - Five processes call through the HTTP base on one local budget for 30 s while a sixth reads the
-  state file without a lock as fast as it can: the file is valid at every read, no call fails, the
-  pace holds exactly (GCRA: k+1 grants never closer than k intervals minus the burst allowance, so no
+  state file under the shared lock (as a look does) as fast as it can: it is valid at every read, no
+  call fails, the pace holds exactly (GCRA: k+1 grants never closer than k intervals minus the burst allowance, so no
   sliding minute — nor any shorter window — holds more than the budget), the in-flight cap holds.
 - A process SIGKILLed while holding the only slot: the others, frozen meanwhile (and the dashboard
   says by whom), go on within a second or two of its death — not after the lease's TTL.
@@ -145,7 +145,7 @@ def test_five_processes_hammering_one_local_budget_keep_it_valid_exact_and_never
     spans, failures = procs.calls(workers)
     assert failures == []  # no call failed for the budget's sake
     checker = json.loads((tmp_path / "checker.json").read_text())
-    assert checker["bad_count"] == 0, checker["bad"]  # valid at every read, without a lock
+    assert checker["bad_count"] == 0, checker["bad"]  # valid at every read under the shared lock
     assert checker["reads"] >= 100 and checker["most_leases"] <= cap
     final = json.loads(budget.path.read_text())
     assert final["leases"] == {} and final["key"] == key  # every slot given back

@@ -7,7 +7,10 @@ truncated and never renamed. So:
 - the state is exact: one process decides at a time, and the kernel queues the waiters;
 - a look (the dashboard, `status()`) takes the lock shared, so it never sees a write half done; a
   process SIGKILLed mid-decision leaves the old state (its one small write is done or not begun),
-  and the kernel drops a dead process's flock;
+  and the kernel drops a dead process's flock. A reader *without* the lock can see a write half
+  done: the file used to be replaced by a renamed temporary file so that lock-free reads were whole,
+  but the rename cost ~0.4 ms per request in a backfill (docs/PERFORMANCE.md §8), and every reader
+  of this module takes the lock (tests/scale/test_budget_processes.py checks the state under it);
 - one update per request: a grant is one read and one write (the pace and, when a cap needs one,
   the lease); a refusal writes nothing unless it cleaned expired leases. A release is not a write of
   its own: the lease is handed to this process's next update of the same budget (the next request's
