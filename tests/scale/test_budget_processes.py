@@ -2,8 +2,9 @@
 
 - Five processes call through the HTTP base on one local budget for 30 s while a sixth reads the
   state file under the shared lock (as a look does) as fast as it can: it is valid at every read, no
-  call fails, the pace holds exactly (GCRA: k+1 grants never closer than k intervals minus the burst allowance, so no
-  sliding minute — nor any shorter window — holds more than the budget), the in-flight cap holds.
+  call fails, the pace holds exactly (GCRA: k+1 grants never closer than k intervals minus the burst
+  allowance, so no sliding minute — nor any shorter window — holds more than the budget), the
+  in-flight cap holds.
 - A process SIGKILLed while holding the only slot: the others, frozen meanwhile (and the dashboard
   says by whom), go on within a second or two of its death — not after the lease's TTL.
 """
