@@ -356,7 +356,7 @@ def test_a_process_ending_normally_writes_its_released_lease(tmp_path):
         "import os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'connector_site.settings'); "
         "django.setup(); from pathlib import Path; import sys; "
         "from integrations.base.ratelimit import LocalBudget; "
-        "import integrations.base.ratelimit.local as local; local.RELEASE_DELAY = 60.0; "
+        "import integrations.base.ratelimit.core as core; core.RELEASE_DELAY = 60.0; "
         "b = LocalBudget('asana:exit', None, 50, 15, directory=Path(sys.argv[1])); "
         "assert b.acquire(write=True) == 0; b.release(write=True); print(b.path)"
     )

@@ -30,6 +30,8 @@ BURST_FRACTION = 0.02
 # A lease not renewed for this long is free again (its holder stopped beating: killed, or frozen).
 LEASE_TTL = 20.0
 HEARTBEAT_INTERVAL = 4.0
+# A released lease no next grant took along is written by the heartbeat thread after this long.
+RELEASE_DELAY = 0.05
 # No call holds a slot this long (the attempt deadline ends it far sooner): a lease still held is a
 # leak (a path that never released), and is left to expire rather than renewed for ever.
 MAX_HOLD = 900.0
@@ -205,6 +207,32 @@ class Budget:
             return False
         self._next_reclaim = now + RECLAIM_INTERVAL
         return True
+
+    # ---- releases ride on the next grant (local.py, redis_store.py) ------------------------------
+    _crowded = True  # until a grant has shown the caps' use
+    pending_key: object = None  # the store's key for PENDING_RELEASES (a path, a Redis key)
+
+    def _note_use(self, leases: int, writes: int) -> None:
+        """After a grant: crowded when a cap is half used (another caller may be waiting for a slot)."""
+        self._crowded = bool(
+            (self.max_in_flight and 2 * leases >= self.max_in_flight)
+            or (self.max_in_flight_writes and 2 * writes >= self.max_in_flight_writes)
+        )
+
+    def release(self, *, write: bool) -> None:
+        """Free this thread's last slot: written with the next grant, or by the heartbeat thread within
+        RELEASE_DELAY; at once when the budget is crowded."""
+        lease = self._pop_lease()
+        if not lease:
+            return
+        PENDING_RELEASES.add(self.pending_key, lease)
+        if self._crowded:
+            self.flush()
+        else:
+            HEARTBEAT.flush_soon(self.flush, RELEASE_DELAY)  # unless the next grant takes it along
+
+    def flush(self) -> None:  # pragma: no cover - each store has its own
+        raise NotImplementedError
 
     def renew(self, leases: dict[str, bool]) -> None:  # pragma: no cover - each store has its own
         raise NotImplementedError

@@ -45,7 +45,6 @@ from django.conf import settings
 
 from .core import (
     EPSILON,
-    HEARTBEAT,
     IN_FLIGHT_POLL,
     LEASE_TTL,
     MIN_WAIT,
@@ -59,8 +58,6 @@ from .core import (
 )
 
 STATE_VERSION = 2
-# A released lease no next request took along is written by the heartbeat thread after this long.
-RELEASE_DELAY = 0.05
 _open_lock = threading.Lock()
 
 
@@ -153,10 +150,10 @@ class LocalBudget(Budget):
         name = hashlib.sha256(self.key.encode()).hexdigest()[:32]
         self.path = directory / f"{name}.json"
         self.lock_path = directory / f"{name}.lock"
+        self.pending_key = self.path
         self._fd = -1
         self._fd_pid = 0
         self._thread_lock = threading.Lock()
-        self._crowded = True  # until a grant has shown the caps' use
 
     # ---- the file -----------------------------------------------------------------------------
     def _handles(self) -> tuple[int, threading.Lock]:
@@ -307,14 +304,8 @@ class LocalBudget(Budget):
         if self.max_in_flight or (write and self.max_in_flight_writes):
             lease = uuid.uuid4().hex
             leases[lease] = {"exp": now + LEASE_TTL, "w": bool(write), **this_process().as_dict(), "at": now}
-            self._crowded = self._half_used(leases)
+            self._note_use(len(leases), sum(1 for each in leases.values() if each["w"]))
         return 0.0, lease, True
-
-    def _half_used(self, leases: dict) -> bool:
-        if self.max_in_flight and 2 * len(leases) >= self.max_in_flight:
-            return True
-        writes = sum(1 for lease in leases.values() if lease["w"]) if self.max_in_flight_writes else 0
-        return bool(self.max_in_flight_writes and 2 * writes >= self.max_in_flight_writes)
 
     # ---- the budget interface -----------------------------------------------------------------
     def acquire(self, *, write: bool) -> float:
@@ -326,16 +317,6 @@ class LocalBudget(Budget):
         if lease is not None:
             self._took(lease, write)
         return wait
-
-    def release(self, *, write: bool) -> None:
-        lease = self._pop_lease()
-        if not lease:
-            return
-        PENDING_RELEASES.add(self.path, lease)
-        if not self._crowded:
-            HEARTBEAT.flush_soon(self.flush, RELEASE_DELAY)  # unless the next request takes it along
-        else:
-            self.flush()
 
     def renew(self, leases: dict[str, bool]) -> None:
         def step(state: dict, now: float) -> tuple[None, bool]:

@@ -21,7 +21,6 @@ import uuid
 from typing import Any
 
 from .core import (
-    HEARTBEAT,
     IN_FLIGHT_POLL,
     LEASE_TTL,
     PENDING_RELEASES,
@@ -35,7 +34,6 @@ from .core import (
 
 PREFIX = "ml-connector:ratelimit:"
 KEY_TTL = 3600
-RELEASE_DELAY = 0.05  # a release no next grant took along is sent by the heartbeat thread after this
 
 _ACQUIRE = """
 local state_key = KEYS[1]
@@ -141,7 +139,7 @@ class RedisBudget(Budget):
         self.state_key = state_key_for(self.key)
         self._script = self.redis.register_script(_ACQUIRE)
         self._limits_json = json.dumps(self.limits)
-        self._crowded = True  # until a grant has shown the caps' use
+        self.pending_key = self.state_key
 
     def _try(self, write: bool) -> tuple[float, str]:
         now = self.clock()
@@ -171,11 +169,7 @@ class RedisBudget(Budget):
             raise
         wait, *counts = (answer.decode() if isinstance(answer, bytes) else str(answer)).split()
         if lease and counts:
-            leases, writes = (int(n) for n in counts)
-            self._crowded = bool(
-                (self.max_in_flight and 2 * leases >= self.max_in_flight)
-                or (self.max_in_flight_writes and 2 * writes >= self.max_in_flight_writes)
-            )
+            self._note_use(*(int(n) for n in counts))
         elif float(wait) < 0:
             self._crowded = True
         return float(wait), lease
@@ -209,16 +203,6 @@ class RedisBudget(Budget):
             pipe.hdel(self.state_key + ":holders", lease.lease)
         pipe.execute()
         return len(dead)
-
-    def release(self, *, write: bool) -> None:
-        lease = self._pop_lease()
-        if not lease:
-            return
-        PENDING_RELEASES.add(self.state_key, lease)
-        if self._crowded:
-            self.flush()
-        else:
-            HEARTBEAT.flush_soon(self.flush, RELEASE_DELAY)  # unless the next grant takes it along
 
     def flush(self) -> None:
         """Remove this budget's released leases in Redis, if no grant took them along."""
